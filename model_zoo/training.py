@@ -1,0 +1,271 @@
+"""One training loop for every caller: scripts.train_zoo, scripts.train, the Train page.
+
+Reproducible (seeded), validation taken from the training digits (the test
+set only gives the final score), progress reported per batch and per epoch
+through a ``TrainingProgress`` object, and stoppable from another thread
+through a ``threading.Event`` checked after every batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from model_zoo import architectures, augment, data
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+MAX_BATCH_LOSS_POINTS = 1000  # records keep a thinned per-batch loss curve
+
+
+class SettingsError(ValueError):
+    """A training setting outside what this server allows."""
+
+
+@dataclass(frozen=True)
+class TrainingLimits:
+    """Caps that keep one student from freezing a classroom server.
+
+    Whoever runs the server can change them with DIGIT_ZOO_MAX_EPOCHS,
+    DIGIT_ZOO_MAX_WIDTH, DIGIT_ZOO_MAX_HIDDEN_LAYERS, DIGIT_ZOO_MAX_TRAIN_SIZE.
+    """
+
+    max_epochs: int = 100
+    max_width: int = 1024
+    max_hidden_layers: int = 8
+    max_train_size: int = 60_000
+    min_train_size: int = 100
+    batch_size: tuple[int, int] = (8, 2048)
+    learning_rate: tuple[float, float] = (1e-5, 1.0)
+    val_fraction: tuple[float, float] = (0.01, 0.5)
+    dropout: tuple[float, float] = (0.0, 0.9)
+
+    @classmethod
+    def from_env(cls) -> TrainingLimits:
+        env = {"max_epochs": "DIGIT_ZOO_MAX_EPOCHS", "max_width": "DIGIT_ZOO_MAX_WIDTH",
+               "max_hidden_layers": "DIGIT_ZOO_MAX_HIDDEN_LAYERS",
+               "max_train_size": "DIGIT_ZOO_MAX_TRAIN_SIZE"}
+        values = {}
+        for field_name, variable in env.items():
+            if variable in os.environ:
+                try:
+                    values[field_name] = int(os.environ[variable])
+                except ValueError:
+                    raise SettingsError(f"{variable}={os.environ[variable]!r} is not a whole number.") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Everything that decides a training run. Defaults: the architecture's own."""
+
+    arch: str
+    epochs: int
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    lr_decay: bool = False  # cosine decay to 0 over the run
+    optimizer: str = "adam"
+    dropout: float = 0.0
+    width: int = 0  # MLPs only
+    hidden_layers: int = 0  # MLPs only
+    train_size: int = 60_000  # digits taken from the 60,000 (validation comes out of these)
+    val_fraction: float = 0.1
+    augment: bool = False
+    seed: int = 0
+
+    @classmethod
+    def for_architecture(cls, arch: str, **overrides) -> TrainingSettings:
+        spec = architectures.get(arch)
+        defaults = dict(arch=arch, epochs=spec.epochs, batch_size=spec.batch_size,
+                        learning_rate=spec.learning_rate, lr_decay=spec.lr_decay, dropout=spec.dropout,
+                        width=spec.width, hidden_layers=spec.hidden_layers, augment=spec.augment)
+        return cls(**(defaults | overrides))
+
+    def validate(self, limits: TrainingLimits | None = None) -> TrainingSettings:
+        """Return self, or raise SettingsError naming the value and the allowed range."""
+        limits = limits or TrainingLimits.from_env()
+        spec = architectures.get(self.arch)
+        problems = []
+
+        def check(name, value, low, high):
+            if not low <= value <= high:
+                problems.append(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+
+        check("epochs", self.epochs, 1, limits.max_epochs)
+        check("batch size", self.batch_size, *limits.batch_size)
+        check("learning rate", self.learning_rate, *limits.learning_rate)
+        check("dropout", self.dropout, *limits.dropout)
+        check("training digits", self.train_size, limits.min_train_size, limits.max_train_size)
+        check("validation fraction", self.val_fraction, *limits.val_fraction)
+        if spec.kind == "mlp":
+            check("width", self.width, 1, limits.max_width)
+            check("hidden layers", self.hidden_layers, 1, limits.max_hidden_layers)
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if problems:
+            raise SettingsError("Invalid training settings: " + "; ".join(problems) + ".")
+        return self
+
+
+class TrainingProgress:
+    """Receives progress from ``train``; subclass and override what you need.
+
+    Called from the training thread: implementations must be thread-safe.
+    """
+
+    def on_start(self, settings: TrainingSettings, steps_per_epoch: int) -> None: ...
+
+    def on_batch(self, epoch: int, step: int, loss: float) -> None: ...
+
+    def on_epoch(self, epoch: int, metrics: dict[str, float], seconds: float) -> None: ...
+
+
+@dataclass
+class TrainingResult:
+    model: keras.Model
+    settings: TrainingSettings
+    history: dict[str, list[float]]  # loss, accuracy, val_loss, val_accuracy per epoch
+    batch_loss: list[tuple[int, float]]  # (global step, running epoch loss), thinned
+    seconds_per_epoch: list[float]
+    test_accuracy: float
+    stopped_early: bool
+    data_sha256: str
+    train_digits: int
+    val_digits: int
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.seconds_per_epoch)
+
+    def record(self) -> dict:
+        """The training part of a zoo record (the store adds file facts)."""
+        return {
+            "arch": self.settings.arch,
+            "settings": dataclasses.asdict(self.settings),
+            "epochs_done": self.epochs_done,
+            "stopped_early": self.stopped_early,
+            "history": self.history,
+            "batch_loss": self.batch_loss,
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "test_accuracy": self.test_accuracy,
+            "train_digits": self.train_digits,
+            "val_digits": self.val_digits,
+            "data_sha256": self.data_sha256,
+        }
+
+
+class _Reporter(keras.callbacks.Callback):
+    """Bridges Keras callbacks to TrainingProgress and the stop event."""
+
+    def __init__(self, progress: TrainingProgress, stop: threading.Event | None, steps: int):
+        super().__init__()
+        self.progress, self.stop, self.steps = progress, stop, steps
+        self.batch_loss: list[tuple[int, float]] = []
+        self.seconds: list[float] = []
+        self.stopped = False
+        self._epoch = 0
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._started = epoch, time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float(logs["loss"])  # running mean over the epoch so far
+        self.batch_loss.append((self._epoch * self.steps + batch + 1, loss))
+        self.progress.on_batch(self._epoch, batch + 1, loss)
+        if self.stop is not None and self.stop.is_set():
+            self.model.stop_training = True
+            self.stopped = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        self.seconds.append(seconds)
+        self.progress.on_epoch(epoch + 1, {k: float(v) for k, v in logs.items()}, seconds)
+
+
+def _split(x, y, settings: TrainingSettings):
+    """A seeded subset of the training digits, split into train and validation."""
+    order = np.random.default_rng(settings.seed).permutation(len(x))[:settings.train_size]
+    n_val = max(1, round(len(order) * settings.val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def _optimizer(settings: TrainingSettings, total_steps: int) -> keras.optimizers.Optimizer:
+    rate = settings.learning_rate
+    if settings.lr_decay:
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9)
+    if settings.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(rate)
+    return keras.optimizers.Adam(rate)
+
+
+def train(settings: TrainingSettings, *, mnist=None, progress: TrainingProgress | None = None,
+          stop: threading.Event | None = None, limits: TrainingLimits | None = None,
+          tensorboard_dir: str | os.PathLike | None = None) -> TrainingResult:
+    """Train one model on MNIST and score it on the test set.
+
+    ``mnist`` is ``((x_train, y_train), (x_test, y_test))`` as from
+    ``data.load_mnist`` (loaded here when omitted). A set ``stop`` event ends
+    training after the current batch; the partly trained model is returned.
+    """
+    settings.validate(limits)
+    progress = progress or TrainingProgress()
+    (x_all, y_all), (x_test, y_test) = mnist if mnist is not None else data.load_mnist()
+    data_sha256 = _training_data_sha256(x_all, y_all)
+    (x_train, y_train), (x_val, y_val) = _split(x_all, y_all, settings)
+    x_train, x_val, x_test = data.to_float(x_train), data.to_float(x_val), data.to_float(x_test)
+    y_train, y_val = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_val, 10)
+
+    keras.utils.set_random_seed(settings.seed)
+    spec = architectures.get(settings.arch)
+    model = spec.build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
+                       dropout=settings.dropout)
+    steps = -(-len(x_train) // settings.batch_size)
+    model.compile(optimizer=_optimizer(settings, steps * settings.epochs),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    reporter = _Reporter(progress, stop, steps)
+    callbacks: list[keras.callbacks.Callback] = [reporter]
+    if tensorboard_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), update_freq="epoch"))
+    progress.on_start(settings, steps)
+    if settings.augment:
+        train_data = augment.augmented_dataset(x_train, y_train, settings.batch_size, settings.seed)
+        fit_args = dict(x=train_data, shuffle=False)  # the dataset shuffles itself
+    else:
+        fit_args = dict(x=x_train, y=y_train, batch_size=settings.batch_size, shuffle=True)
+    fitted = model.fit(**fit_args, epochs=settings.epochs, validation_data=(x_val, y_val),
+                       callbacks=callbacks, verbose=0)
+
+    probabilities = model.predict(x_test, batch_size=1000, verbose=0)
+    test_accuracy = float(np.mean(np.argmax(probabilities, axis=1) == y_test))
+    return TrainingResult(
+        model=model, settings=settings,
+        history={k: [float(v) for v in values] for k, values in fitted.history.items()},
+        batch_loss=_thin(reporter.batch_loss, MAX_BATCH_LOSS_POINTS),
+        seconds_per_epoch=[round(s, 3) for s in reporter.seconds],
+        test_accuracy=test_accuracy, stopped_early=reporter.stopped,
+        data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val))
+
+
+def _thin(points: list, limit: int) -> list:
+    stride = max(1, -(-len(points) // limit))
+    kept = points[::stride]
+    if points and kept[-1] != points[-1]:
+        kept.append(points[-1])
+    return [(int(step), round(loss, 5)) for step, loss in kept]
+
+
+def _training_data_sha256(x: np.ndarray, y: np.ndarray) -> str:
+    """Identifies the digits a model learnt from, whatever file they came from."""
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()
