@@ -216,6 +216,6 @@ def tensorboard_dir(name: str) -> Path:
 
 def _inference_copy(model: keras.Model) -> keras.Model:
     """The same layers and weights, uncompiled: shipped files carry no optimizer state."""
-    copy = keras.models.clone_model(model)
+    copy = type(model).from_config(model.get_config())  # clone_model and to_json keep the optimizer
     copy.set_weights(model.get_weights())
     return copy

@@ -1,0 +1,99 @@
+"""The one training loop: validated settings, progress, stop from another thread, reproducibility."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from model_zoo import training
+from model_zoo.training import SettingsError, TrainingSettings
+
+
+class Recorder(training.TrainingProgress):
+    def __init__(self, stop_after_batches=None, stop=None):
+        self.batches, self.epochs, self.started = [], [], None
+        self.stop_after_batches, self.stop = stop_after_batches, stop
+
+    def on_start(self, settings, steps_per_epoch):
+        self.started = (settings.arch, steps_per_epoch)
+
+    def on_batch(self, epoch, step, loss):
+        self.batches.append((epoch, step, loss))
+        if self.stop_after_batches and len(self.batches) == self.stop_after_batches:
+            # Set from another thread, as the Train page's button does.
+            threading.Thread(target=self.stop.set).start()
+
+    def on_epoch(self, epoch, metrics, seconds):
+        self.epochs.append((epoch, metrics, seconds))
+
+
+def test_one_epoch_on_a_few_hundred_digits_reports_progress(mnist):
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=600)
+    progress = Recorder()
+    result = training.train(settings, mnist=mnist, progress=progress)
+    assert progress.started == ("mlp_1x50", 5)  # 540 training digits / 128
+    assert [step for _, step, _ in progress.batches] == [1, 2, 3, 4, 5]
+    assert [epoch for epoch, _, _ in progress.epochs] == [1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(progress.epochs[0][1])
+    assert (result.train_digits, result.val_digits) == (540, 60)
+    assert 0.3 < result.test_accuracy <= 1.0  # far better than chance after 540 digits
+    record = result.record()
+    assert record["settings"]["train_size"] == 600 and record["epochs_done"] == 1
+    assert len(record["history"]["val_accuracy"]) == 1 and len(record["data_sha256"]) == 64
+
+
+def test_stop_from_another_thread_ends_after_the_current_batch(mnist):
+    stop = threading.Event()
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=3, train_size=20_000, batch_size=32)
+    progress = Recorder(stop_after_batches=3, stop=stop)
+    result = training.train(settings, mnist=mnist, progress=progress, stop=stop)
+    assert result.stopped_early and result.epochs_done == 1
+    assert len(progress.batches) <= 6  # of 563 batches in an epoch
+    assert result.model.predict(mnist[1][0][:2].astype("float32") / 255, verbose=0).shape == (2, 10)
+
+
+def test_same_seed_same_weights(mnist):
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300, seed=7)
+    first = training.train(settings, mnist=mnist).model.get_weights()
+    second = training.train(settings, mnist=mnist).model.get_weights()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_augmented_training_runs(mnist):
+    settings = TrainingSettings.for_architecture("cnn", epochs=1, train_size=300, augment=True, lr_decay=True)
+    result = training.train(settings, mnist=mnist)
+    assert result.epochs_done == 1 and result.record()["settings"]["augment"] is True
+
+
+def test_defaults_come_from_the_architecture():
+    settings = TrainingSettings.for_architecture("mlp_5x500_dropout")
+    assert (settings.epochs, settings.width, settings.hidden_layers, settings.dropout) == (25, 500, 5, 0.2)
+    assert TrainingSettings.for_architecture("cnn_robust").augment
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"epochs": 0}, "epochs must be between 1 and 100, got 0"),
+    ({"epochs": 101}, "epochs must be between 1 and 100, got 101"),
+    ({"width": 2000}, "width must be between 1 and 1024, got 2000"),
+    ({"hidden_layers": 9}, "hidden layers must be between 1 and 8, got 9"),
+    ({"train_size": 70_000}, "training digits must be between 100 and 60000, got 70000"),
+    ({"learning_rate": 5.0}, "learning rate must be between 1e-05 and 1, got 5"),
+    ({"batch_size": 4}, "batch size must be between 8 and 2048, got 4"),
+    ({"val_fraction": 0.9}, "validation fraction must be between 0.01 and 0.5, got 0.9"),
+    ({"dropout": 0.95}, "dropout must be between 0 and 0.9, got 0.95"),
+    ({"optimizer": "adagrad"}, "optimizer must be one of adam, sgd, rmsprop, got 'adagrad'"),
+])
+def test_settings_outside_the_limits_are_refused(override, message):
+    settings = TrainingSettings.for_architecture("mlp_1x50", **override)
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        settings.validate(training.TrainingLimits())
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DIGIT_ZOO_MAX_EPOCHS", "3")
+    with pytest.raises(SettingsError, match="epochs must be between 1 and 3, got 5"):
+        TrainingSettings.for_architecture("mlp_1x50").validate()
+    monkeypatch.setenv("DIGIT_ZOO_MAX_EPOCHS", "many")
+    with pytest.raises(SettingsError, match="DIGIT_ZOO_MAX_EPOCHS='many' is not a whole number"):
+        training.TrainingLimits.from_env()
