@@ -1,0 +1,386 @@
+"""Scores for the zoo: accuracy, confusion matrix, mistakes, USPS, robustness curves.
+
+Shared by ``scripts.evaluate`` and the Zoo page. Every function takes a model
+that honours the model contract: a Keras model, or an ``inference.FastModel``
+(whose ``predict_batch`` sends big batches through Keras). Whole test sets
+are predicted in batches of 1,000, never one digit at a time.
+
+The heavy results (USPS accuracy, robustness curves, confusion matrix and the
+first mistakes) are cached in each model's record by ``ensure_evaluated``, so
+a warm server draws them without running a single model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from model_zoo import augment, data, store
+
+BATCH_SIZE = 1000
+CHUNK = 10_000  # digits converted to float32 at a time (the distorted sets are kept as uint8)
+MISTAKES_KEPT = 24  # mistakes stored in a record: the first ones in test-set order
+
+# Robustness curves: a fixed, seeded subset of the MNIST test digits, distorted
+# by a fixed amount per point of a curve. Changing any of this changes the
+# numbers, so it is stored with them and a record made with another setup is
+# recomputed.
+ROBUSTNESS_SETUP = {
+    "version": 1,
+    "digits": 2_000,  # taken at random (seeded) from the 10,000 test digits
+    "seed": 0,  # picks the digits and each digit's shift direction / rotation sign
+    "shift_directions": 8,  # every 45°, one drawn at random per digit
+    "shift": [0, 1, 2, 3, 4, 5, 6],  # pixels
+    "rotation": [0, 5, 10, 15, 20, 25, 30],  # degrees, clockwise or not at random per digit
+    "scale": [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2],  # about the image centre
+    "thickness": list(augment.THICKNESS_LEVELS),  # -1 thinner, +k about k px thicker
+}
+DISTORTIONS = ("shift", "rotation", "scale", "thickness")
+DISTORTION_LABELS = {  # x-axis titles for tables and charts
+    "shift": "shift (pixels)",
+    "rotation": "rotation (degrees)",
+    "scale": "scale (× size)",
+    "thickness": "stroke thickness (−1 thinner, +k ≈ k px thicker)",
+}
+
+# Fields ensure_evaluated adds to a record.
+EVALUATED_FIELDS = ("confusion_matrix", "mistakes", "robustness", "robustness_setup")
+
+Curves = dict[str, list[list[float]]]  # distortion → [[value, accuracy], ...]
+
+
+# ------------------------------------------------------------------ predicting
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """uint8 0..255 or float in [0, 1] → float32 in [0, 1], shape kept."""
+    return data.to_float(x) if x.dtype == np.uint8 else np.asarray(x, np.float32)
+
+
+def probabilities(model, x: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 or float → (N, 10) softmax, in batches through Keras."""
+    parts = []
+    for start in range(0, len(x), CHUNK):
+        chunk = _as_float(x[start:start + CHUNK])
+        if hasattr(model, "predict_batch"):  # inference.FastModel
+            parts.append(np.asarray(model.predict_batch(chunk)))
+        else:
+            parts.append(model.predict(chunk, batch_size=BATCH_SIZE, verbose=0))
+    return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+
+
+def predicted_digits(model, x: np.ndarray) -> np.ndarray:
+    return np.argmax(probabilities(model, x), axis=1)
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of the digits in ``x`` that the model reads as ``y``."""
+    return float(np.mean(predicted_digits(model, x) == np.asarray(y)))
+
+
+def confusion_from_predictions(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(10, 10) int counts: row = true digit, column = predicted digit."""
+    pairs = np.asarray(y, np.int64) * 10 + np.asarray(predicted, np.int64)
+    return np.bincount(pairs, minlength=100).reshape(10, 10)
+
+
+def confusion_matrix(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(10, 10) int counts: row = true digit, column = predicted digit."""
+    return confusion_from_predictions(y, predicted_digits(model, x))
+
+
+@dataclass(frozen=True)
+class Mistakes:
+    """The first misread digits, in the order of the test set."""
+
+    indices: np.ndarray  # (M,) positions in x
+    true: np.ndarray  # (M,) the labels
+    predicted: np.ndarray  # (M,) what the model said
+    confidence: np.ndarray  # (M,) its probability for what it said
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def to_record(self) -> list[dict]:
+        return [{"index": int(i), "true": int(t), "predicted": int(p), "confidence": round(float(c), 4)}
+                for i, t, p, c in zip(self.indices, self.true, self.predicted, self.confidence)]
+
+    @classmethod
+    def from_record(cls, rows: list[dict]) -> Mistakes:
+        def column(key, dtype):
+            return np.array([row[key] for row in rows], dtype)
+        return cls(column("index", np.int64), column("true", np.int64),
+                   column("predicted", np.int64), column("confidence", np.float32))
+
+
+def mistakes_from_probabilities(y: np.ndarray, probs: np.ndarray, limit: int) -> Mistakes:
+    predicted = np.argmax(probs, axis=1)
+    wrong = np.flatnonzero(predicted != np.asarray(y))[:limit]
+    return Mistakes(wrong, np.asarray(y)[wrong].astype(np.int64), predicted[wrong],
+                    probs[wrong, predicted[wrong]])
+
+
+def mistakes(model, x: np.ndarray, y: np.ndarray, limit: int = MISTAKES_KEPT) -> Mistakes:
+    """The first ``limit`` digits of ``x`` the model gets wrong."""
+    return mistakes_from_probabilities(y, probabilities(model, x), limit)
+
+
+def usps_accuracy(model, usps_path: str | os.PathLike | None = None) -> float | None:
+    """Accuracy on the USPS test digits (real handwriting, not MNIST); None without the file.
+
+    An explicit ``usps_path`` (or ``USPS_PATH``) that does not exist raises
+    ``data.DataNotFoundError`` rather than returning None.
+    """
+    path = data.find_usps(usps_path)
+    if path is None:
+        return None
+    _, (x_test, y_test) = data.load_usps(path)
+    return accuracy(model, x_test, y_test)
+
+
+# ------------------------------------------------------------------ robustness
+
+
+@dataclass(frozen=True)
+class DistortedSets:
+    """Every point of every robustness curve as one uint8 batch, built once per process."""
+
+    images: np.ndarray  # (K * n, 28, 28) uint8: K distorted copies of n digits
+    labels: np.ndarray  # (n,)
+    points: list[tuple[str, float]]  # the K (distortion, value) pairs, in order
+
+    @property
+    def digits(self) -> int:
+        return len(self.labels)
+
+
+_sets_lock = threading.Lock()
+_sets_cache: dict[str, DistortedSets] = {}
+
+
+def _fingerprint(x: np.ndarray, y: np.ndarray) -> str:
+    digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16)
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return f"{x.shape}{x.dtype}{digest.hexdigest()}"
+
+
+def robustness_subset(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded subset of the test digits the curves are measured on."""
+    n = min(ROBUSTNESS_SETUP["digits"], len(x))
+    rng = np.random.default_rng(ROBUSTNESS_SETUP["seed"])
+    chosen = np.sort(rng.choice(len(x), n, replace=False))
+    return x[chosen], np.asarray(y)[chosen]
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
+
+
+def _build_sets(x: np.ndarray, y: np.ndarray) -> DistortedSets:
+    x, y = robustness_subset(x, y)
+    images = _as_float(x)  # (n, 28, 28) float32
+    rng = np.random.default_rng(ROBUSTNESS_SETUP["seed"] + 1)
+    directions = rng.integers(ROBUSTNESS_SETUP["shift_directions"], size=len(x))  # (n,)
+    signs = rng.choice([-1.0, 1.0], size=len(x))  # (n,) rotation direction
+
+    def shifted(pixels: float) -> np.ndarray:
+        out = np.empty_like(images)
+        for d in range(ROBUSTNESS_SETUP["shift_directions"]):
+            angle = 2 * math.pi * d / ROBUSTNESS_SETUP["shift_directions"]
+            group = directions == d
+            if group.any():
+                out[group] = augment.distort(images[group],
+                                             shift=(pixels * math.cos(angle), pixels * math.sin(angle)))
+        return out
+
+    def rotated(degrees: float) -> np.ndarray:
+        out = np.empty_like(images)
+        for sign in (-1.0, 1.0):
+            group = signs == sign
+            out[group] = augment.distort(images[group], rotation_deg=sign * degrees)
+        return out
+
+    make = {
+        "shift": shifted,
+        "rotation": rotated,
+        "scale": lambda s: augment.distort(images, scale=s),
+        "thickness": lambda level: augment.change_thickness(images, int(level)),
+    }
+    points, batches = [], []
+    for kind in DISTORTIONS:
+        for value in ROBUSTNESS_SETUP[kind]:
+            points.append((kind, value))
+            batches.append(_to_uint8(make[kind](value)))
+    return DistortedSets(np.concatenate(batches), y, points)
+
+
+def distorted_sets(x: np.ndarray, y: np.ndarray) -> DistortedSets:
+    """The distorted copies of (x, y)'s robustness subset, built once per process."""
+    key = _fingerprint(x, y)
+    with _sets_lock:  # one build even when several sessions ask at once
+        if key not in _sets_cache:
+            _sets_cache.clear()  # MNIST is fixed: keep only the latest
+            _sets_cache[key] = _build_sets(x, y)
+        return _sets_cache[key]
+
+
+def robustness_curves(model, x: np.ndarray, y: np.ndarray) -> Curves:
+    """Accuracy on shifted, rotated, scaled and thinner/thicker digits.
+
+    ``x, y`` are the MNIST test digits; the curves use a fixed seeded subset
+    of ``ROBUSTNESS_SETUP["digits"]`` of them. Returns
+    ``{"shift": [[0, acc], [1, acc], ...], "rotation": ..., "scale": ..., "thickness": ...}``.
+    """
+    sets = distorted_sets(x, y)
+    n = sets.digits
+    predicted = predicted_digits(model, sets.images).reshape(len(sets.points), n)
+    correct = (predicted == sets.labels[np.newaxis]).mean(axis=1)  # (K,)
+    curves: Curves = {kind: [] for kind in DISTORTIONS}
+    for (kind, value), score in zip(sets.points, correct):
+        curves[kind].append([value, round(float(score), 4)])
+    return curves
+
+
+# ------------------------------------------------------------------ records as a cache
+
+
+_mnist_lock = threading.Lock()
+_mnist_cache: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def mnist_test(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST test digits (uint8, labels), read once per process and file."""
+    found = data.find_mnist(path)
+    key = (str(found), found.stat().st_mtime)
+    with _mnist_lock:
+        if key not in _mnist_cache:
+            _mnist_cache.clear()
+            _, _mnist_cache[key] = data.load_mnist(found)
+        return _mnist_cache[key]
+
+
+def missing_fields(entry: store.ZooEntry, *, usps: bool, recompute: bool = False) -> list[str]:
+    """Which computed fields the record lacks (or has from another setup); all with ``recompute``.
+
+    ``usps``: whether the USPS file is there (its accuracy is only computed then).
+    """
+    record = entry.record
+    missing = []
+    if recompute or record.get("robustness_setup") != ROBUSTNESS_SETUP or "robustness" not in record:
+        missing.append("robustness")
+    if recompute or "confusion_matrix" not in record or "mistakes" not in record:
+        missing.append("confusion_matrix")
+    if usps and (recompute or "usps_accuracy" not in record):
+        missing.append("usps_accuracy")
+    return missing
+
+
+def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
+                    usps_path: str | os.PathLike | None = None) -> dict:
+    """Compute the named record fields for one model (see ``missing_fields``)."""
+    result: dict = {}
+    if {"robustness", "confusion_matrix"} & set(fields):
+        x_test, y_test = mnist if mnist is not None else mnist_test()
+        if "confusion_matrix" in fields:
+            probs = probabilities(model, x_test)
+            predicted = np.argmax(probs, axis=1)
+            result["confusion_matrix"] = confusion_from_predictions(y_test, predicted).tolist()
+            result["mistakes"] = mistakes_from_probabilities(y_test, probs, MISTAKES_KEPT).to_record()
+        if "robustness" in fields:
+            result["robustness"] = robustness_curves(model, x_test, y_test)
+            result["robustness_setup"] = ROBUSTNESS_SETUP
+    if "usps_accuracy" in fields:
+        score = usps_accuracy(model, usps_path)
+        if score is not None:
+            result["usps_accuracy"] = round(score, 4)
+    return result
+
+
+def ensure_evaluated(entry: store.ZooEntry, *, model=None,
+                     mnist: tuple[np.ndarray, np.ndarray] | None = None,
+                     usps_path: str | os.PathLike | None = None,
+                     save: bool = True, recompute: bool = False) -> store.ZooEntry:
+    """The entry with USPS accuracy, robustness curves, confusion matrix and mistakes.
+
+    Only what the record lacks is computed (nothing, on a warm record: the
+    model and MNIST are not even loaded); with ``save`` the new fields are
+    written into the record with ``store.update_record``, otherwise they are
+    only in the returned entry. ``model`` defaults to loading ``entry.path``;
+    ``mnist`` to the MNIST test set (``x_test``, ``y_test``). Raises
+    ``data.DataError`` when MNIST is needed but not found and
+    ``store.ModelFileError`` for a damaged model.
+    """
+    fields = missing_fields(entry, usps=data.find_usps(usps_path) is not None, recompute=recompute)
+    if not fields:
+        return entry
+    model = model if model is not None else store.load_model(entry.path)
+    computed = evaluate_fields(model, fields, mnist=mnist, usps_path=usps_path)
+    if save:
+        return store.update_record(entry, **computed)
+    return store.ZooEntry(entry.name, entry.path, entry.record | computed, entry.shipped)
+
+
+# ------------------------------------------------------------------ tables
+
+
+def layer_table(model) -> list[dict]:
+    """One row per layer: name, type, output shape (batch axis as N) and parameter count."""
+    model = getattr(model, "model", model)  # a FastModel's Keras model
+    rows = []
+    for layer in model.layers:
+        shape = tuple(layer.output.shape)
+        rows.append({"layer": layer.name, "type": type(layer).__name__,
+                     "output shape": "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")",
+                     "params": int(layer.count_params())})
+    return rows
+
+
+def kind_note(entry: store.ZooEntry) -> str:
+    """"tutorial", "beyond the tutorial" or "your version of <arch>"."""
+    if not entry.shipped:
+        return f"your version of {entry.record.get('arch', '?')}"
+    return "tutorial" if entry.arch.in_tutorial else "beyond the tutorial"
+
+
+def table_row(entry: store.ZooEntry) -> dict:
+    """One zoo-table row from a record: the numbers ``scripts.evaluate`` prints."""
+    record = entry.record
+    seconds = record.get("seconds_per_epoch") or []
+    tutorial = entry.arch.tutorial_accuracy  # a user version is compared with the model it retrains
+    return {
+        "model": entry.name,
+        "kind": kind_note(entry),
+        "params": record.get("params"),
+        "epochs": record.get("epochs_done", len(seconds) or None),
+        "s_per_epoch": round(sum(seconds) / len(seconds), 2) if seconds else None,
+        "mnist_test": entry.test_accuracy,
+        "tutorial": tutorial,
+        "difference": round(entry.test_accuracy - tutorial, 4) if tutorial is not None else None,
+        "usps_test": record.get("usps_accuracy"),
+    }
+
+
+TABLE_HEADERS = {  # row key → column title
+    "model": "model", "kind": "kind", "params": "params", "epochs": "epochs",
+    "s_per_epoch": "train s/epoch", "mnist_test": "MNIST test", "tutorial": "tutorial",
+    "difference": "difference", "usps_test": "USPS test",
+}
+
+
+def robustness_rows(entries: list[store.ZooEntry], kind: str) -> list[dict]:
+    """One row per model with a curve: {"model": name, <value>: accuracy, ...}."""
+    rows = []
+    for entry in entries:
+        curve = (entry.record.get("robustness") or {}).get(kind)
+        if curve:
+            rows.append({"model": entry.name} | {_value_text(v): acc for v, acc in curve})
+    return rows
+
+
+def _value_text(value: float) -> str:
+    return f"{value:g}"

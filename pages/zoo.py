@@ -1,0 +1,261 @@
+"""Zoo: every model's record — accuracy, size, training, robustness, mistakes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from model_zoo import data, evaluation, store
+
+GALLERY_SIZE = 24
+GALLERY_COLUMNS = 8
+
+st.title("Zoo")
+st.write("Every model's record: how accurate, how big and how fast to train it is, how it copes "
+         "with digits drawn off-centre, rotated, small or thick, and which test digits it gets wrong.")
+
+
+# ------------------------------------------------------------------ data and cached results
+
+
+@st.cache_resource(ttl=60, show_spinner="Reading the MNIST test digits…")
+def _mnist_test(mnist_path: str | None) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """The MNIST test set, or None and the reason. Cached a minute, so a failed look-up
+    (which may try a download) is not repeated on every rerun, and a file put in place is found.
+    ``mnist_path`` ($MNIST_PATH) is only the cache key: model_zoo.data reads it itself."""
+    try:
+        return evaluation.mnist_test(), ""
+    except data.DataError as error:
+        return None, str(error)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _evaluated_record(path: str, modified: float, _entry: store.ZooEntry,
+                      _mnist: tuple[np.ndarray, np.ndarray]) -> dict:
+    """The record with its missing computed fields, once per model file (path + mtime).
+
+    User versions keep the results in their record; shipped records are only
+    written by ``python -m scripts.evaluate --update-records``, so for them
+    the results live in this cache.
+    """
+    model = ui.fast_model(_entry)
+    if _entry.shipped:
+        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist, save=False).record
+    try:
+        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist).record
+    except OSError:  # a read-only user folder: keep the results in this cache only
+        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist, save=False).record
+
+
+def evaluated(entry: store.ZooEntry, mnist) -> store.ZooEntry:
+    """The entry with confusion matrix, mistakes, robustness (and USPS) where they can be had."""
+    usps_found = data.find_usps() is not None
+    if mnist is None or not evaluation.missing_fields(entry, usps=usps_found):
+        return entry  # warm: everything is in the record (or MNIST is missing)
+    try:
+        with st.spinner(f"Scoring {entry.name} on the test set and on distorted digits (once per model)…"):
+            record = _evaluated_record(str(entry.path), entry.path.stat().st_mtime, entry, mnist)
+    except (store.ModelFileError, data.DataError) as error:
+        st.error(f"Could not score {entry.name}: {error}")
+        return entry
+    return store.ZooEntry(entry.name, entry.path, record, entry.shipped)
+
+
+def family(entry: store.ZooEntry) -> str:
+    return "MLP" if entry.arch.kind == "mlp" else "CNN"
+
+
+def _delete(entry: store.ZooEntry) -> None:
+    try:
+        store.delete_version(entry)
+    except (store.VersionError, OSError) as error:
+        st.session_state["zoo_message"] = ("error", f"Could not delete {entry.name}: {error}")
+        return
+    st.session_state["zoo_message"] = ("success", f"Deleted {entry.name}.")
+    st.session_state.pop("zoo_model", None)  # back to the first model
+    st.session_state.pop("zoo_confirm_delete", None)
+
+
+# ------------------------------------------------------------------ the page
+
+if "zoo_message" in st.session_state:
+    level, text = st.session_state.pop("zoo_message")
+    getattr(st, level)(text)
+
+listing = ui.zoo()
+if not listing.entries:
+    st.info("No models in the zoo yet. Train them with `python -m scripts.train_zoo`.")
+    st.stop()
+
+mnist, mnist_problem = _mnist_test(os.environ.get("MNIST_PATH"))
+if mnist is None:
+    st.info("The MNIST test digits were not found, so the table below comes from the models' "
+            "records and some charts are missing. Put mnist.npz in the project's data/ folder "
+            f"or start the app with MNIST_PATH=/path/to/mnist.npz.\n\n({mnist_problem})",
+            icon=":material/info:")
+entries = [evaluated(entry, mnist) for entry in listing.entries]
+
+# The zoo table -----------------------------------------------------------
+st.header("The zoo table")
+rows = [evaluation.table_row(entry) for entry in entries]
+table = pd.DataFrame(rows).rename(columns=evaluation.TABLE_HEADERS)
+if table["USPS test"].isna().all():
+    table = table.drop(columns="USPS test")
+accuracy_format = st.column_config.NumberColumn(format="%.4f")
+st.dataframe(
+    table, hide_index=True, width="stretch", key="zoo_table",
+    column_config={
+        "params": st.column_config.NumberColumn(format="localized"),
+        "train s/epoch": st.column_config.NumberColumn(format="%.1f"),
+        "MNIST test": accuracy_format, "tutorial": accuracy_format, "USPS test": accuracy_format,
+        "difference": st.column_config.NumberColumn(format="%+.4f",
+                                                     help="MNIST test minus the tutorial's accuracy"),
+    })
+st.caption("MNIST test: the 10,000 test digits, never seen in training. Tutorial: the validation "
+           "accuracy the 2017 tutorial reported for the same model. USPS: postal-code digits "
+           "written by other people, a check that a model reads handwriting that is not MNIST.")
+
+scatter = px.scatter(table, x="params", y="MNIST test", text="model", color="kind", log_x=True,
+                     labels={"params": "parameters (log scale)", "MNIST test": "MNIST test accuracy"},
+                     title="Accuracy against size")
+scatter.update_traces(textposition="top center", marker_size=10)
+st.plotly_chart(scatter, width="stretch", key="zoo_scatter")
+
+# Robustness --------------------------------------------------------------
+st.header("Robustness: digits as people draw them")
+st.write("An MLP learns each pixel's place, so a digit moved by two or three pixels is a new picture "
+         "to it and its accuracy collapses; a CNN slides the same small filters over the whole image "
+         "and forgives small moves, and `cnn_robust`, trained on shifted, rotated, scaled and "
+         "thickened digits, holds on the longest.")
+curves = [(entry, entry.record["robustness"]) for entry in entries if "robustness" in entry.record]
+if curves:
+    setup = evaluation.ROBUSTNESS_SETUP
+    st.caption(f"Accuracy on a fixed random subset of {setup['digits']:,} MNIST test digits (seed "
+               f"{setup['seed']}), each shifted by the given distance in a random direction, rotated "
+               "by the given angle either way, scaled about the centre, or drawn thinner/thicker. "
+               "Solid lines: CNNs; dashed: MLPs.")
+    columns = st.columns(2)
+    for i, kind in enumerate(evaluation.DISTORTIONS):
+        frame = pd.DataFrame([{"model": entry.name, "family": family(entry), "value": value,
+                               "accuracy": score}
+                              for entry, curve in curves for value, score in curve[kind]])
+        chart = px.line(frame, x="value", y="accuracy", color="model", line_dash="family",
+                        line_dash_map={"CNN": "solid", "MLP": "dash"}, markers=True,
+                        labels={"value": evaluation.DISTORTION_LABELS[kind]}, range_y=[0, 1.02],
+                        title=kind.capitalize())
+        chart.update_layout(legend_title_text="", margin={"t": 40, "b": 10})
+        columns[i % 2].plotly_chart(chart, width="stretch", key=f"zoo_robustness_{kind}")
+else:
+    st.info("No robustness curves yet: they need the MNIST test digits (see above).")
+if mnist is not None:
+    with st.expander("What the distorted digits look like"):
+        sets = evaluation.distorted_sets(*mnist)
+        n = sets.digits
+        for kind in evaluation.DISTORTIONS:
+            points = [(i, value) for i, (k, value) in enumerate(sets.points) if k == kind]
+            st.image([sets.images[i * n] for i, _ in points], width=56,
+                     caption=[f"{kind} {value:g}" for _, value in points])
+missing = [entry.name for entry in entries if "robustness" not in entry.record]
+if curves and missing:
+    st.caption(f"No curves for: {', '.join(missing)}.")
+
+# One model ---------------------------------------------------------------
+st.header("One model up close")
+names = [entry.name for entry in entries]
+by_name = {entry.name: entry for entry in entries}
+if st.session_state.get("zoo_model") not in names:
+    st.session_state["zoo_model"] = names[0]
+name = st.selectbox("Model", names, key="zoo_model", format_func=lambda n: by_name[n].label)
+entry = by_name[name]
+record = entry.record
+
+st.markdown(f"**{entry.arch.summary}** · {evaluation.kind_note(entry)}")
+if entry.arch.lesson:
+    st.markdown(entry.arch.lesson)
+
+st.subheader("Layers")
+try:
+    layers = evaluation.layer_table(ui.fast_model(entry))
+except store.ModelFileError as error:
+    st.error(str(error))
+else:
+    st.dataframe(pd.DataFrame(layers), hide_index=True, width="stretch", key="zoo_layers",
+                 column_config={"params": st.column_config.NumberColumn(format="localized")})
+    st.caption(f"{sum(row['params'] for row in layers):,} parameters. N is the batch: any number of digits.")
+
+st.subheader("Training")
+history = record.get("history") or {}
+if history.get("loss"):
+    epochs = range(1, len(history["loss"]) + 1)
+    left, right = st.columns(2)
+    for column, metric in ((left, "loss"), (right, "accuracy")):
+        frame = pd.DataFrame(
+            [{"epoch": epoch, metric: value, "data": "training"}
+             for epoch, value in zip(epochs, history.get(metric, []))]
+            + [{"epoch": epoch, metric: value, "data": "validation"}
+               for epoch, value in zip(epochs, history.get(f"val_{metric}", []))])
+        chart = px.line(frame, x="epoch", y=metric, color="data", markers=True,
+                        title=f"{metric.capitalize()} per epoch")
+        column.plotly_chart(chart, width="stretch", key=f"zoo_history_{metric}")
+    settings = record.get("settings", {})
+    if {"train_digits", "val_digits"} <= record.keys() and settings:
+        st.caption(f"{record['train_digits']:,} training and {record['val_digits']:,} validation "
+                   f"digits, batch size {settings.get('batch_size')}, {settings.get('optimizer')} at "
+                   f"learning rate {settings.get('learning_rate')}"
+                   + (", stopped early" if record.get("stopped_early") else "") + ".")
+if record.get("batch_loss"):
+    steps, losses = zip(*record["batch_loss"])
+    chart = px.line(x=steps, y=losses, labels={"x": "batch", "y": "loss"},
+                    title="Loss per batch (running mean within each epoch)")
+    st.plotly_chart(chart, width="stretch", key="zoo_batch_loss")
+if not history.get("loss") and not record.get("batch_loss"):
+    st.info("This record has no training curves.")
+
+st.subheader("Confusion matrix")
+if "confusion_matrix" in record:
+    counts = np.array(record["confusion_matrix"])
+    off_diagonal = counts.astype(float)
+    np.fill_diagonal(off_diagonal, np.nan)  # colour only the mistakes; the diagonal dwarfs them
+    heatmap = go.Figure(go.Heatmap(
+        z=off_diagonal, x=list(range(10)), y=list(range(10)), text=counts, texttemplate="%{text}",
+        colorscale="Reds", hovertemplate="true %{y}, said %{x}: %{text}<extra></extra>",
+        colorbar={"title": "mistakes"}))
+    heatmap.update_layout(xaxis_title="predicted digit", yaxis_title="true digit",
+                          xaxis={"dtick": 1, "side": "top"}, yaxis={"dtick": 1, "autorange": "reversed"},
+                          height=480, margin={"t": 60})
+    st.plotly_chart(heatmap, width="stretch", key="zoo_confusion")
+    correct = int(np.trace(counts))
+    st.caption(f"The {counts.sum():,} MNIST test digits: {correct:,} read correctly (the diagonal, "
+               f"not coloured), {counts.sum() - correct:,} mistakes.")
+else:
+    st.info("No confusion matrix yet: it needs the MNIST test digits (see above).")
+
+st.subheader("Mistakes")
+if "mistakes" in record and mnist is not None:
+    wrong = evaluation.Mistakes.from_record(record["mistakes"][:GALLERY_SIZE])
+    if len(wrong) == 0:
+        st.write("No mistakes on the test set.")
+    x_test = mnist[0]
+    columns = st.columns(GALLERY_COLUMNS)
+    for i, (index, true, said, confidence) in enumerate(
+            zip(wrong.indices, wrong.true, wrong.predicted, wrong.confidence)):
+        big = np.kron(x_test[index], np.ones((3, 3), np.uint8))  # 84 × 84, sharp pixels
+        columns[i % GALLERY_COLUMNS].image(big, caption=f"true {true} → said {said} ({confidence:.0%})")
+    st.caption(f"The first {len(wrong)} test digits this model gets wrong, in test-set order.")
+elif mnist is None:
+    st.info("The gallery of mistakes needs the MNIST test digits (see above).")
+
+st.subheader("Delete")
+if entry.shipped:
+    st.caption("Shipped models cannot be deleted: they are the zoo every page compares against. "
+               "Versions you train on the Train page can be.")
+else:
+    confirm = st.checkbox(f"Yes, delete {entry.name} for good", key="zoo_confirm_delete")
+    st.button("Delete this version", key="zoo_delete", disabled=not confirm, type="primary",
+              on_click=_delete, args=(entry,), icon=":material/delete:")

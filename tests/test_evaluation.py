@@ -1,0 +1,194 @@
+"""model_zoo.evaluation and scripts.evaluate: scores, robustness curves, records as a cache."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from model_zoo import architectures, data, evaluation, inference, store
+from scripts import evaluate
+
+SMALL = 500  # test digits for the quick checks
+
+
+@pytest.fixture(scope="module")
+def mlp(mnist):
+    """The shipped mlp_1x50, or one trained here for an epoch when it is not there yet."""
+    shipped = store.TRAINED_DIR / "mlp_1x50.keras"
+    if shipped.is_file():
+        return store.load_model(shipped)
+    (x_train, y_train), _ = mnist
+    keras.utils.set_random_seed(0)
+    model = architectures.build_mlp("mlp_tiny", 1, 50, 0.0)
+    model.compile("adam", "categorical_crossentropy")
+    model.fit(data.to_float(x_train[:10_000]), keras.utils.to_categorical(y_train[:10_000], 10),
+              epochs=2, batch_size=128, verbose=0)
+    return model
+
+
+@pytest.fixture
+def model_copy(mnist, mlp, tmp_path):
+    """A user version in tmp_path (never a shipped record), with a training-like record."""
+    path = tmp_path / "copy.keras"
+    mlp.save(path)
+    record = {"arch": "mlp_1x50", "name": "copy", "params": int(mlp.count_params()),
+              "test_accuracy": 0.95, "history": {}, "seconds_per_epoch": [1.0]}
+    store.write_record(path.with_suffix(".json"), record)
+    return store.ZooEntry("copy", path, record, shipped=False)
+
+
+def test_confusion_matrix_counts_every_digit_once(mnist, mlp):
+    _, (x_test, y_test) = mnist
+    x, y = x_test[:SMALL], y_test[:SMALL]
+    counts = evaluation.confusion_matrix(mlp, x, y)
+    assert counts.shape == (10, 10) and counts.dtype.kind == "i"
+    assert counts.sum() == SMALL
+    assert np.array_equal(counts.sum(axis=1), np.bincount(y, minlength=10))  # rows are true digits
+    assert np.trace(counts) / SMALL == pytest.approx(evaluation.accuracy(mlp, x, y))
+
+
+def test_mistakes_are_the_first_wrong_digits(mnist, mlp):
+    _, (x_test, y_test) = mnist
+    x, y = x_test[:SMALL], y_test[:SMALL]
+    wrong = evaluation.mistakes(mlp, x, y, limit=5)
+    errors = SMALL - np.trace(evaluation.confusion_matrix(mlp, x, y))
+    assert len(wrong) == min(5, errors)
+    assert np.all(np.diff(wrong.indices) > 0)
+    assert np.array_equal(wrong.true, y[wrong.indices])
+    assert np.all(wrong.predicted != wrong.true)
+    assert np.all((wrong.confidence > 0.1) & (wrong.confidence <= 1))  # argmax of 10: at least 0.1
+    again = evaluation.Mistakes.from_record(wrong.to_record())
+    assert np.array_equal(again.indices, wrong.indices)
+
+
+def test_fast_model_and_keras_model_score_the_same(mnist, mlp):
+    _, (x_test, y_test) = mnist
+    fast = inference.FastModel(mlp)
+    assert evaluation.accuracy(fast, x_test[:SMALL], y_test[:SMALL]) == \
+        evaluation.accuracy(mlp, x_test[:SMALL], y_test[:SMALL])
+
+
+def test_usps_accuracy_is_none_without_the_file(mlp, monkeypatch):
+    monkeypatch.delenv("USPS_PATH", raising=False)
+    monkeypatch.setattr(data, "_usps_defaults", lambda: [])
+    assert evaluation.usps_accuracy(mlp) is None
+
+
+def test_usps_accuracy_on_real_handwriting(mlp):
+    if data.find_usps() is None:
+        pytest.skip("usps.npz not found (USPS_PATH, data/, ../shared/data/)")
+    assert 0.5 < evaluation.usps_accuracy(mlp) <= 1
+
+
+def test_robustness_curves_shape_and_the_mlp_lesson(mnist, mlp):
+    _, (x_test, y_test) = mnist
+    curves = evaluation.robustness_curves(mlp, x_test, y_test)
+    setup = evaluation.ROBUSTNESS_SETUP
+    assert list(curves) == list(evaluation.DISTORTIONS)
+    for kind, curve in curves.items():
+        assert [value for value, _ in curve] == setup[kind]
+        assert all(0 <= score <= 1 for _, score in curve)
+    # The undistorted point is the same digits in all four curves.
+    plain = {dict(curves["shift"])[0], dict(curves["rotation"])[0], dict(curves["scale"])[1.0],
+             dict(curves["thickness"])[0]}
+    x_sub, y_sub = evaluation.robustness_subset(x_test, y_test)
+    assert len(x_sub) == setup["digits"]
+    assert plain == {round(evaluation.accuracy(mlp, x_sub, y_sub), 4)}
+    # An MLP learns pixel places: moved digits defeat it.
+    shift = [score for _, score in curves["shift"]]
+    assert shift[-1] < shift[0] - 0.5
+    assert all(later <= earlier + 0.01 for earlier, later in zip(shift, shift[1:]))
+
+
+def test_distorted_sets_are_built_once(mnist, mlp, monkeypatch):
+    _, (x_test, y_test) = mnist
+    builds = []
+    build = evaluation._build_sets
+    monkeypatch.setattr(evaluation, "_sets_cache", {})
+    monkeypatch.setattr(evaluation, "_build_sets", lambda x, y: builds.append(1) or build(x, y))
+    first = evaluation.robustness_curves(mlp, x_test, y_test)
+    assert evaluation.robustness_curves(inference.FastModel(mlp), x_test, y_test) == first
+    assert len(builds) == 1
+
+
+def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_copy, monkeypatch):
+    _, test = mnist
+    first = evaluation.ensure_evaluated(model_copy, mnist=test)
+    stored = store.read_record(model_copy.record_path)
+    for field in evaluation.EVALUATED_FIELDS:
+        assert field in stored and stored[field] == first.record[field]
+    assert np.array(stored["confusion_matrix"]).sum() == len(test[1])
+    assert len(stored["mistakes"]) == evaluation.MISTAKES_KEPT
+    assert ("usps_accuracy" in stored) == (data.find_usps() is not None)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a warm record was evaluated again")
+
+    monkeypatch.setattr(evaluation, "evaluate_fields", no_work)
+    monkeypatch.setattr(store, "load_model", no_work)
+    warm = store.ZooEntry(model_copy.name, model_copy.path, stored, shipped=False)
+    assert evaluation.ensure_evaluated(warm) is warm
+
+
+def test_a_changed_robustness_setup_is_recomputed(model_copy):
+    record = model_copy.record | {"robustness": {}, "robustness_setup": {"version": 0},
+                                  "confusion_matrix": [], "mistakes": [], "usps_accuracy": 0.9}
+    entry = store.ZooEntry(model_copy.name, model_copy.path, record, shipped=False)
+    assert evaluation.missing_fields(entry, usps=True) == ["robustness"]
+    assert evaluation.missing_fields(entry, usps=True, recompute=True) == [
+        "robustness", "confusion_matrix", "usps_accuracy"]
+
+
+def test_ensure_evaluated_without_save_leaves_the_file_alone(mnist, model_copy):
+    before = model_copy.record_path.read_text()
+    entry = evaluation.ensure_evaluated(model_copy, mnist=mnist[1], save=False)
+    assert "robustness" in entry.record
+    assert model_copy.record_path.read_text() == before
+
+
+def test_layer_table_adds_up(mlp):
+    rows = evaluation.layer_table(mlp)
+    assert [row["layer"] for row in rows] == [layer.name for layer in mlp.layers]
+    assert sum(row["params"] for row in rows) == mlp.count_params()
+    assert rows[-1]["output shape"] == "(N, 10)"
+
+
+def test_evaluate_script_prints_one_row_per_model(mnist, user_dir, capsys):
+    listing = store.scan()
+    if not listing.entries:
+        pytest.skip("no shipped models yet: python -m scripts.train_zoo")
+    before = {entry.record_path: entry.record_path.read_text() for entry in listing.entries}
+    evaluate.main(["--json"])
+    output = json.loads(capsys.readouterr().out)
+    assert [row["model"] for row in output["models"]] == listing.names
+    assert all(row["mnist_test"] > 0.9 for row in output["models"])
+    evaluate.main([])
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 + len(listing.entries)
+    assert {entry.record_path: entry.record_path.read_text() for entry in listing.entries} == before
+
+
+def test_evaluate_script_updates_records(mnist, model_copy, monkeypatch, user_dir, capsys):
+    # The copy stands in for the shipped folder, so nothing under model_zoo/trained is touched.
+    monkeypatch.setattr(store, "TRAINED_DIR", model_copy.path.parent)
+    evaluate.main(["--update-records", "--robustness", "--json"])
+    output = json.loads(capsys.readouterr().out)
+    assert [row["model"] for row in output["models"]] == ["copy"]
+    stored = store.read_record(model_copy.record_path)
+    assert stored["robustness"] == output["robustness"]["copy"]
+    assert stored["robustness_setup"] == evaluation.ROBUSTNESS_SETUP
+
+
+def test_evaluate_script_help():
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.parse_args(["--help"])
+    assert exit_info.value.code == 0
+
+
+def test_evaluate_script_rejects_an_unknown_model(user_dir):
+    with pytest.raises(SystemExit, match="Unknown model 'mlp_5x5'. Expected one of"):
+        evaluate.main(["--models", "mlp_5x5"])
+

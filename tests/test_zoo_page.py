@@ -1,0 +1,84 @@
+"""The Zoo page (pages/zoo.py) driven by AppTest, on the shipped models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from model_zoo import store
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "zoo.py")
+TIMEOUT = 600  # the first run may score every model on 52,000 distorted digits
+
+
+@pytest.fixture
+def shipped():
+    listing = store.scan()
+    if not any(entry.shipped for entry in listing.entries):
+        pytest.skip("no shipped models yet: python -m scripts.train_zoo")
+    return [entry for entry in listing.entries if entry.shipped]
+
+
+def run_page(at: AppTest | None = None) -> AppTest:
+    at = at or AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def table_models(at: AppTest) -> list[str]:
+    """The model column of the zoo table, the page's first dataframe (AppTest keeps no df keys)."""
+    return list(at.dataframe[0].value["model"])
+
+
+def test_page_runs_on_the_shipped_models(mnist, shipped, user_dir):
+    at = run_page()
+    assert at.title[0].value == "Zoo"
+    assert table_models(at) == [entry.name for entry in shipped]
+    assert at.selectbox(key="zoo_model").options == [entry.label for entry in shipped]
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 1 + 4 + 1  # scatter, four robustness curves, at least one per-model chart
+    for entry in shipped:  # every model's close-up renders, and none can be deleted
+        at.selectbox(key="zoo_model").set_value(entry.name)
+        run_page(at)
+        assert not [b for b in at.button if b.key == "zoo_delete"]
+        assert any("cannot be deleted" in caption.value for caption in at.caption)
+
+
+def test_page_without_mnist_still_shows_the_table(shipped, user_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path / "missing" / "mnist.npz"))
+    at = run_page()
+    assert any("MNIST_PATH" in info.value for info in at.info)
+    assert table_models(at) == [entry.name for entry in shipped]
+
+
+def test_deleting_a_user_version(mnist, shipped, user_dir):
+    source = shipped[0]
+    user_dir.mkdir(parents=True)
+    version = f"{source.name}@test"
+    shutil.copy(source.path, user_dir / f"{version}.keras")
+    record = json.loads(source.record_path.read_text()) | {"name": version,
+                                                           "created": "2099-01-01T00:00:00+00:00"}
+    (user_dir / f"{version}.json").write_text(json.dumps(record))
+
+    at = run_page()
+    assert table_models(at) == [entry.name for entry in shipped] + [version]
+    at.selectbox(key="zoo_model").set_value(version)
+    run_page(at)
+    assert at.button(key="zoo_delete").disabled  # not before the confirmation
+    at.checkbox(key="zoo_confirm_delete").check()
+    run_page(at)
+    at.button(key="zoo_delete").click()
+    run_page(at)
+
+    assert not (user_dir / f"{version}.keras").exists()
+    assert not (user_dir / f"{version}.json").exists()
+    assert table_models(at) == [entry.name for entry in shipped]
+    assert any(f"Deleted {version}" in message.value for message in at.success)
+    assert at.selectbox(key="zoo_model").value == shipped[0].name
