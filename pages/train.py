@@ -1,0 +1,299 @@
+"""Train: retrain any zoo architecture with your own settings and watch the curves grow."""
+
+from __future__ import annotations
+
+import random
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from model_zoo import architectures, jobs, store
+from model_zoo.training import SettingsError, TrainingLimits, TrainingSettings
+
+OPTIMIZERS = {"adam": "Adam", "sgd": "SGD with momentum 0.9", "rmsprop": "RMSprop"}
+ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
+               "width", "hidden_layers", "augment")  # reset to the architecture's own on a change
+OTHER_DEFAULTS = {"train_size": 60_000, "val_fraction": 0.1, "seed": 0, "name": ""}
+NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
+FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
+STATE_LABELS = {jobs.QUEUED: "waiting", jobs.RUNNING: "training", jobs.FINISHED: "finished",
+                jobs.STOPPED: "stopped", jobs.FAILED: "failed", jobs.SAVED: "saved",
+                jobs.DISCARDED: "discarded"}
+
+
+@st.cache_resource
+def job_runner() -> jobs.JobRunner:
+    # The process-wide runner, so that clearing the cache from the app menu
+    # never starts a second training thread beside the first.
+    return jobs.shared_runner()
+
+
+def owner() -> str:
+    """This browser session's nickname in the queue."""
+    if "train_owner" not in st.session_state:
+        st.session_state.train_owner = f"{random.choice(NICKNAMES)}-{random.randint(10, 99)}"
+    return st.session_state.train_owner
+
+
+def watched_job(runner: jobs.JobRunner) -> jobs.Job | None:
+    """The job this page shows: the session's latest, or the one in ``?job=`` after a reload."""
+    wanted = st.query_params.get("job") or st.session_state.get("train_job")
+    job = runner.get(wanted) if wanted else None
+    if wanted and job is None:
+        st.info(f"Job {wanted} is no longer on this server (was it restarted?). "
+                "Versions it saved are still in the zoo.")
+        st.query_params.pop("job", None)
+        st.session_state.pop("train_job", None)
+    if job is not None:
+        st.session_state.train_job = job.id
+        st.query_params["job"] = job.id
+    return job
+
+
+# ------------------------------------------------------------------ settings
+
+
+def load_defaults() -> None:
+    """Fill the form with the chosen architecture's tutorial settings."""
+    defaults = TrainingSettings.for_architecture(st.session_state.train_arch)
+    for name in ARCH_FIELDS:
+        st.session_state[f"train_{name}"] = getattr(defaults, name)
+
+
+def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None:
+    """The settings a learner submits, with the version name; None until "Start training"."""
+    if "train_arch" not in st.session_state:
+        st.session_state.train_arch = "mlp_1x50"
+        load_defaults()
+    for name, value in OTHER_DEFAULTS.items():
+        st.session_state.setdefault(f"train_{name}", value)
+    arch = architectures.get(st.selectbox(
+        "Architecture", list(architectures.ZOO), key="train_arch", on_change=load_defaults,
+        format_func=lambda name: f"{name} — {architectures.ZOO[name].summary}",
+        help="The starting point: its tutorial settings fill the form."))
+    st.caption(arch.lesson)
+    low_lr, high_lr = limits.learning_rate
+    with st.form("train_settings", border=False):
+        left, right = st.columns(2)
+        left.number_input("Epochs", step=1, key="train_epochs",
+                          help=f"Passes over the training digits, 1 to {limits.max_epochs}.")
+        right.number_input("Batch size", step=32, key="train_batch_size",
+                           help="Digits per weight update, {} to {}.".format(*limits.batch_size))
+        left.number_input("Learning rate", step=1e-4, format="%.5f", key="train_learning_rate",
+                          help=f"Step size of each update, {low_lr:g} to {high_lr:g}.")
+        right.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get, key="train_optimizer")
+        left.number_input("Dropout", step=0.05, format="%.2f", key="train_dropout",
+                          help="Share of units switched off at random while training, "
+                               "{:g} to {:g}.".format(*limits.dropout))
+        right.checkbox("Decay the learning rate (cosine, to 0)", key="train_lr_decay")
+        if arch.kind == "mlp":
+            left.number_input("Width (units per hidden layer)", step=50, key="train_width",
+                              help=f"1 to {limits.max_width}.")
+            right.number_input("Hidden layers", step=1, key="train_hidden_layers",
+                               help=f"1 to {limits.max_hidden_layers}.")
+        left.number_input("Training digits", step=1000, key="train_train_size",
+                          help=f"Taken from MNIST's 60,000, {limits.min_train_size:,} to "
+                               f"{limits.max_train_size:,}. Fewer train faster.")
+        right.number_input("Validation fraction", step=0.05, format="%.2f", key="train_val_fraction",
+                           help="Share of those digits held out to watch overfitting, "
+                                "{:g} to {:g}.".format(*limits.val_fraction))
+        left.checkbox("Augment (small shifts, rotations, zoom)", key="train_augment",
+                      help="Teaches the model how people really draw; a little slower.")
+        right.number_input("Seed", step=1, key="train_seed", help="Same seed, same weights.")
+        st.text_input("Version name (optional)", key="train_name", max_chars=store.MAX_NAME_LENGTH,
+                      placeholder=f"{arch.name}@<date>T<time>")
+        st.caption(f"This server allows up to {limits.max_epochs} epochs, "
+                   f"{limits.max_train_size:,} training digits, width {limits.max_width} and "
+                   f"{limits.max_hidden_layers} hidden layers.")
+        started = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+    if not started:
+        return None
+    state = st.session_state
+    mlp = arch.kind == "mlp"
+    settings = TrainingSettings(
+        arch=arch.name, epochs=int(state.train_epochs), batch_size=int(state.train_batch_size),
+        learning_rate=float(state.train_learning_rate), lr_decay=bool(state.train_lr_decay),
+        optimizer=state.train_optimizer, dropout=float(state.train_dropout),
+        width=int(state.train_width) if mlp else 0, hidden_layers=int(state.train_hidden_layers) if mlp else 0,
+        train_size=int(state.train_train_size), val_fraction=float(state.train_val_fraction),
+        augment=bool(state.train_augment), seed=int(state.train_seed))
+    return settings, state.train_name
+
+
+# ------------------------------------------------------------------ live view
+
+
+def _line(x, y, name, **style) -> go.Scatter:
+    return go.Scatter(x=x, y=y, name=name, mode="lines+markers" if len(x) < 30 else "lines", **style)
+
+
+def _figure(title: str, traces: list, x_title: str, y_title: str, y_range=None) -> go.Figure:
+    figure = go.Figure(traces)
+    figure.update_layout(title=title, height=300, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", y=-0.25), xaxis_title=x_title, yaxis_title=y_title)
+    if y_range:
+        figure.update_yaxes(range=y_range)
+    return figure
+
+
+def curves(view: jobs.JobView) -> None:
+    """Per-batch loss (raw and smoothed) and per-epoch loss and accuracy, train and validation."""
+    per_epoch = max(1, view.steps_per_epoch)
+    x = [step / per_epoch for step in view.batch_steps]  # in epochs, so the charts line up
+    batch = _figure("Loss per batch", [
+        _line(x, view.batch_loss, "batch", line=dict(color="#c6d4e8", width=1)),
+        _line(x, view.batch_loss_smoothed, "smoothed", line=dict(color="#1f5fa8", width=2)),
+    ], "epoch", "loss")
+    epochs = list(range(1, len(view.history.get("loss", [])) + 1))
+    loss = _figure("Loss per epoch", [
+        _line(epochs, view.history.get("loss", []), "train"),
+        _line(epochs, view.history.get("val_loss", []), "validation"),
+    ], "epoch", "loss")
+    accuracy = _figure("Accuracy per epoch", [
+        _line(epochs, view.history.get("accuracy", []), "train"),
+        _line(epochs, view.history.get("val_accuracy", []), "validation"),
+    ], "epoch", "accuracy")
+    with st.container(key="train_curves"):
+        for column, figure, key in zip(st.columns(3), (batch, loss, accuracy),
+                                       ("train_batch_chart", "train_loss_chart", "train_accuracy_chart")):
+            column.plotly_chart(figure, width="stretch", key=key, config={"displayModeBar": False})
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def job_panel(runner: jobs.JobRunner, job: jobs.Job) -> None:
+    view = runner.view(job)
+    settings = view.settings
+    st.subheader(f"{settings.arch}, {settings.epochs} epochs on {settings.train_size:,} digits")
+    st.caption(f"Job {view.id} · started by {view.owner} · {view.phase}")
+    if view.state == jobs.QUEUED:
+        st.info(f"Waiting in the queue at position {view.position}: one job trains at a time "
+                "on this server, and yours starts when those before it end.", icon=":material/hourglass:")
+        st.button("Leave the queue", key="train_cancel", on_click=runner.stop, args=(job,))
+    elif view.state == jobs.RUNNING:
+        batch = f" · batch {view.step} of {view.steps_per_epoch}" if view.steps_per_epoch else ""
+        st.progress(view.fraction_done, text=f"Epoch {min(view.epoch + 1, view.epochs)} of {view.epochs}{batch}")
+        speed, elapsed, left = st.columns(3)
+        speed.metric("Digits per second", f"{view.digits_per_second:,.0f}" if view.digits_per_second else "—")
+        elapsed.metric("Time so far", _duration(view.seconds))
+        left.metric("Time left", _duration(view.seconds_left))
+        if view.stop_requested:
+            st.info("Stopping after this batch…", icon=":material/stop_circle:")
+        else:
+            st.button("Stop training", key="train_stop", icon=":material/stop_circle:",
+                      on_click=runner.stop, args=(job,),
+                      help="Ends after the current batch; you can then save what it learned.")
+    elif view.state == jobs.FAILED:
+        st.error(f"Training failed: {view.error}", icon=":material/error:")
+    elif view.state == jobs.SAVED:
+        st.success(f"Saved as **{view.saved_name}** — select it on Draw. "
+                   f"It reads {view.test_accuracy:.2%} of the 10,000 MNIST test digits correctly.",
+                   icon=":material/check_circle:")
+        st.page_link("pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
+                     query_params={"model": view.saved_name})
+        st.caption(f"See the run in TensorBoard: `tensorboard --logdir \"{store.tensorboard_dir('').parent}\"`")
+    elif view.state == jobs.DISCARDED:
+        st.info("Discarded.", icon=":material/delete:")
+    elif view.undecided:
+        save_or_discard(runner, job, view)
+    if view.state != jobs.QUEUED and view.batch_steps:
+        curves(view)
+
+
+def save_or_discard(runner: jobs.JobRunner, job: jobs.Job, view: jobs.JobView) -> None:
+    if view.error:
+        st.error(view.error, icon=":material/error:")
+    if view.stopped_early:
+        st.warning(f"Stopped after {view.epoch} of {view.epochs} epochs. What it learned so far reads "
+                   f"{view.test_accuracy:.2%} of the MNIST test digits correctly: save it as a version, "
+                   "or discard it.", icon=":material/stop_circle:")
+    name = st.text_input("Version name (optional)", value=view.requested_name, key=f"train_save_name_{job.id}",
+                         max_chars=store.MAX_NAME_LENGTH)
+    save, discard = st.columns(2)
+    if save.button("Save version", key="train_save", type="primary", icon=":material/save:"):
+        try:
+            runner.save(job, name)
+        except (OSError, ValueError) as error:
+            st.error(f"Could not save: {error}", icon=":material/error:")
+            return
+        st.rerun()
+    if discard.button("Discard", key="train_discard", icon=":material/delete:"):
+        runner.discard(job)
+        st.rerun()
+
+
+def server_jobs(runner: jobs.JobRunner, views: list[jobs.JobView], me: str) -> None:
+    st.subheader("Jobs on this server")
+    if not views:
+        st.caption("None yet: yours will be the first.")
+        return
+    rows = [{
+        "Queue": ("training now" if v.position == 0 else f"{v.position}") if v.position is not None else "",
+        "Who": f"{v.owner} (you)" if v.owner == me else v.owner,
+        "Architecture": v.settings.arch,
+        "Epochs": f"{v.epoch} of {v.epochs}",
+        "Digits": v.settings.train_size,
+        "State": STATE_LABELS[v.state],
+        "Done": v.fraction_done,
+        "Test accuracy": v.test_accuracy,
+        "Version": v.saved_name,
+    } for v in reversed(views)]
+    st.dataframe(rows, hide_index=True, width="stretch", key="train_jobs_table", column_config={
+        "Done": st.column_config.ProgressColumn("Done", min_value=0.0, max_value=1.0, format="percent"),
+        "Test accuracy": st.column_config.NumberColumn(format="percent"),
+        "Digits": st.column_config.NumberColumn(format="localized"),
+    })
+
+
+def poll_interval(job: jobs.Job | None, views: list[jobs.JobView]) -> float | None:
+    if job is not None and job.state in jobs.ACTIVE:
+        return FAST_POLL
+    return SLOW_POLL if any(v.active for v in views) else None
+
+
+def live(runner: jobs.JobRunner, job: jobs.Job | None, declared: float | None) -> None:
+    """Redrawn every ``declared`` seconds; a full rerun when that pace should change."""
+    views = runner.views()
+    if poll_interval(job, views) != declared:
+        st.rerun()  # e.g. your job ended: redraw the page once, then stop polling
+    if job is not None:
+        job_panel(runner, job)
+        st.divider()
+    server_jobs(runner, views, owner())
+
+
+# ------------------------------------------------------------------ page
+
+ui.keep_keras_between_runs()  # also when this page runs on its own (AppTest)
+st.title("Train")
+st.write("Retrain any architecture of the zoo with your own settings and watch the loss and "
+         "accuracy curves grow; the result becomes a new version you can draw with.")
+try:
+    limits = TrainingLimits.from_env()
+except SettingsError as error:
+    st.error(f"This server's training limits are misconfigured: {error}", icon=":material/error:")
+    st.stop()
+
+runner = job_runner()
+me = owner()
+form_column, live_column = st.columns([1, 2], gap="large")
+with form_column:
+    submitted = settings_form(limits)
+    if submitted is not None:
+        try:
+            new_job = runner.submit(*submitted[:1], owner=me, name=submitted[1])
+        except (SettingsError, jobs.JobLimitError) as error:
+            st.error(str(error), icon=":material/error:")
+        else:
+            st.session_state.train_job = new_job.id
+            st.query_params["job"] = new_job.id
+with live_column:
+    job = watched_job(runner)
+    interval = poll_interval(job, runner.views())
+    st.fragment(live, run_every=interval)(runner, job, interval)
