@@ -163,6 +163,7 @@ def save(model: keras.Model, record: dict, folder: Path, name: str) -> ZooEntry:
         temporary = Path(handle.name)
     try:
         _inference_copy(model).save(temporary)
+        temporary.chmod(0o644)  # NamedTemporaryFile makes it private
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
