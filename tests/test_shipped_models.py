@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import data, store
+from model_zoo import data, store, training
 from model_zoo.architectures import ZOO
 
 RECORD_FIELDS = {"arch", "settings", "history", "seconds_per_epoch", "test_accuracy", "params",
@@ -40,3 +40,12 @@ def test_plain_load_model_honours_the_contract_and_scores_the_record(name, mnist
     assert accuracy == pytest.approx(record["test_accuracy"], abs=1e-4)
     floor = ZOO[name].tutorial_accuracy or 0.995  # cnn_robust's target (issue 5)
     assert accuracy >= floor, f"{name}: {accuracy:.4f} < {floor:.4f}"
+
+
+@pytest.mark.parametrize("name", ["mlp_1x50", "cnn"])  # the quick ones; scripts.train_zoo checks all
+def test_retraining_reproduces_the_shipped_accuracy(name, mnist):
+    settings = training.TrainingSettings.for_architecture(name)
+    result = training.train(settings, mnist=mnist)
+    shipped = store.scan().get(name).record
+    assert result.data_sha256 == shipped["data_sha256"]
+    assert abs(result.test_accuracy - shipped["test_accuracy"]) <= 0.005
