@@ -20,6 +20,7 @@ error text, and the runner goes on with the next job.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import math
@@ -406,6 +407,9 @@ def shared_runner() -> JobRunner:
     with _shared_lock:
         if _shared is None:
             _shared = JobRunner()
+            # A training thread still inside TensorFlow when Python exits aborts the
+            # process ("terminate called…"): stop it after its batch first.
+            atexit.register(_shared.close, timeout=30)
         return _shared
 
 
