@@ -303,7 +303,7 @@ def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.nda
 
 def ensure_evaluated(entry: store.ZooEntry, *, model=None,
                      mnist: tuple[np.ndarray, np.ndarray] | None = None,
-                     usps_path: str | os.PathLike | None = None,
+                     usps_path: str | os.PathLike | None = None, with_usps: bool | None = None,
                      save: bool = True, recompute: bool = False) -> store.ZooEntry:
     """The entry with USPS accuracy, robustness curves, confusion matrix and mistakes.
 
@@ -311,11 +311,14 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
     model and MNIST are not even loaded); with ``save`` the new fields are
     written into the record with ``store.update_record``, otherwise they are
     only in the returned entry. ``model`` defaults to loading ``entry.path``;
-    ``mnist`` to the MNIST test set (``x_test``, ``y_test``). Raises
+    ``mnist`` to the MNIST test set (``x_test``, ``y_test``). USPS accuracy
+    is computed when ``with_usps``, by default when the USPS file is found. Raises
     ``data.DataError`` when MNIST is needed but not found and
     ``store.ModelFileError`` for a damaged model.
     """
-    fields = missing_fields(entry, usps=data.find_usps(usps_path) is not None, recompute=recompute)
+    if with_usps is None:
+        with_usps = data.find_usps(usps_path) is not None
+    fields = missing_fields(entry, usps=with_usps, recompute=recompute)
     if not fields:
         return entry
     model = model if model is not None else store.load_model(entry.path)

@@ -35,8 +35,17 @@ def _mnist_test(mnist_path: str | None) -> tuple[tuple[np.ndarray, np.ndarray] |
         return None, str(error)
 
 
+def usps_found() -> bool:
+    """Whether usps.npz is there; a USPS_PATH naming no file is said once, not per model."""
+    try:
+        return data.find_usps() is not None
+    except data.DataError as error:
+        st.warning(f"{error} USPS accuracy is not computed until then.")
+        return False
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
-def _evaluated_record(path: str, modified: float, _entry: store.ZooEntry,
+def _evaluated_record(path: str, modified: float, usps: bool, _entry: store.ZooEntry,
                       _mnist: tuple[np.ndarray, np.ndarray]) -> dict:
     """The record with its missing computed fields, once per model file (path + mtime).
 
@@ -45,30 +54,30 @@ def _evaluated_record(path: str, modified: float, _entry: store.ZooEntry,
     the results live in this cache.
     """
     model = ui.fast_model(_entry)
+
+    def run(save: bool) -> dict:
+        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist, with_usps=usps,
+                                           save=save).record
+
     if _entry.shipped:
-        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist, save=False).record
+        return run(save=False)
     try:
-        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist).record
+        return run(save=True)
     except OSError:  # a read-only user folder: keep the results in this cache only
-        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist, save=False).record
+        return run(save=False)
 
 
-def evaluated(entry: store.ZooEntry, mnist) -> store.ZooEntry:
+def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
     """The entry with confusion matrix, mistakes, robustness (and USPS) where they can be had."""
-    usps_found = data.find_usps() is not None
-    if mnist is None or not evaluation.missing_fields(entry, usps=usps_found):
+    if mnist is None or not evaluation.missing_fields(entry, usps=usps):
         return entry  # warm: everything is in the record (or MNIST is missing)
     try:
         with st.spinner(f"Scoring {entry.name} on the test set and on distorted digits (once per model)…"):
-            record = _evaluated_record(str(entry.path), entry.path.stat().st_mtime, entry, mnist)
+            record = _evaluated_record(str(entry.path), entry.path.stat().st_mtime, usps, entry, mnist)
     except (store.ModelFileError, data.DataError) as error:
         st.error(f"Could not score {entry.name}: {error}")
         return entry
     return store.ZooEntry(entry.name, entry.path, record, entry.shipped)
-
-
-def family(entry: store.ZooEntry) -> str:
-    return "MLP" if entry.arch.kind == "mlp" else "CNN"
 
 
 def _delete(entry: store.ZooEntry) -> None:
@@ -99,7 +108,8 @@ if mnist is None:
             "records and some charts are missing. Put mnist.npz in the project's data/ folder "
             f"or start the app with MNIST_PATH=/path/to/mnist.npz.\n\n({mnist_problem})",
             icon=":material/info:")
-entries = [evaluated(entry, mnist) for entry in listing.entries]
+with_usps = usps_found()
+entries = [evaluated(entry, mnist, with_usps) for entry in listing.entries]
 
 # The zoo table -----------------------------------------------------------
 st.header("The zoo table")
@@ -140,16 +150,17 @@ if curves:
                f"{setup['seed']}), each shifted by the given distance in a random direction, rotated "
                "by the given angle either way, scaled about the centre, or drawn thinner/thicker. "
                "Solid lines: CNNs; dashed: MLPs.")
+    dashes = {entry.name: "dash" if entry.arch.kind == "mlp" else "solid" for entry, _ in curves}
     columns = st.columns(2)
     for i, kind in enumerate(evaluation.DISTORTIONS):
-        frame = pd.DataFrame([{"model": entry.name, "family": family(entry), "value": value,
-                               "accuracy": score}
+        frame = pd.DataFrame([{"model": entry.name, "value": value, "accuracy": score}
                               for entry, curve in curves for value, score in curve[kind]])
-        chart = px.line(frame, x="value", y="accuracy", color="model", line_dash="family",
-                        line_dash_map={"CNN": "solid", "MLP": "dash"}, markers=True,
+        chart = px.line(frame, x="value", y="accuracy", color="model", markers=True,
                         labels={"value": evaluation.DISTORTION_LABELS[kind]}, range_y=[0, 1.02],
                         title=kind.capitalize())
-        chart.update_layout(legend_title_text="", margin={"t": 40, "b": 10})
+        chart.for_each_trace(lambda trace: trace.update(line_dash=dashes[trace.name]))
+        chart.update_layout(legend={"title_text": "", "orientation": "h", "y": -0.25},
+                            margin={"t": 40, "b": 10}, height=480)
         columns[i % 2].plotly_chart(chart, width="stretch", key=f"zoo_robustness_{kind}")
 else:
     st.info("No robustness curves yet: they need the MNIST test digits (see above).")
@@ -159,8 +170,9 @@ if mnist is not None:
         n = sets.digits
         for kind in evaluation.DISTORTIONS:
             points = [(i, value) for i, (k, value) in enumerate(sets.points) if k == kind]
+            st.caption(evaluation.DISTORTION_LABELS[kind].capitalize())
             st.image([sets.images[i * n] for i, _ in points], width=56,
-                     caption=[f"{kind} {value:g}" for _, value in points])
+                     caption=[f"{value:g}" for _, value in points])
 missing = [entry.name for entry in entries if "robustness" not in entry.record]
 if curves and missing:
     st.caption(f"No curves for: {', '.join(missing)}.")

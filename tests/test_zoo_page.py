@@ -82,3 +82,11 @@ def test_deleting_a_user_version(mnist, shipped, user_dir):
     assert table_models(at) == [entry.name for entry in shipped]
     assert any(f"Deleted {version}" in message.value for message in at.success)
     assert at.selectbox(key="zoo_model").value == shipped[0].name
+
+
+def test_a_wrong_usps_path_is_a_warning(shipped, user_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("USPS_PATH", str(tmp_path / "nowhere.npz"))
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path / "missing" / "mnist.npz"))  # nothing to score: quick
+    at = run_page()
+    assert any("USPS_PATH" in warning.value for warning in at.warning)
+    assert table_models(at) == [entry.name for entry in shipped]
