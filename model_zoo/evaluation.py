@@ -150,13 +150,18 @@ def usps_accuracy(model, usps_path: str | os.PathLike | None = None) -> float | 
 class DistortedSets:
     """Every point of every robustness curve as one uint8 batch, built once per process."""
 
-    images: np.ndarray  # (K * n, 28, 28) uint8: K distorted copies of n digits
+    images: np.ndarray  # (B * n, 28, 28) uint8: B distorted copies of the n digits
     labels: np.ndarray  # (n,)
     points: list[tuple[str, float]]  # the K (distortion, value) pairs, in order
+    blocks: list[int]  # (K,) which copy each point uses: the undistorted one is shared
 
     @property
     def digits(self) -> int:
         return len(self.labels)
+
+    def image(self, point: int, digit: int = 0) -> np.ndarray:
+        """(28, 28) uint8: one digit as distorted for one point of the curves."""
+        return self.images[self.blocks[point] * self.digits + digit]
 
 
 _sets_lock = threading.Lock()
@@ -211,12 +216,17 @@ def _build_sets(x: np.ndarray, y: np.ndarray) -> DistortedSets:
         "scale": lambda s: augment.distort(images, scale=s),
         "thickness": lambda level: augment.change_thickness(images, int(level)),
     }
-    points, batches = [], []
+    undistorted = {"shift": 0, "rotation": 0, "scale": 1, "thickness": 0}
+    points, blocks, batches = [], [], [np.asarray(x, np.uint8)]  # block 0: the digits as they are
     for kind in DISTORTIONS:
         for value in ROBUSTNESS_SETUP[kind]:
             points.append((kind, value))
-            batches.append(_to_uint8(make[kind](value)))
-    return DistortedSets(np.concatenate(batches), y, points)
+            if value == undistorted[kind]:
+                blocks.append(0)
+            else:
+                blocks.append(len(batches))
+                batches.append(_to_uint8(make[kind](value)))
+    return DistortedSets(np.concatenate(batches), y, points, blocks)
 
 
 def distorted_sets(x: np.ndarray, y: np.ndarray) -> DistortedSets:
@@ -238,11 +248,11 @@ def robustness_curves(model, x: np.ndarray, y: np.ndarray) -> Curves:
     """
     sets = distorted_sets(x, y)
     n = sets.digits
-    predicted = predicted_digits(model, sets.images).reshape(len(sets.points), n)
-    correct = (predicted == sets.labels[np.newaxis]).mean(axis=1)  # (K,)
+    predicted = predicted_digits(model, sets.images).reshape(-1, n)  # (B, n)
+    correct = (predicted == sets.labels[np.newaxis]).mean(axis=1)  # (B,)
     curves: Curves = {kind: [] for kind in DISTORTIONS}
-    for (kind, value), score in zip(sets.points, correct):
-        curves[kind].append([value, round(float(score), 4)])
+    for (kind, value), block in zip(sets.points, sets.blocks):
+        curves[kind].append([value, round(float(correct[block]), 4)])
     return curves
 
 

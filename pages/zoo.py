@@ -167,11 +167,10 @@ else:
 if mnist is not None:
     with st.expander("What the distorted digits look like"):
         sets = evaluation.distorted_sets(*mnist)
-        n = sets.digits
         for kind in evaluation.DISTORTIONS:
             points = [(i, value) for i, (k, value) in enumerate(sets.points) if k == kind]
             st.caption(evaluation.DISTORTION_LABELS[kind].capitalize())
-            st.image([sets.images[i * n] for i, _ in points], width=56,
+            st.image([sets.image(i) for i, _ in points], width=56,
                      caption=[f"{value:g}" for _, value in points])
 missing = [entry.name for entry in entries if "robustness" not in entry.record]
 if curves and missing:
