@@ -43,6 +43,7 @@ UNDECIDED = (FINISHED, STOPPED)  # holds a model nobody has saved or discarded y
 MAX_CURVE_POINTS = 600  # per-batch points kept for the live chart
 SMOOTHING = 0.9  # exponential moving average of the per-batch loss, as TensorBoard's slider
 KEEP_DONE_JOBS = 20  # saved, discarded and failed jobs remembered for the queue table
+KEEP_UNDECIDED_JOBS = 10  # stopped jobs whose learner left: the oldest are discarded
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,13 @@ class JobRunner:
             job._set(phase="finished, not saved", error=f"Training finished, but saving failed: {error}")
 
     def _forget_old_jobs(self) -> None:
-        """Keep the queue table short: forget the oldest saved, discarded and failed jobs."""
+        """Bound memory and the queue table: drop the oldest unsaved models and finished jobs."""
+        undecided = [job for job in self._jobs if job.state in UNDECIDED]
+        for job in undecided[:max(0, len(undecided) - KEEP_UNDECIDED_JOBS)]:
+            try:
+                self.discard(job)
+            except store.VersionError:  # its learner saved or discarded it just now
+                pass
         done = [job for job in self._jobs if job.state in (SAVED, DISCARDED, FAILED)]
         for job in done[:max(0, len(done) - KEEP_DONE_JOBS)]:
             self._jobs.remove(job)

@@ -197,7 +197,8 @@ def job_panel(runner: jobs.JobRunner, job: jobs.Job) -> None:
                    icon=":material/check_circle:")
         st.page_link("pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
                      query_params={"model": view.saved_name})
-        st.caption(f"See the run in TensorBoard: `tensorboard --logdir \"{store.tensorboard_dir('').parent}\"`")
+        st.caption("Compare runs in TensorBoard: "
+                   f"`tensorboard --logdir \"{store.tensorboard_dir(view.saved_name).parent}\"`")
     elif view.state == jobs.DISCARDED:
         st.info("Discarded.", icon=":material/delete:")
     elif view.undecided:

@@ -163,6 +163,21 @@ def test_one_job_at_a_time_per_learner(runner):
         runner.submit(tiny(), owner="otter-1")
 
 
+def test_memory_stays_bounded_when_learners_leave_stopped_jobs(user_dir):
+    runner = jobs.JobRunner(limits=TrainingLimits())
+    left = [jobs.Job(tiny(), owner=f"learner-{i}") for i in range(jobs.KEEP_UNDECIDED_JOBS + 2)]
+    done = [jobs.Job(tiny(), owner=f"done-{i}") for i in range(jobs.KEEP_DONE_JOBS + 5)]
+    for job in left:
+        job._set(state=jobs.STOPPED)
+    for job in done:
+        job._set(state=jobs.SAVED)
+    runner._jobs.extend(left + done)
+    runner._forget_old_jobs()
+    assert [job.state for job in left] == [jobs.DISCARDED] * 2 + [jobs.STOPPED] * jobs.KEEP_UNDECIDED_JOBS
+    assert len(runner.jobs()) == jobs.KEEP_UNDECIDED_JOBS + jobs.KEEP_DONE_JOBS
+    assert runner.jobs()[-1] is done[-1]
+
+
 LIMITS = TrainingLimits(max_epochs=20, max_width=256, max_hidden_layers=4, max_train_size=30_000)
 
 
