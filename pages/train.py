@@ -128,12 +128,12 @@ def _line(x, y, name, **style) -> go.Scatter:
     return go.Scatter(x=x, y=y, name=name, mode="lines+markers" if len(x) < 30 else "lines", **style)
 
 
-def _figure(title: str, traces: list, x_title: str, y_title: str, y_range=None) -> go.Figure:
+def _figure(title: str, traces: list, y_title: str, x_range: list[float], whole_epochs: bool) -> go.Figure:
+    """A chart whose x axis spans the whole run from the start, so the curve grows into it."""
     figure = go.Figure(traces)
     figure.update_layout(title=title, height=300, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", y=-0.25), xaxis_title=x_title, yaxis_title=y_title)
-    if y_range:
-        figure.update_yaxes(range=y_range)
+                         legend=dict(orientation="h", y=-0.25), xaxis_title="epoch", yaxis_title=y_title)
+    figure.update_xaxes(range=x_range, dtick=1 if whole_epochs and x_range[1] <= 20 else None)
     return figure
 
 
@@ -144,16 +144,17 @@ def curves(view: jobs.JobView) -> None:
     batch = _figure("Loss per batch", [
         _line(x, view.batch_loss, "batch", line=dict(color="#c6d4e8", width=1)),
         _line(x, view.batch_loss_smoothed, "smoothed", line=dict(color="#1f5fa8", width=2)),
-    ], "epoch", "loss")
+    ], "loss", [0, view.epochs], whole_epochs=False)
     epochs = list(range(1, len(view.history.get("loss", [])) + 1))
+    whole_run = [0.8, view.epochs + 0.2]
     loss = _figure("Loss per epoch", [
         _line(epochs, view.history.get("loss", []), "train"),
         _line(epochs, view.history.get("val_loss", []), "validation"),
-    ], "epoch", "loss")
+    ], "loss", whole_run, whole_epochs=True)
     accuracy = _figure("Accuracy per epoch", [
         _line(epochs, view.history.get("accuracy", []), "train"),
         _line(epochs, view.history.get("val_accuracy", []), "validation"),
-    ], "epoch", "accuracy")
+    ], "accuracy", whole_run, whole_epochs=True)
     with st.container(key="train_curves"):
         for column, figure, key in zip(st.columns(3), (batch, loss, accuracy),
                                        ("train_batch_chart", "train_loss_chart", "train_accuracy_chart")):
