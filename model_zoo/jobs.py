@@ -36,9 +36,9 @@ from model_zoo.training import TrainingLimits, TrainingResult, TrainingSettings
 
 LOG = logging.getLogger(__name__)
 
-QUEUED, RUNNING, FINISHED, STOPPED, FAILED, SAVED, DISCARDED = (
-    "queued", "running", "finished", "stopped", "failed", "saved", "discarded")
-ACTIVE = (QUEUED, RUNNING)  # the page polls while a job is in one of these
+QUEUED, RUNNING, FINISHED, STOPPED, FAILED, SAVING, SAVED, DISCARDED = (
+    "queued", "running", "finished", "stopped", "failed", "saving", "saved", "discarded")
+ACTIVE = (QUEUED, RUNNING, SAVING)  # the page polls while a job is in one of these
 UNDECIDED = (FINISHED, STOPPED)  # holds a model nobody has saved or discarded yet
 MAX_CURVE_POINTS = 600  # per-batch points kept for the live chart
 SMOOTHING = 0.9  # exponential moving average of the per-batch loss, as TensorBoard's slider
@@ -85,7 +85,7 @@ class JobView:
     @property
     def fraction_done(self) -> float:
         total = self.epochs * self.steps_per_epoch
-        if self.state in (FINISHED, SAVED):
+        if self.state in (FINISHED, SAVING, SAVED) and not self.stopped_early:
             return 1.0
         return min(1.0, (self.epoch * self.steps_per_epoch + self.step) / total) if total else 0.0
 
@@ -274,7 +274,7 @@ class JobRunner:
         with job._lock:
             if job._state not in UNDECIDED or job.result is None:
                 raise store.VersionError(f"Job {job.id} is {job._state}: there is no model to save.")
-            job._state, job._phase = SAVED, "saving"  # claims it: a second click saves nothing
+            job._state, job._phase = SAVING, "saving"  # claims it: a second click saves nothing
         try:
             entry = save_result(job.result, name or job.requested_name, job.log_dir,
                                 extra={"trained_in": "app", "job": job.id, "owner": job.owner})
@@ -282,7 +282,7 @@ class JobRunner:
             job._set(state=STOPPED if job.result.stopped_early else FINISHED, phase="not saved")
             raise
         job.log_dir = None
-        job._set(saved_name=entry.name, phase=f"saved as {entry.name}", error="")
+        job._set(state=SAVED, saved_name=entry.name, phase=f"saved as {entry.name}", error="")
         return entry
 
     def discard(self, job: Job) -> None:

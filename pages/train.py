@@ -18,7 +18,7 @@ OTHER_DEFAULTS = {"train_size": 60_000, "val_fraction": 0.1, "seed": 0, "name": 
 NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
 STATE_LABELS = {jobs.QUEUED: "waiting", jobs.RUNNING: "training", jobs.FINISHED: "finished",
-                jobs.STOPPED: "stopped", jobs.FAILED: "failed", jobs.SAVED: "saved",
+                jobs.STOPPED: "stopped", jobs.FAILED: "failed", jobs.SAVING: "saving", jobs.SAVED: "saved",
                 jobs.DISCARDED: "discarded"}
 
 
@@ -190,6 +190,8 @@ def job_panel(runner: jobs.JobRunner, job: jobs.Job) -> None:
             st.button("Stop training", key="train_stop", icon=":material/stop_circle:",
                       on_click=runner.stop, args=(job,),
                       help="Ends after the current batch; you can then save what it learned.")
+    elif view.state == jobs.SAVING:
+        st.info("Saving it as a new version…", icon=":material/save:")
     elif view.state == jobs.FAILED:
         st.error(f"Training failed: {view.error}", icon=":material/error:")
     elif view.state == jobs.SAVED:
