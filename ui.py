@@ -6,10 +6,15 @@ import Streamlit.
 
 from __future__ import annotations
 
+import io
 import logging
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import streamlit as st
+from PIL import Image
+from streamlit.delta_generator import DeltaGenerator
 
 from model_zoo import inference, preprocess, store
 
@@ -82,16 +87,122 @@ def model_picker(listing: store.ZooListing, *, key: str = "model") -> store.ZooE
     if wanted is not None and wanted not in names:
         st.warning(f"Unknown model {wanted!r} in the link. Expected one of: {', '.join(names)}.")
         wanted = None
-    if key not in st.session_state or (wanted and wanted != st.session_state[key]):
+    # The link wins only when it changed since this session last wrote it (a new
+    # link, an edited URL); otherwise it would undo every pick in the select box.
+    followed = f"{key}_link"
+    if key not in st.session_state or (wanted and wanted != st.session_state.get(followed)):
         st.session_state[key] = wanted or best_drawing_model(listing)
     if st.session_state[key] not in names:  # a deleted version
         st.session_state[key] = best_drawing_model(listing)
     labels = {entry.name: entry.label for entry in listing.entries}
     name = st.selectbox("Model", names, key=key, format_func=labels.get)
-    st.query_params["model"] = name
+    st.query_params["model"] = st.session_state[followed] = name
     return listing.get(name)
 
 
-def digit_from_canvas_or_upload(key: str) -> np.ndarray | None:
-    """Canvas (and an uploader) → the (28, 28) image a model sees, or None with a hint shown."""
-    raise NotImplementedError  # written with the Draw page
+def model_tag(entry: store.ZooEntry) -> str:
+    """A few words for a model that is not one of the tutorial's seven, else ""."""
+    if not entry.shipped:
+        return f"your version of {entry.arch.name}"
+    return "" if entry.arch.in_tutorial else "beyond the tutorial"
+
+
+def model_note(entry: store.ZooEntry) -> str | None:
+    """One line for a model that is not one of the tutorial's seven, else None."""
+    if not entry.shipped:
+        return f"{entry.name} is your version of {entry.arch.name}, trained in the app."
+    if not entry.arch.in_tutorial:
+        return entry.arch.lesson or f"{entry.name} goes beyond the tutorial."
+    return None
+
+
+# The canvas is 10 × the model's 28 px. A digit drawn at a natural size (about
+# 150–200 px tall) with a 22 px pen ends up with MNIST's stroke width once it is
+# shrunk into the 20 px box (checked on MNIST's mean ink per digit).
+CANVAS_SIZE = 280
+DEFAULT_STROKE_WIDTH = 22
+HINT = "Draw a digit on the black square (or upload a photo of one): the prediction appears as you draw."
+
+
+@dataclass(frozen=True)
+class Digit:
+    """What the user gave: the (28, 28) float32 image a model sees, and where it came from."""
+
+    image: np.ndarray  # (28, 28) float32 in [0, 1], white on black
+    source: str  # "your drawing (3 strokes)" or "the picture five.png", for captions
+
+
+def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = None) -> Digit | None:
+    """A canvas, its pen and Clear controls, and an uploader → the digit, or None.
+
+    Renders into the current container; the hint for an empty canvas and any
+    error for an unreadable picture go to ``messages`` (default: here). Each
+    page passes its own ``key``, so each page keeps its own drawing. When both
+    a drawing and a picture are present, the one changed last is read.
+    """
+    # Imported here: the component registers itself with a running Streamlit
+    # and fails to import in a bare Python process (a test importing ui).
+    from streamlit_drawable_canvas import st_canvas
+
+    messages = st if messages is None else messages
+    version = st.session_state.setdefault(f"{key}_version", 0)  # Clear bumps it
+    source_key = f"{key}_source"
+    stroke_width = st.slider("Pen width", 6, 50, DEFAULT_STROKE_WIDTH, key=f"{key}_pen",
+                             help="The default draws a digit of natural size as thick as MNIST's.")
+    canvas = st_canvas(
+        stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
+        height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
+        return_image_data=True, key=f"{key}_canvas_{version}",
+        on_change=partial(_remember_source, source_key, "canvas"))
+    rgba = canvas.image_data  # decodes a PNG: once per run (FACTS.md)
+    st.button("Clear", key=f"{key}_clear", icon=":material/ink_eraser:",
+              on_click=_clear, args=(key,), help="Empty the canvas and forget the uploaded picture.")
+    upload = st.file_uploader(
+        "Or upload a photo or scan of one digit", type=["png", "jpg", "jpeg"],
+        key=f"{key}_upload_{version}", on_change=_remember_source, args=(source_key, "upload"))
+
+    drawn = preprocess.canvas_has_ink(rgba)
+    if upload is not None and (not drawn or st.session_state.get(source_key) != "canvas"):
+        try:
+            return Digit(_picture_to_mnist(upload.getvalue()), f"the picture {upload.name}")
+        except preprocess.NoInkError as error:
+            messages.error(f"{upload.name}: {error}", icon=":material/image_not_supported:")
+        except (ValueError, OSError, Image.DecompressionBombError) as error:
+            messages.error(f"Could not read {upload.name} as a picture ({error}). "
+                           "Expected a PNG or JPEG photo or scan of one digit.",
+                           icon=":material/broken_image:")
+        return None
+    if not drawn:
+        messages.info(HINT, icon=":material/draw:")
+        return None
+    try:
+        image = preprocess.to_mnist(rgba)
+    except preprocess.NoInkError:
+        messages.info("That is only a speck. " + HINT, icon=":material/draw:")
+        return None
+    strokes = sum(obj.get("type") == "Path" for obj in (canvas.json_data or {}).get("objects", []))
+    return Digit(image, f"your drawing ({strokes} stroke{'s' * (strokes != 1)})")
+
+
+def show_model_input(image: np.ndarray, *, zoom: int = 5) -> None:
+    """The (28, 28) image a model sees, enlarged with square pixels so each one shows."""
+    pixels = np.kron(np.clip(image, 0, 1) * 255, np.ones((zoom, zoom))).astype(np.uint8)
+    st.image(pixels, caption="What the model sees: 28 × 28 pixels")
+
+
+def _remember_source(source_key: str, source: str) -> None:
+    st.session_state[source_key] = source
+
+
+def _clear(key: str) -> None:
+    # New widget keys give an empty canvas and an empty uploader (FACTS.md).
+    st.session_state[f"{key}_version"] += 1
+    st.session_state.pop(f"{key}_source", None)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _picture_to_mnist(data: bytes) -> np.ndarray:
+    """An uploaded file's bytes → (28, 28); cached, as the picture stays across reruns."""
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.load()  # a truncated file fails here, as OSError
+        return preprocess.to_mnist(picture)

@@ -1,0 +1,66 @@
+"""Compare: every model in the zoo on the same drawing, side by side."""
+
+from collections import Counter
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from model_zoo import inference
+
+st.title("Compare")
+st.write("Draw one digit and see how every model in the zoo reads it, and where they disagree.")
+
+listing = ui.zoo()
+models = ui.fast_models(listing)
+if not models:
+    st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
+    st.stop()
+
+draw_column, results_column = st.columns([4, 7], gap="large")
+with draw_column:
+    digit = ui.digit_from_canvas_or_upload("compare", messages=results_column)
+if digit is None:
+    st.stop()
+
+predictions = inference.predict_all(models, digit.image)  # {name: Prediction}, zoo order
+entries = {entry.name: entry for entry in listing.entries}
+votes = Counter(p.digit for p in predictions.values())
+majority, count = votes.most_common(1)[0]
+
+table = pd.DataFrame({
+    "Model": list(predictions),
+    "Reads": [p.digit for p in predictions.values()],
+    "Confidence": [f"{p.confidence:.1%}" for p in predictions.values()],
+    "MNIST test accuracy": [f"{entries[name].test_accuracy:.2%}" for name in predictions],
+    "Time (ms)": [f"{p.seconds * 1000:.2f}" for p in predictions.values()],
+    "Note": [ui.model_tag(entries[name]) for name in predictions],
+})
+
+names = list(predictions)
+probabilities = [p.probabilities for p in predictions.values()]  # models × 10
+figure = go.Figure(go.Heatmap(
+    z=probabilities, x=[str(d) for d in range(10)], y=names, zmin=0, zmax=1,
+    colorscale="Blues", colorbar=dict(tickformat=".0%", title="p"),
+    text=[[f"{v:.0%}" if v >= 0.01 else "" for v in row] for row in probabilities],
+    texttemplate="%{text}", hovertemplate="%{y} → %{x}: %{z:.1%}<extra></extra>"))
+figure.update_layout(height=70 + 32 * len(names), margin=dict(l=10, r=10, t=10, b=10),
+                     xaxis=dict(title="digit", side="top", type="category"), yaxis=dict(autorange="reversed"))
+
+with results_column:
+    seen_column, verdict_column = st.columns([1, 3], vertical_alignment="center")
+    with seen_column:
+        ui.show_model_input(digit.image)
+    with verdict_column:
+        if count == len(predictions):
+            st.success(f"All {count} models agree: it is a {majority}.", icon=":material/check_circle:")
+        else:
+            others = "; ".join(f"{name} reads {p.digit}" for name, p in predictions.items()
+                               if p.digit != majority)
+            st.warning(f"The models disagree: {count} of {len(predictions)} read {majority}; {others}.",
+                       icon=":material/call_split:")
+    st.table(table, hide_index=True)
+    st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
+    # Written last: once it names the latest drawing, everything above shows it.
+    st.caption(f"Read from {digit.source}. Time: one forward pass of each model.")

@@ -1,0 +1,52 @@
+"""Draw: one digit, one model, its ten probabilities updated after every stroke."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from model_zoo import store
+
+st.title("Draw")
+st.write("Draw a digit with the mouse or a finger and watch a neural network read it, stroke by stroke.")
+
+listing = ui.zoo()
+if not listing.entries:
+    st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
+    st.stop()
+
+picker_column, note_column = st.columns([2, 3], vertical_alignment="bottom")
+with picker_column:
+    entry = ui.model_picker(listing)
+if note := ui.model_note(entry):
+    note_column.caption(note)
+try:
+    model = ui.fast_model(entry)
+except store.ModelFileError as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
+
+draw_column, seen_column, result_column = st.columns([4, 2, 5], gap="medium")
+with draw_column:
+    digit = ui.digit_from_canvas_or_upload("draw", messages=result_column)
+if digit is None:
+    st.stop()
+
+with seen_column:
+    ui.show_model_input(digit.image)
+
+prediction = model.predict(digit.image)
+with result_column:
+    left, right = st.columns(2)
+    left.metric("Prediction", prediction.digit)
+    right.metric("Confidence", f"{prediction.confidence:.0%}")
+    top = prediction.digit
+    figure = go.Figure(go.Bar(
+        x=list(range(10)), y=prediction.probabilities,
+        marker_color=["#e4572e" if d == top else "#9bb3c9" for d in range(10)],
+        hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    figure.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                         xaxis=dict(tickmode="linear", title="digit"),
+                         yaxis=dict(range=[0, 1], tickformat=".0%", title="probability"))
+    st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
+    # Written last: when this line shows the latest stroke count, so does the metric above.
+    st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")

@@ -1,0 +1,218 @@
+"""Browser-test fixtures: the real app on 127.0.0.1 and Debian's Chromium via Playwright.
+
+One server and one browser serve the whole session; each test gets a fresh
+page (its own browser context, so its own Streamlit session). Any browser
+test can use them:
+
+    def test_something(page, app_url):
+        open_app(page, app_url, "train")
+        expect(page.get_by_role("heading", name="Train")).to_be_visible()
+
+The server's user versions go to a temporary folder (`app_user_dir`), so a
+test that trains never touches data/user_models.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1400, "height": 1000}
+SERVER_START_SECONDS = 60
+FIRST_PAGE_SECONDS = 90  # the first run imports TensorFlow and loads models (2 cores)
+RESULT_SECONDS = 15  # a stroke's prediction: canvas debounce + one rerun
+
+# What each model read for each browser-drawn sample: {model: {sample id: (digit, read)}}.
+# Filled by the tests that draw (Compare reads every model at once); printed at the end.
+READINGS: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_user_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("user_models")
+
+
+@pytest.fixture(scope="session")
+def app_url(app_user_dir, tmp_path_factory):
+    """Start `streamlit run app.py` on a free port; yield its base URL; stop it."""
+    with running_app(app_user_dir, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        yield url
+
+
+@contextmanager
+def running_app(user_dir: Path, log_path: Path) -> Iterator[str]:
+    """A fresh app server (user versions in `user_dir`, output in `log_path`): its base URL."""
+    port = _free_port()
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_USER_DIR": str(user_dir)}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py",
+               "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--server.headless", "true", "--server.fileWatcherType", "none"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(server, url, log_path)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_healthy(server: subprocess.Popen, url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)  # polling a server that is starting; nothing to wait on instead
+    raise RuntimeError(f"streamlit not healthy after {SERVER_START_SECONDS} s:\n"
+                       f"{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (or set CHROMIUM)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Page:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def open_app(page: Page, app_url: str, path: str = "") -> Page:
+    """Go to a page of the app and wait until its script has run once without an exception."""
+    page.goto(f"{app_url}/{path}")
+    expect(page.locator("h1").first).to_be_visible(timeout=FIRST_PAGE_SECONDS * 1000)
+    wait_until_idle(page)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_role("dialog").filter(has_text="Page not found")).to_have_count(0)
+    return page
+
+
+def wait_until_idle(page: Page, timeout: float = FIRST_PAGE_SECONDS) -> None:
+    """Wait until the app's script run is over (Streamlit's "Running…" widget is gone)."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=timeout * 1000)
+
+
+def canvas(page: Page) -> Locator:
+    """The drawing canvas (the top Fabric.js layer takes the mouse)."""
+    return page.locator("canvas.upper-canvas").first
+
+
+# True when a press at (x, y) lands on a drawing canvas, looking into shadow roots.
+_PRESSES_ON_CANVAS = """([x, y]) => {
+    let element = document.elementFromPoint(x, y);
+    while (element && element.shadowRoot) {
+        const inner = element.shadowRoot.elementFromPoint(x, y);
+        if (!inner || inner === element) break;
+        element = inner;
+    }
+    return !!element && element.classList.contains("upper-canvas");
+}"""
+
+
+def draw_strokes(page: Page, canvas_locator: Locator, strokes, *, canvas_size: int = 280) -> None:
+    """Draw with the mouse: each stroke a press, moves through its points, a release.
+
+    Points are canvas pixels; they are scaled if the canvas is shown at another size.
+    """
+    canvas_locator.scroll_into_view_if_needed()
+    box = canvas_locator.bounding_box()
+    scale = box["width"] / canvas_size
+    # Hover first, as a hand does: the canvas's toolbar hides in the top ~30 px
+    # of the canvas (invisible, yet catching the mouse) until the canvas is hovered.
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for stroke in strokes:
+        points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
+        page.wait_for_function(_PRESSES_ON_CANVAS, arg=list(points[0]))
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+
+
+def draw_and_wait(page: Page, strokes, done_text: str) -> None:
+    """Draw on the page's canvas, then wait for a caption the page writes last.
+
+    `done_text` must name the whole drawing (e.g. its stroke count), so it
+    shows only once the run that read every stroke has finished writing.
+    """
+    draw_strokes(page, canvas(page), strokes)
+    done = page.get_by_test_id("stCaptionContainer").filter(has_text=done_text)
+    expect(done).to_be_visible(timeout=RESULT_SECONDS * 1000)
+
+
+def clear(page: Page) -> None:
+    """Press the page's Clear button; wait for the hint and a new, empty canvas."""
+    old_canvas = canvas(page).element_handle()
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_test_id("stAlert").filter(has_text="Draw a digit")).to_be_visible()
+    wait_until_idle(page)
+    page.wait_for_function("element => !element.isConnected", arg=old_canvas)
+    expect(canvas(page)).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the page as docs/<name>.png for the README, once its charts are drawn.
+
+    Streamlit shows a grey skeleton while lazily loaded code (Plotly's, seconds
+    the first time) arrives: wait until none is left.
+    """
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=30_000)
+    DOCS.mkdir(exist_ok=True)
+    path = DOCS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not READINGS:
+        return
+    terminalreporter.section("browser-drawn digits read correctly")
+    for model, readings in sorted(READINGS.items()):
+        wrong = [f"{sample} read {read}" for sample, (digit, read) in readings.items() if read != digit]
+        right = len(readings) - len(wrong)
+        terminalreporter.write_line(f"{model:>24}: {right}/{len(readings)}"
+                                    + (f"  wrong: {', '.join(wrong)}" if wrong else ""))

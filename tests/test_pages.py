@@ -1,0 +1,168 @@
+"""Page tests for Draw and Compare with streamlit.testing.v1.AppTest.
+
+AppTest cannot render the drawing canvas (a custom component): under AppTest
+`st_canvas` returns its default, an empty drawing. To test the drawing path the
+tests put a drawing where the component would: in the canvas widget's session
+state, as the PNG data URL the browser sends. The browser tests draw for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from model_zoo import store
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+DRAW, COMPARE = "pages/draw.py", "pages/compare.py"
+TIMEOUT = 60  # the first run loads TensorFlow and the models
+
+
+def shipped():
+    entries = [e for e in store.scan().entries if e.shipped]
+    if not entries:
+        pytest.skip("no shipped models in model_zoo/trained yet (python -m scripts.train_zoo)")
+    return entries
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    if page != DRAW:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def seven(size: int = 280, *, ink=(255, 255, 255), paper=(0, 0, 0), mode: str = "RGB") -> Image.Image:
+    """A hand-drawn-looking 7: a top bar, then a slanted downstroke."""
+    image = Image.new(mode, (size, size), paper)
+    pen = ImageDraw.Draw(image)
+    s = size / 280
+    pen.line([(90 * s, 60 * s), (195 * s, 55 * s), (165 * s, 140 * s), (130 * s, 230 * s)],
+             fill=ink, width=round(22 * s), joint="curve")
+    return image
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def draw_on_canvas(at: AppTest, key: str, image: Image.Image, strokes: int = 2) -> None:
+    """Put a drawing into the canvas as the browser component would send it."""
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(image.convert("RGBA"))).decode()
+    objects = [{"type": "Path"} for _ in range(strokes)]
+    at.session_state[f"{key}_canvas_0"] = {
+        "drawing": {"raw": {"objects": objects}, "data": url}, "backgroundFit": None}
+    at.run()
+    assert not at.exception, at.exception
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.mark.parametrize("page", [DRAW, COMPARE])
+def test_empty_canvas_shows_the_hint_and_no_prediction(page):
+    shipped()
+    at = open_page(page)
+    assert any(info.value.startswith("Draw a digit") for info in at.info)
+    assert "Prediction" not in metrics(at)
+    assert not at.error
+
+
+def test_model_picker_lists_every_shipped_model():
+    entries = shipped()
+    at = open_page(DRAW)
+    options = at.selectbox(key="model").options
+    assert [e.label for e in entries] == options[: len(entries)]
+
+
+def test_draw_opens_on_the_model_that_reads_drawings_best():
+    entries = shipped()
+    at = open_page(DRAW)
+    expected = "cnn_robust" if "cnn_robust" in [e.name for e in entries] else store.scan().names[-1]
+    assert at.selectbox(key="model").value == expected
+
+
+def test_model_in_the_link_is_preselected_and_the_link_follows_the_picker():
+    names = [e.name for e in shipped()]
+    at = open_page(DRAW, model="mlp_1x500")
+    assert at.selectbox(key="model").value == "mlp_1x500"
+    at.selectbox(key="model").set_value(names[0]).run()
+    assert at.query_params["model"] == names[0]
+
+
+def test_unknown_model_in_the_link_is_a_warning_not_a_crash():
+    shipped()
+    at = open_page(DRAW, model="mlp_5x5")
+    assert any("Unknown model 'mlp_5x5'" in w.value for w in at.warning)
+
+
+def test_drawing_reaches_a_prediction_and_the_model_input():
+    shipped()
+    at = open_page(DRAW)
+    draw_on_canvas(at, "draw", seven(), strokes=2)
+    assert metrics(at)["Prediction"] == "7"
+    assert any("your drawing (2 strokes)" in c.value for c in at.caption)
+    assert not at.info  # the hint is gone
+
+
+def test_clear_brings_the_hint_back():
+    shipped()
+    at = open_page(DRAW)
+    draw_on_canvas(at, "draw", seven())
+    at.button(key="draw_clear").click().run()
+    assert "Prediction" not in metrics(at)
+    assert any(info.value.startswith("Draw a digit") for info in at.info)
+
+
+@pytest.mark.parametrize("fmt, ink, paper", [
+    ("PNG", (255, 255, 255), (0, 0, 0)),  # light on dark
+    ("JPEG", (40, 30, 30), (235, 230, 220)),  # a dark pen on paper
+])
+def test_uploaded_picture_reaches_a_prediction(fmt, ink, paper):
+    shipped()
+    at = open_page(DRAW)
+    picture = png_bytes(seven(600, ink=ink, paper=paper), fmt)
+    at.file_uploader(key="draw_upload_0").set_value((f"seven.{fmt.lower()}", picture, f"image/{fmt.lower()}"))
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error
+    assert metrics(at)["Prediction"] == "7"
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"this is not a picture", "Could not read"),
+    (None, "No digit found"),  # a blank page
+])
+def test_unreadable_or_blank_upload_is_an_error_message(content, expected):
+    shipped()
+    at = open_page(DRAW)
+    content = content or png_bytes(Image.new("RGB", (300, 300), (250, 250, 250)))
+    at.file_uploader(key="draw_upload_0").set_value(("digit.png", content, "image/png")).run()
+    assert not at.exception, at.exception
+    assert any(expected in e.value for e in at.error), [e.value for e in at.error]
+    assert "Prediction" not in metrics(at)
+
+
+def test_compare_shows_one_row_per_model():
+    listing = store.scan()
+    shipped()
+    at = open_page(COMPARE)
+    draw_on_canvas(at, "compare", seven(), strokes=2)
+    table = at.table[0].value
+    assert list(table["Model"]) == listing.names
+    if "cnn_robust" in listing.names:
+        assert table.set_index("Model").loc["cnn_robust", "Note"] == "beyond the tutorial"
+    agreement = [m.value for m in (*at.success, *at.warning)]
+    assert any(v.startswith(("All ", "The models disagree")) for v in agreement), agreement
