@@ -39,9 +39,10 @@ SERVER_START_SECONDS = 60
 FIRST_PAGE_SECONDS = 90  # the first run imports TensorFlow and loads models (2 cores)
 RESULT_SECONDS = 15  # a stroke's prediction: canvas debounce + one rerun
 
-# What each model read for each browser-drawn sample: {model: {sample id: (digit, read)}}.
-# Filled by the tests that draw (Compare reads every model at once); printed at the end.
-READINGS: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+# What each model read for each browser-drawn sample, by group of drawings:
+# {(group, model): {sample id: (digit, read)}}. Filled by the tests that draw
+# (Compare reads every model at once); printed as a table at the end of the run.
+READINGS: dict[tuple[str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
 
 
 def _free_port() -> int:
@@ -194,6 +195,19 @@ def clear(page: Page) -> None:
     expect(canvas(page)).to_be_visible()
 
 
+def set_pen_width(page: Page, width: int) -> None:
+    """Move the "Pen width" slider with the keyboard, as a user would, and wait for the rerun."""
+    slider = page.get_by_test_id("stSlider").filter(has_text="Pen width").get_by_role("slider")
+    slider.scroll_into_view_if_needed()
+    slider.focus()
+    current = int(slider.input_value())  # an <input type="range">
+    key = "ArrowRight" if width > current else "ArrowLeft"
+    for _ in range(abs(width - current)):
+        page.keyboard.press(key)
+    expect(slider).to_have_value(str(width))
+    wait_until_idle(page)
+
+
 def screenshot(page: Page, name: str) -> Path:
     """Save the page as docs/<name>.png for the README, once its charts are drawn.
 
@@ -210,9 +224,20 @@ def screenshot(page: Page, name: str) -> Path:
 def pytest_terminal_summary(terminalreporter):
     if not READINGS:
         return
+    write = terminalreporter.write_line
     terminalreporter.section("browser-drawn digits read correctly")
-    for model, readings in sorted(READINGS.items()):
-        wrong = [f"{sample} read {read}" for sample, (digit, read) in readings.items() if read != digit]
-        right = len(readings) - len(wrong)
-        terminalreporter.write_line(f"{model:>24}: {right}/{len(readings)}"
-                                    + (f"  wrong: {', '.join(wrong)}" if wrong else ""))
+    groups = list(dict.fromkeys(group for group, _ in READINGS))
+    models = list(dict.fromkeys(model for _, model in READINGS))
+    width = max(map(len, groups))
+    write(" " * 24 + "".join(f"{group:>{width + 2}}" for group in groups))
+    for model in models:
+        cells = []
+        for group in groups:
+            readings = READINGS.get((group, model), {})
+            right = sum(read == digit for digit, read in readings.values())
+            cells.append(f"{right}/{len(readings)}" if readings else "")
+        write(f"{model:>24}" + "".join(f"{cell:>{width + 2}}" for cell in cells))
+    for (group, model), readings in READINGS.items():
+        wrong = [f"{sample} as {read}" for sample, (digit, read) in readings.items() if read != digit]
+        if wrong:
+            write(f"{model} misread ({group}): {', '.join(wrong)}")

@@ -47,6 +47,25 @@ DIGITS: dict[str, list[Stroke]] = {
             (12, 92), (8, 72), (26, 50), (46, 32), (50, 14), (40, 3)]]],
     "9": [[[(52, 14), (36, 0), (14, 6), (6, 24), (16, 40), (36, 40), (52, 26), (54, 8)],
            [(54, 8), (52, 50), (48, 100)]]],
+    # Other ways people write them.
+    "0_open": [[[(40, 8), (22, 4), (8, 20), (4, 50), (10, 80), (28, 97), (46, 90), (56, 62),
+                 (56, 32), (48, 14)]]],
+    "1_base": [[[(18, 18), (36, 0)], [(36, 0), (34, 100)]],
+               [[(16, 100), (54, 100)]]],
+    "2_loop": [[[(4, 24), (18, 4), (40, 2), (54, 18), (50, 40), (30, 64), (10, 88), (8, 98),
+                 (18, 96), (24, 88), (40, 94), (60, 98)]]],
+    "3_flat": [[[(4, 2), (56, 2)], [(56, 2), (26, 40)],
+                [(26, 40), (50, 50), (58, 72), (48, 92), (26, 100), (4, 90)]]],
+    "4_closed": [[[(44, 100), (44, 0)], [(44, 0), (2, 64)], [(2, 64), (60, 64)]]],
+    "5_one": [[[(56, 2), (12, 2)], [(12, 2), (8, 44)],
+               [(8, 44), (30, 38), (50, 46), (58, 66), (52, 86), (32, 98), (4, 90)]]],
+    "6_straight": [[[(46, 0), (24, 30), (8, 62), (12, 88), (30, 98), (50, 86), (50, 64), (32, 54),
+                     (12, 62)]]],
+    "7_hook": [[[(2, 16), (4, 4)], [(4, 4), (58, 4)], [(58, 4), (46, 30), (34, 60), (30, 100)]]],
+    "8_two": [[[(30, 0), (10, 12), (12, 34), (30, 44), (48, 34), (50, 12), (30, 0)]],
+              [[(30, 44), (8, 60), (6, 84), (28, 100), (52, 90), (54, 62), (30, 44)]]],
+    "9_curl": [[[(50, 16), (34, 2), (12, 8), (6, 26), (18, 40), (38, 38), (52, 24), (54, 8)],
+                [(54, 8), (52, 50), (44, 82), (28, 100), (10, 94)]]],
 }
 
 
@@ -60,6 +79,8 @@ class Sample:
     where: str = "centre"
     slant: float = 0.0  # shear: x moves right by slant × height above the middle
     wobble: float = 0.0  # a steady hand is 0; control points move up to this (box units)
+    turn: float = 0.0  # rotation, degrees clockwise
+    aspect: float = 1.0  # width stretch: < 1 narrow, > 1 wide
 
     @property
     def digit(self) -> str:
@@ -68,6 +89,8 @@ class Sample:
     @property
     def id(self) -> str:
         extra = (f"-slant{self.slant:g}" if self.slant else "") + ("-wobbly" if self.wobble else "")
+        extra += (f"-turn{self.turn:g}" if self.turn else "") + (f"-aspect{self.aspect:g}"
+                                                                 if self.aspect != 1 else "")
         return f"{self.shape}-{int(self.height)}px-{self.where}{extra}"
 
     def points(self, step: float = 8.0) -> list[list[Point]]:
@@ -84,11 +107,16 @@ class Sample:
                        for p in run]
                 curve = _catmull_rom(run, step / scale)
                 path.extend(curve if not path else curve[1:])
-            strokes.append([
-                (cx + (x - BOX_WIDTH / 2 + self.slant * (BOX_HEIGHT / 2 - y)) * scale,
-                 cy + (y - BOX_HEIGHT / 2) * scale)
-                for x, y in path])
+            strokes.append([self._place(x, y, scale) for x, y in path])
         return strokes
+
+    def _place(self, x: float, y: float, scale: float) -> Point:
+        """Box units → canvas pixels: stretch, slant, turn about the middle, scale, move."""
+        dx = (x - BOX_WIDTH / 2) * self.aspect + self.slant * (BOX_HEIGHT / 2 - y)
+        dy = y - BOX_HEIGHT / 2
+        angle = np.radians(self.turn)
+        dx, dy = dx * np.cos(angle) - dy * np.sin(angle), dx * np.sin(angle) + dy * np.cos(angle)
+        return (self.centre[0] + dx * scale, self.centre[1] + dy * scale)
 
 
 def _catmull_rom(run: Run, step: float) -> list[Point]:
@@ -133,7 +161,7 @@ def _corner(side: str, height: float, margin: float = 12) -> Point:
 
 # What the CNN must read on the Draw page: every digit at a natural size in the
 # middle, big ones, small ones, and small ones pushed into the corners.
-NATURAL = [Sample(shape) for shape in DIGITS]
+NATURAL = [Sample(shape) for shape in DIGITS if "_" not in shape or shape in ("1_flag", "7_bar")]
 LARGE = [Sample(s, 230, slant=0.2, wobble=3) for s in ("0", "2", "3", "5", "6", "8")]
 SMALL = [Sample(s, 80, wobble=4) for s in ("1", "4", "7", "9")]
 CORNERS = [
@@ -145,3 +173,28 @@ CORNERS = [
     Sample("4", 120, _corner("bottom-left", 120), "bottom-left"),
 ]
 SAMPLES = NATURAL + LARGE + SMALL + CORNERS
+
+# A less careful hand, for measuring (not asserted): other ways of writing each
+# digit, shakier, turned, squeezed or stretched, at other sizes and places.
+SLOPPY = [
+    Sample("0_open", 160, (120, 150), "left", wobble=6, turn=-10, aspect=1.2),
+    Sample("1_base", 150, (160, 130), "right", wobble=5, turn=12),
+    Sample("1", 170, (130, 140), "centre", wobble=6, turn=-15),
+    Sample("2_loop", 170, (140, 150), "centre", wobble=6, turn=8, aspect=0.85),
+    Sample("2", 120, (90, 100), "top-left", wobble=7, slant=-0.15, aspect=1.3),
+    Sample("3_flat", 160, (150, 140), "centre", wobble=6, turn=-8),
+    Sample("3", 130, (180, 170), "bottom-right", wobble=7, slant=0.3, aspect=0.8),
+    Sample("4_closed", 170, (140, 140), "centre", wobble=6, turn=10),
+    Sample("4", 140, (110, 160), "left", wobble=7, slant=0.25, aspect=1.25),
+    Sample("5_one", 160, (150, 130), "centre", wobble=6, turn=-10),
+    Sample("5", 120, (180, 100), "top-right", wobble=7, aspect=1.3),
+    Sample("6_straight", 170, (130, 140), "centre", wobble=6, turn=12),
+    Sample("6", 130, (100, 170), "bottom-left", wobble=7, slant=0.3, aspect=0.8),
+    Sample("7_hook", 170, (150, 140), "centre", wobble=6, turn=-8),
+    Sample("7_bar", 120, (170, 180), "bottom-right", wobble=7, slant=0.3, aspect=1.2),
+    Sample("8_two", 170, (140, 140), "centre", wobble=5, turn=10, aspect=0.9),
+    Sample("8", 130, (100, 110), "top-left", wobble=7, slant=0.25, aspect=1.2),
+    Sample("9_curl", 170, (140, 140), "centre", wobble=6, turn=-10),
+    Sample("9", 130, (180, 160), "right", wobble=7, slant=0.3, aspect=0.85),
+    Sample("0", 110, (140, 140), "centre", wobble=8, aspect=0.7),
+]

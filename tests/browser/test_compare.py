@@ -9,8 +9,9 @@ from playwright.sync_api import Page, expect
 
 from model_zoo import store
 
-from .conftest import READINGS, clear, draw_and_wait, open_app, screenshot, wait_until_idle
-from .strokes import CORNERS, LARGE, SAMPLES, Sample
+from .conftest import (READINGS, clear, draw_and_wait, open_app, screenshot, set_pen_width,
+                       wait_until_idle)
+from .strokes import CORNERS, LARGE, NATURAL, SAMPLES, SLOPPY, Sample
 
 
 def zoo_names(app_user_dir, monkeypatch) -> list[str]:
@@ -32,14 +33,14 @@ def draw_and_read_all(page: Page, sample: Sample, models: int) -> dict[str, str]
     return {row[model]: row[reads] for row in rows}
 
 
-def read_samples(page: Page, samples: list[Sample], names: list[str]) -> None:
+def read_samples(page: Page, samples: list[Sample], names: list[str], group: str) -> None:
     """Draw each sample (Clear in between); check the rows; record what every model read."""
     for sample in samples:
         readings = draw_and_read_all(page, sample, len(names))
         assert list(readings) == names, sample.id
         expect(page.get_by_test_id("stAlert").filter(has_text="agree")).to_be_visible()
         for name, read in readings.items():
-            READINGS[name][sample.id] = (sample.digit, read)
+            READINGS[group, name][sample.id] = (sample.digit, read)
         if sample is SHOWN:
             screenshot(page, "compare")
         clear(page)
@@ -52,19 +53,25 @@ FEW = [SHOWN, CORNERS[2], LARGE[-1]]  # a natural 3, a small 5 in a corner, a bi
 def test_each_drawing_gets_one_row_per_model(page, app_url, app_user_dir, monkeypatch):
     names = zoo_names(app_user_dir, monkeypatch)
     open_app(page, app_url, "compare")
-    read_samples(page, FEW, names)
+    read_samples(page, FEW, names, "Compare")
 
 
 @pytest.mark.skipif(os.environ.get("MEASURE_DRAWINGS") != "1", reason=(
-    "set MEASURE_DRAWINGS=1 to score every model on every browser-drawn sample (~1 min)"))
+    "set MEASURE_DRAWINGS=1 to score every model on every browser-drawn sample (~3 min)"))
 def test_every_model_on_every_drawing(page, app_url, app_user_dir, monkeypatch):
-    """The scores printed at the end of the run: our proxy for real users' drawings."""
+    """The table printed at the end of the run: our proxy for real users' drawings.
+
+    Careful and sloppy digits with the default pen, then all of them thin and thick.
+    """
     names = zoo_names(app_user_dir, monkeypatch)
     open_app(page, app_url, "compare")
-    read_samples(page, SAMPLES, names)
-    if "cnn_robust" in names:  # the model meant for drawings reads them all
-        robust = READINGS["cnn_robust"]
-        assert [s for s, (digit, read) in robust.items() if read != digit] == []
+    read_samples(page, SAMPLES, names, "careful")
+    read_samples(page, SLOPPY, names, "sloppy")
+    for pen in (12, 36):
+        set_pen_width(page, pen)
+        read_samples(page, NATURAL + SLOPPY, names, f"pen {pen}")
+    if "cnn_robust" in names:  # the model meant for drawings reads the careful ones all
+        assert [s for s, (digit, read) in READINGS["careful", "cnn_robust"].items() if read != digit] == []
 
 
 def test_zoo_page_screenshot(page, app_url):

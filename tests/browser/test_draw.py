@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
 from model_zoo import store
 
-from .conftest import (FIRST_PAGE_SECONDS, READINGS, clear, draw_and_wait, open_app, running_app,
-                       screenshot, wait_until_idle)
+from .conftest import (FIRST_PAGE_SECONDS, READINGS, RESULT_SECONDS, clear, draw_and_wait, open_app,
+                       running_app, screenshot, set_pen_width, wait_until_idle)
 from .strokes import CORNERS, LARGE, NATURAL, SMALL, Sample
 
 ROBUST = store.TRAINED_DIR / "cnn_robust.keras"
@@ -50,47 +51,35 @@ def draw_and_read(page: Page, sample: Sample, model: str) -> str:
     return prediction(page).inner_text().strip()
 
 
-def misread(page: Page, samples: list[Sample], model: str, tag: str = "") -> list[str]:
+def misread(page: Page, samples: list[Sample], model: str, group: str) -> list[str]:
     """Draw each sample (Clear in between); return "<sample> read as <digit>" for each miss."""
     wrong = []
     for sample in samples:
         read = draw_and_read(page, sample, model)
-        READINGS[f"{model} (Draw page{tag})"][sample.id] = (sample.digit, read)
+        READINGS[group, model][sample.id] = (sample.digit, read)
         if read != sample.digit:
             wrong.append(f"{sample.id} read as {read}")
         clear(page)
     return wrong
 
 
-def set_pen_width(page: Page, width: int) -> None:
-    slider = page.get_by_test_id("stSlider").filter(has_text="Pen width").get_by_role("slider")
-    slider.scroll_into_view_if_needed()
-    slider.focus()
-    current = int(slider.input_value())  # an <input type="range">
-    key = "ArrowRight" if width > current else "ArrowLeft"
-    for _ in range(abs(width - current)):
-        page.keyboard.press(key)
-    expect(slider).to_have_value(str(width))
-    wait_until_idle(page)
-
-
 @pytest.mark.parametrize("group", GROUPS)
 def test_cnn_reads_digits_drawn_with_the_mouse(page, app_url, group):
     open_app(page, app_url, "draw?model=cnn")
-    assert misread(page, GROUPS[group], "cnn") == []
+    assert misread(page, GROUPS[group], "cnn", "Draw") == []
 
 
 @needs_robust
 def test_cnn_robust_reads_small_and_off_centre_digits(page, app_url):
     open_app(page, app_url, "draw?model=cnn_robust")
-    assert misread(page, SMALL + CORNERS, "cnn_robust") == []
+    assert misread(page, SMALL + CORNERS, "cnn_robust", "Draw") == []
 
 
 @needs_robust
 def test_cnn_robust_reads_thick_digits(page, app_url):
     open_app(page, app_url, "draw?model=cnn_robust")
     set_pen_width(page, THICK_PEN)
-    assert misread(page, THICK, "cnn_robust", f", pen {THICK_PEN}") == []
+    assert misread(page, THICK, "cnn_robust", f"Draw, pen {THICK_PEN}") == []
 
 
 def test_opens_on_the_model_that_reads_drawings_best(page, app_url):
@@ -143,3 +132,20 @@ def test_a_shared_link_opens_the_app_on_a_fresh_server(page, tmp_path):
         expect(page.get_by_test_id("stSidebar")).to_contain_text("Digit Recogniser")
         expect(page.get_by_role("dialog").filter(has_text="Page not found")).to_have_count(0)
         expect(page.locator("h1").first).to_have_text("Draw")
+
+
+def test_an_uploaded_photo_is_read_until_the_user_draws(page, app_url, tmp_path):
+    """The picture and the canvas take turns: the one changed last is read."""
+    photo = tmp_path / "seven.jpg"
+    paper = Image.new("RGB", (640, 480), (226, 222, 210))  # a grey-white page, a dark pen
+    ImageDraw.Draw(paper).line([(250, 110), (390, 100), (350, 230), (310, 380)],
+                               fill=(40, 40, 60), width=18, joint="curve")
+    paper.save(photo, quality=85)
+
+    open_app(page, app_url, "draw?model=cnn")
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(photo)
+    done = page.get_by_test_id("stCaptionContainer").filter(has_text="cnn read the picture seven.jpg")
+    expect(done).to_be_visible(timeout=RESULT_SECONDS * 1000)
+    expect(prediction(page)).to_have_text("7")
+
+    assert draw_and_read(page, Sample("3"), "cnn") == "3"
