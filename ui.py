@@ -184,6 +184,17 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
     return Digit(image, f"your drawing ({strokes} stroke{'s' * (strokes != 1)})")
 
 
+def drawing_layout(results_width: int = 480) -> tuple[DeltaGenerator, DeltaGenerator]:
+    """A box for the canvas and one for results: side by side, or stacked on narrow screens.
+
+    Columns share out the page width and can squeeze the 280 px canvas until
+    part of it scrolls out of reach; a wrapping row of fixed widths keeps it whole.
+    Side by side from a 1280 px wide window with the sidebar open.
+    """
+    row = st.container(horizontal=True, gap="medium")
+    return row.container(width=CANVAS_SIZE + 20), row.container(width=results_width)
+
+
 def show_model_input(image: np.ndarray, *, zoom: int = 5) -> None:
     """The (28, 28) image a model sees, enlarged with square pixels so each one shows."""
     pixels = np.kron(np.clip(image, 0, 1) * 255, np.ones((zoom, zoom))).astype(np.uint8)

@@ -18,9 +18,9 @@ if not models:
     st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
     st.stop()
 
-draw_column, results_column = st.columns([4, 7], gap="large")
-with draw_column:
-    digit = ui.digit_from_canvas_or_upload("compare", messages=results_column)
+draw_box, results = ui.drawing_layout()
+with draw_box:
+    digit = ui.digit_from_canvas_or_upload("compare", messages=results)
 if digit is None:
     st.stop()
 
@@ -48,7 +48,7 @@ figure = go.Figure(go.Heatmap(
 figure.update_layout(height=70 + 32 * len(names), margin=dict(l=10, r=10, t=10, b=10),
                      xaxis=dict(title="digit", side="top", type="category"), yaxis=dict(autorange="reversed"))
 
-with results_column:
+with results:
     seen_column, verdict_column = st.columns([1, 3], vertical_alignment="center")
     with seen_column:
         ui.show_model_input(digit.image)

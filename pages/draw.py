@@ -25,28 +25,28 @@ except store.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 
-draw_column, seen_column, result_column = st.columns([4, 2, 5], gap="medium")
-with draw_column:
-    digit = ui.digit_from_canvas_or_upload("draw", messages=result_column)
+draw_box, results = ui.drawing_layout()
+with draw_box:
+    digit = ui.digit_from_canvas_or_upload("draw", messages=results)
 if digit is None:
     st.stop()
 
-with seen_column:
-    ui.show_model_input(digit.image)
-
 prediction = model.predict(digit.image)
-with result_column:
-    left, right = st.columns(2)
-    left.metric("Prediction", prediction.digit)
-    right.metric("Confidence", f"{prediction.confidence:.0%}")
-    top = prediction.digit
-    figure = go.Figure(go.Bar(
-        x=list(range(10)), y=prediction.probabilities,
-        marker_color=["#e4572e" if d == top else "#9bb3c9" for d in range(10)],
-        hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
-    figure.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
-                         xaxis=dict(tickmode="linear", title="digit"),
-                         yaxis=dict(range=[0, 1], tickformat=".0%", title="probability"))
+top = prediction.digit
+figure = go.Figure(go.Bar(
+    x=list(range(10)), y=prediction.probabilities,
+    marker_color=["#e4572e" if d == top else "#9bb3c9" for d in range(10)],
+    hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+figure.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                     xaxis=dict(tickmode="linear", title="digit"),
+                     yaxis=dict(range=[0, 1], tickformat=".0%", title="probability"))
+
+with results:
+    seen, prediction_metric, confidence_metric = st.columns([3, 2, 2], vertical_alignment="center")
+    with seen:
+        ui.show_model_input(digit.image)
+    prediction_metric.metric("Prediction", top)
+    confidence_metric.metric("Confidence", f"{prediction.confidence:.0%}")
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: when this line shows the latest stroke count, so does the metric above.
     st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")
