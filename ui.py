@@ -155,6 +155,8 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         return_image_data=True, key=f"{key}_canvas_{version}",
         on_change=partial(_remember_source, source_key, "canvas"))
     rgba = canvas.image_data  # decodes a PNG: once per run (FACTS.md)
+    # Written after the canvas: once it shows a new width, so does the canvas's pen.
+    st.caption(f"Pen {stroke_width} px. One digit, any size, anywhere on the square.")
     st.button("Clear", key=f"{key}_clear", icon=":material/ink_eraser:",
               on_click=_clear, args=(key,), help="Empty the canvas and forget the uploaded picture.")
     upload = st.file_uploader(

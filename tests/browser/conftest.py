@@ -196,7 +196,12 @@ def clear(page: Page) -> None:
 
 
 def set_pen_width(page: Page, width: int) -> None:
-    """Move the "Pen width" slider with the keyboard, as a user would, and wait for the rerun."""
+    """Move the "Pen width" slider with the keyboard, as a user would, and wait for the canvas.
+
+    Each key press reaches Python a little later; a stroke drawn while the new
+    width reaches the canvas loses its beginning. So wait until Python says
+    the pen is `width` (written after the canvas, in the same run).
+    """
     slider = page.get_by_test_id("stSlider").filter(has_text="Pen width").get_by_role("slider")
     slider.scroll_into_view_if_needed()
     slider.focus()
@@ -204,7 +209,7 @@ def set_pen_width(page: Page, width: int) -> None:
     key = "ArrowRight" if width > current else "ArrowLeft"
     for _ in range(abs(width - current)):
         page.keyboard.press(key)
-    expect(slider).to_have_value(str(width))
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text=f"Pen {width} px")).to_be_visible()
     wait_until_idle(page)
 
 
