@@ -1,6 +1,10 @@
 """Digit Recogniser: draw a digit and see how seven neural networks read it.
 
     streamlit run app.py
+
+The pages live in app_pages/, not pages/: Streamlit would run a pages/
+folder's scripts on their own (without this router) for a visitor who
+arrives by a link before anyone has opened the app's root.
 """
 
 from pathlib import Path
@@ -10,16 +14,25 @@ import streamlit as st
 import ui
 
 HERE = Path(__file__).resolve().parent
+PAGES = HERE / "app_pages"
 
 ui.keep_keras_between_runs()
 st.set_page_config(page_title="Digit Recogniser", page_icon=":material/draw:", layout="wide")
 
-pages = [
-    st.Page(HERE / "pages" / "draw.py", title="Draw", icon=":material/draw:", url_path="draw", default=True),
-    st.Page(HERE / "pages" / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page(HERE / "pages" / "zoo.py", title="Zoo", icon=":material/pets:", url_path="zoo"),
-    st.Page(HERE / "pages" / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
-]
-page = st.navigation(pages)
+draw = st.Page(PAGES / "draw.py", title="Draw", icon=":material/draw:", url_path="draw")
+
+
+def open_draw() -> None:
+    """The root URL shows Draw at /draw, keeping ?model=, so links to either work."""
+    st.switch_page(draw, query_params=st.query_params.to_dict())
+
+
+page = st.navigation([
+    st.Page(open_draw, title="Start", url_path="start", default=True, visibility="hidden"),
+    draw,
+    st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(PAGES / "zoo.py", title="Zoo", icon=":material/pets:", url_path="zoo"),
+    st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
+])
 ui.sidebar()
 page.run()

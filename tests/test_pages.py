@@ -20,7 +20,7 @@ from model_zoo import store
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
-DRAW, COMPARE = "pages/draw.py", "pages/compare.py"
+DRAW, COMPARE = "app_pages/draw.py", "app_pages/compare.py"
 TIMEOUT = 60  # the first run loads TensorFlow and the models
 
 

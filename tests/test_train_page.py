@@ -20,7 +20,7 @@ from model_zoo.training import TrainingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
-TRAIN, DRAW = "pages/train.py", "pages/draw.py"
+TRAIN, DRAW = "app_pages/train.py", "app_pages/draw.py"
 TIMEOUT = 60  # the first run imports TensorFlow
 
 

@@ -1,4 +1,4 @@
-"""The Zoo page (pages/zoo.py) driven by AppTest, on the shipped models."""
+"""The Zoo page (app_pages/zoo.py) driven by AppTest, on the shipped models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from model_zoo import store
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "zoo.py")
+PAGE = str(ROOT / "app_pages" / "zoo.py")
 TIMEOUT = 600  # the first run may score every model on 52,000 distorted digits
 
 

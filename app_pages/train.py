@@ -198,7 +198,7 @@ def job_panel(runner: jobs.JobRunner, job: jobs.Job) -> None:
         st.success(f"Saved as **{view.saved_name}** — select it on Draw. "
                    f"It reads {view.test_accuracy:.2%} of the 10,000 MNIST test digits correctly.",
                    icon=":material/check_circle:")
-        st.page_link("pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
+        st.page_link("app_pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
                      query_params={"model": view.saved_name})
         st.caption("Compare runs in TensorBoard: "
                    f"`tensorboard --logdir \"{store.tensorboard_dir(view.saved_name).parent}\"`")
