@@ -26,8 +26,10 @@ DIGIT_BOX = 20  # the digit's longest side inside it, as in MNIST
 _WORK_SIZE = 512
 # Ink must differ from the background by this much (of full scale) ...
 _MIN_CONTRAST = 0.05
-# ... and by this many robust noise sigmas, measured on the image border.
+# ... and by this many robust noise sigmas, measured on the image border,
+# but never more than this: a very noisy border must not hide a real stroke.
 _NOISE_SIGMAS = 6.0
+_MAX_THRESHOLD = 0.3
 # Pixels this fraction of the typical stroke intensity seed the ink; weaker
 # pixels count only when connected to a seed (hysteresis), so paper texture
 # and shadows do not become ink while anti-aliased stroke edges are kept.
@@ -161,7 +163,7 @@ def _ink(grey: np.ndarray, received: str) -> np.ndarray:
     if -pooled.min() > pooled.max():
         ink = -ink
 
-    weak = max(_NOISE_SIGMAS * noise, _MIN_CONTRAST)
+    weak = min(max(_NOISE_SIGMAS * noise, _MIN_CONTRAST), _MAX_THRESHOLD)
     candidates = ink[ink > weak]
     if candidates.size == 0:
         raise _no_ink(received, "nothing stands out from the background")
@@ -186,7 +188,10 @@ def _background(grey: np.ndarray) -> tuple[np.ndarray, float]:
         for a in (row_of, col_of, grey)
     )
     design = np.column_stack([np.ones_like(rows), rows, cols])
-    inliers = np.ones(values.size, dtype=bool)
+    # Start from the border's median, not a fit to all of it: a bold digit
+    # touching two edges would tilt the first plane towards its corner.
+    spread = np.abs(values - np.median(values))
+    inliers = spread <= max(3 * 1.4826 * float(np.median(spread)), 1e-3)
     for _ in range(2):  # refit without ink that touches the border
         coef = np.linalg.lstsq(design[inliers], values[inliers], rcond=None)[0]
         residual = values - design @ coef

@@ -156,3 +156,12 @@ def test_mnist_digits_are_nearly_fixed_points(mnist):
     scores = [correlation(to_mnist(x), x) for x in digits]
     # Mostly ~1; a digit whose centre of mass sits on a half pixel moves by one.
     assert np.mean(scores) > 0.9
+
+
+def test_a_bold_digit_touching_two_canvas_edges_is_still_a_digit():
+    # A thick 3 pushed into the bottom-right corner inks much of the border;
+    # the paper level must still come from the empty rest of it.
+    three = [[(0.1, 0.1), (0.9, 0.15), (0.4, 0.5), (0.95, 0.75), (0.1, 0.98)]]
+    ink = draw(three, box=(170, 170, 280, 280), width=40)
+    out = to_mnist(transparent_canvas(ink))
+    assert out.max() == pytest.approx(1.0) and max(bbox_sides(out)) >= 18
