@@ -1,4 +1,4 @@
-"""Digit Recogniser: draw a digit and see how seven neural networks read it.
+"""Digit Recogniser: draw a digit and see how neural networks read it.
 
     streamlit run app.py
 

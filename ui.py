@@ -18,7 +18,6 @@ from streamlit.delta_generator import DeltaGenerator
 
 from model_zoo import inference, preprocess, store
 
-TUTORIAL_URL = "https://www.analyticsvidhya.com/blog/2017/05/25-must-know-terms-concepts-for-beginners-in-deep-learning/"
 LOG = logging.getLogger(__name__)
 
 
@@ -40,9 +39,10 @@ def keep_keras_between_runs() -> None:
 
 def sidebar() -> None:
     with st.sidebar:
-        st.markdown("**Digit Recogniser** — draw a digit and watch seven neural networks read it.")
-        st.caption(f"The seven models come from a [2017 Keras tutorial]({TUTORIAL_URL}): "
-                   "width helps, depth without regularisation overfits, dropout needs more epochs.")
+        st.markdown("**Digit Recogniser** — draw a digit and watch neural networks read it.")
+        st.caption("Seven of the models come from a 2017 Keras tutorial on the Analytics Vidhya "
+                   "digits, and carry [its lesson](/zoo): width helps, depth without "
+                   "regularisation overfits, dropout needs more epochs.")
 
 
 def zoo() -> store.ZooListing:
