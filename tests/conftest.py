@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests that need full MNIST fail in CI (REQUIRE_MNIST=1) and skip elsewhere."""
+"""Shared fixtures. Tests that need MNIST or USPS fail in CI (REQUIRE_MNIST=1) and skip elsewhere."""
 
 from __future__ import annotations
 
@@ -14,19 +14,28 @@ from model_zoo import data  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def require_mnist():
-    """((x_train, y_train), (x_test, y_test)), or skip/fail with the reason."""
-    try:
-        return data.load_mnist()
-    except data.DataNotFoundError as error:
-        if os.environ.get("REQUIRE_MNIST") == "1":
-            pytest.fail(f"REQUIRE_MNIST=1 but MNIST is missing: {error}")
-        pytest.skip(f"needs full MNIST: {error}")
+def missing_data(reason: str):
+    """Skip for lack of a data file; in CI (REQUIRE_MNIST=1, data beside the repo) fail."""
+    if os.environ.get("REQUIRE_MNIST") == "1":
+        pytest.fail(f"REQUIRE_MNIST=1 but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def mnist():
-    return require_mnist()
+    """((x_train, y_train), (x_test, y_test)) from the real MNIST file."""
+    try:
+        return data.load_mnist()
+    except data.DataNotFoundError as error:
+        missing_data(f"MNIST is missing: {error}")
+
+
+@pytest.fixture(scope="session")
+def usps_path():
+    path = data.find_usps()
+    if path is None:
+        missing_data("USPS is missing: set USPS_PATH=/path/to/usps.npz or put it in data/")
+    return path
 
 
 @pytest.fixture

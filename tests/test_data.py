@@ -186,14 +186,8 @@ def test_usps_missing(isolated, monkeypatch):
 # ---------------------------------------------------------------- real data sets
 
 
-def test_real_mnist():
-    try:
-        path = data.find_mnist()
-    except DataNotFoundError as err:
-        if os.environ.get("REQUIRE_MNIST") == "1":
-            pytest.fail(f"REQUIRE_MNIST=1 but MNIST was not found: {err}")
-        pytest.skip(f"MNIST not found: set MNIST_PATH=/path/to/mnist.npz ({err})")
-    (x_train, y_train), (x_test, y_test) = data.load_mnist(path)
+def test_real_mnist(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert y_train.shape == (60000,) and y_test.shape == (10000,)
     for a in (x_train, y_train, x_test, y_test):
@@ -202,11 +196,8 @@ def test_real_mnist():
         assert set(np.unique(y)) == set(range(10))
 
 
-def test_real_usps():
-    path = data.find_usps()
-    if path is None:
-        pytest.skip("USPS not found: set USPS_PATH=/path/to/usps.npz")
-    (x_train, y_train), (x_test, y_test) = data.load_usps(path)
+def test_real_usps(usps_path):
+    (x_train, y_train), (x_test, y_test) = data.load_usps(usps_path)
     assert x_train.shape == (7291, 28, 28) and x_test.shape == (2007, 28, 28)
     assert set(np.unique(y_test)) == set(range(10))
 

@@ -77,9 +77,7 @@ def test_usps_accuracy_is_none_without_the_file(mlp, monkeypatch):
     assert evaluation.usps_accuracy(mlp) is None
 
 
-def test_usps_accuracy_on_real_handwriting(mlp):
-    if data.find_usps() is None:
-        pytest.skip("usps.npz not found (USPS_PATH, data/, ../shared/data/)")
+def test_usps_accuracy_on_real_handwriting(mlp, usps_path):
     assert 0.5 < evaluation.usps_accuracy(mlp) <= 1
 
 
@@ -158,8 +156,6 @@ def test_layer_table_adds_up(mlp):
 
 def test_evaluate_script_prints_one_row_per_model(mnist, user_dir, capsys):
     listing = store.scan()
-    if not listing.entries:
-        pytest.skip("no shipped models yet: python -m scripts.train_zoo")
     before = {entry.record_path: entry.record_path.read_text() for entry in listing.entries}
     evaluate.main(["--json"])
     output = json.loads(capsys.readouterr().out)
