@@ -1,6 +1,6 @@
 """Train the zoo on the 60,000 MNIST training digits and ship it.
 
-    python -m scripts.train_zoo                       # all eight, ~25 min on 2 cores
+    python -m scripts.train_zoo                       # all eight, ~20 min on 2 idle cores
     python -m scripts.train_zoo --models cnn,mlp_1x50
     MNIST_PATH=../shared/data/mnist.npz python -m scripts.train_zoo --out /tmp/zoo
 
