@@ -116,11 +116,12 @@ def model_note(entry: store.ZooEntry) -> str | None:
     return None
 
 
-# The canvas is 10 × the model's 28 px. A digit drawn at a natural size (about
-# 150–200 px tall) with a 22 px pen ends up with MNIST's stroke width once it is
-# shrunk into the 20 px box (checked on MNIST's mean ink per digit).
+# The canvas is 10 × the model's 28 px. Preprocessing evens out stroke widths,
+# but it cannot reopen loops that a fat pen filled in: a fine default pen keeps
+# small digits readable (a 60 px digit drawn with a 22 px pen is a blob), and
+# big digits drawn with it are thickened to MNIST's width.
 CANVAS_SIZE = 280
-DEFAULT_STROKE_WIDTH = 22
+DEFAULT_STROKE_WIDTH = 12
 HINT = "Draw a digit on the black square (or upload a photo of one): the prediction appears as you draw."
 
 
@@ -148,7 +149,8 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
     version = st.session_state.setdefault(f"{key}_version", 0)  # Clear bumps it
     source_key = f"{key}_source"
     stroke_width = st.slider("Pen width", 6, 50, DEFAULT_STROKE_WIDTH, key=f"{key}_pen",
-                             help="The default draws a digit of natural size as thick as MNIST's.")
+                             help="Any width works for a big digit: the model sees strokes evened out to MNIST's "
+                                  "width. A fat pen fills in the loops of a small digit.")
     canvas = st_canvas(
         stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
         height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",

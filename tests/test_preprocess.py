@@ -7,7 +7,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from model_zoo.preprocess import DIGIT_BOX, MNIST_SIZE, NoInkError, canvas_has_ink, to_mnist
+from model_zoo.preprocess import (DIGIT_BOX, MNIST_SIZE, NoInkError, canvas_has_ink, stroke_width,
+                                  to_mnist)
 
 # A seven as polylines of (x, y) points in [0, 1].
 SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.45, 0.9)], [(0.35, 0.5), (0.7, 0.5)]]
@@ -165,3 +166,37 @@ def test_a_bold_digit_touching_two_canvas_edges_is_still_a_digit():
     ink = draw(three, box=(170, 170, 280, 280), width=40)
     out = to_mnist(transparent_canvas(ink))
     assert out.max() == pytest.approx(1.0) and max(bbox_sides(out)) >= 18
+
+
+# A zero as a closed polygon of (x, y) points in [0, 1]: its hole is what a fat pen fills in.
+ZERO = [[(0.5 + 0.4 * np.sin(t), 0.5 - 0.48 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]]
+
+
+def width_in_the_box(image: np.ndarray) -> float:
+    """Stroke width of a 28x28 output, in its own pixels (measured at 8x for precision)."""
+    big = np.asarray(Image.fromarray((image * 255).astype(np.uint8)).resize((224, 224), Image.BILINEAR))
+    return stroke_width(big > 127) / 8
+
+
+@pytest.mark.parametrize("width", [6, 12, 24])
+def test_stroke_width_measures_a_drawn_bar(width):
+    bar = draw([[(0.5, 0.1), (0.5, 0.9)]], width=width) > 127
+    assert stroke_width(bar) == pytest.approx(width, abs=1.5)
+
+
+def test_fat_pen_on_a_small_digit_is_thinned_and_keeps_its_hole():
+    # A 0 about 84 px tall drawn with a 24 px pen: 5.9 px wide strokes in the box, as it was.
+    small_fat = to_mnist(draw(ZERO, box=(110, 100, 160, 160), width=24))
+    assert width_in_the_box(small_fat) <= 3.6  # MNIST's 90th percentile, 3.4 px, plus rounding
+    assert small_fat[13:16, 13:16].max() < 0.2  # the middle is still empty: a 0, not a blob
+
+
+def test_fine_pen_on_a_big_digit_is_thickened():
+    hairline = to_mnist(draw(SEVEN, box=(20, 10, 260, 270), width=3))
+    assert width_in_the_box(hairline) >= 1.6  # MNIST's 10th percentile, 1.8 px, minus rounding
+    assert correlation(hairline, to_mnist(SEVEN_INK)) > 0.85
+
+
+def test_a_natural_pen_is_left_alone():
+    natural = SEVEN_INK / 255.0  # ~200 px tall, 20 px pen: 2 px in the box
+    assert 1.8 <= width_in_the_box(to_mnist(natural)) <= 3.4

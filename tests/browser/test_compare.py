@@ -61,13 +61,14 @@ def test_each_drawing_gets_one_row_per_model(page, app_url, app_user_dir, monkey
 def test_every_model_on_every_drawing(page, app_url, app_user_dir, monkeypatch):
     """The table printed at the end of the run: our proxy for real users' drawings.
 
-    Careful and sloppy digits with the default pen, then all of them thin and thick.
+    Careful and sloppy digits with the default pen (12 px), then with a hairline,
+    the old default (22 px) and a fat pen.
     """
     names = zoo_names(app_user_dir, monkeypatch)
     open_app(page, app_url, "compare")
     read_samples(page, SAMPLES, names, "careful")
     read_samples(page, SLOPPY, names, "sloppy")
-    for pen in (12, 36):
+    for pen in (6, 22, 36):
         set_pen_width(page, pen)
         read_samples(page, NATURAL + SLOPPY, names, f"pen {pen}")
     if "cnn_robust" in names:  # the model meant for drawings reads the careful ones all
