@@ -164,6 +164,8 @@ def _corner(side: str, height: float, margin: float = 12) -> Point:
 NATURAL = [Sample(shape) for shape in DIGITS if "_" not in shape or shape in ("1_flag", "7_bar")]
 LARGE = [Sample(s, 230, slant=0.2, wobble=3) for s in ("0", "2", "3", "5", "6", "8")]
 SMALL = [Sample(s, 80, wobble=4) for s in ("1", "4", "7", "9")]
+# Tiny digits with loops, which a fat pen fills in.
+TINY = [Sample(s, 50, wobble=2) for s in ("0", "2", "3", "6", "8", "9")]
 CORNERS = [
     Sample("2", 80, _corner("top-left", 80), "top-left"),
     Sample("3", 80, _corner("bottom-right", 80), "bottom-right"),
@@ -172,7 +174,7 @@ CORNERS = [
     Sample("0", 120, _corner("top-right", 120), "top-right"),
     Sample("4", 120, _corner("bottom-left", 120), "bottom-left"),
 ]
-SAMPLES = NATURAL + LARGE + SMALL + CORNERS
+SAMPLES = NATURAL + LARGE + SMALL + TINY + CORNERS
 
 # A less careful hand, for measuring (not asserted): other ways of writing each
 # digit, shakier, turned, squeezed or stretched, at other sizes and places.

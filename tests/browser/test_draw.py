@@ -17,7 +17,7 @@ from model_zoo import store
 
 from .conftest import (FIRST_PAGE_SECONDS, READINGS, RESULT_SECONDS, clear, draw_and_wait, open_app,
                        running_app, screenshot, set_pen_width, wait_until_idle)
-from .strokes import CORNERS, LARGE, NATURAL, SMALL, Sample
+from .strokes import CORNERS, LARGE, NATURAL, SMALL, TINY, Sample
 
 ROBUST = store.TRAINED_DIR / "cnn_robust.keras"
 needs_robust = pytest.mark.skipif(
@@ -72,7 +72,7 @@ def test_cnn_reads_digits_drawn_with_the_mouse(page, app_url, group):
 @needs_robust
 def test_cnn_robust_reads_small_and_off_centre_digits(page, app_url):
     open_app(page, app_url, "draw?model=cnn_robust")
-    assert misread(page, SMALL + CORNERS, "cnn_robust", "Draw") == []
+    assert misread(page, SMALL + TINY + CORNERS, "cnn_robust", "Draw") == []
 
 
 @needs_robust
