@@ -8,12 +8,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from model_zoo import architectures, jobs, store
+from model_zoo import architectures, data, jobs, store
 from model_zoo.training import SettingsError, TrainingLimits, TrainingSettings
 
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD with momentum 0.9", "rmsprop": "RMSprop"}
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
-               "width", "hidden_layers", "augment")  # reset to the architecture's own on a change
+               "width", "hidden_layers", "augment", "usps")  # reset to the architecture's own on a change
 OTHER_DEFAULTS = {"train_size": 60_000, "val_fraction": 0.1, "seed": 0, "name": ""}
 NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
@@ -61,6 +61,13 @@ def load_defaults() -> None:
         st.session_state[f"train_{name}"] = getattr(defaults, name)
 
 
+def _usps_found() -> bool:
+    try:
+        return data.find_usps() is not None
+    except data.DataError:  # USPS_PATH names a missing file: the option is simply off
+        return False
+
+
 def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None:
     """The settings a learner submits, with the version name; None until "Start training"."""
     if "train_arch" not in st.session_state:
@@ -74,6 +81,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         help="The starting point: its tutorial settings fill the form."))
     st.caption(arch.lesson)
     low_lr, high_lr = limits.learning_rate
+    usps_found = _usps_found()
     with st.form("train_settings", border=False):
         left, right = st.columns(2)
         left.number_input("Epochs", step=1, key="train_epochs",
@@ -101,6 +109,10 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         left.checkbox("Augment (small shifts, rotations, zoom)", key="train_augment",
                       help="Teaches the model how people really draw; a little slower.")
         right.number_input("Seed", step=1, key="train_seed", help="Same seed, same weights.")
+        left.checkbox("Add USPS's 7,291 training digits", key="train_usps", disabled=not usps_found,
+                      help="Handwriting from other writers (US postal codes), added to the training "
+                           "digits; validation stays MNIST. " + ("" if usps_found else
+                           "Not available: this server has no usps.npz (see README, Data)."))
         st.text_input("Version name (optional)", key="train_name", max_chars=store.MAX_NAME_LENGTH,
                       placeholder=f"{arch.name}@<date>T<time>")
         st.caption(f"This server allows up to {limits.max_epochs} epochs, "
@@ -117,7 +129,8 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         optimizer=state.train_optimizer, dropout=float(state.train_dropout),
         width=int(state.train_width) if mlp else 0, hidden_layers=int(state.train_hidden_layers) if mlp else 0,
         train_size=int(state.train_train_size), val_fraction=float(state.train_val_fraction),
-        augment=bool(state.train_augment), seed=int(state.train_seed))
+        augment=bool(state.train_augment), usps=bool(state.train_usps) and usps_found,
+        seed=int(state.train_seed))
     return settings, state.train_name
 
 

@@ -77,6 +77,7 @@ class TrainingSettings:
     train_size: int = 60_000  # digits taken from the 60,000 (validation comes out of these)
     val_fraction: float = 0.1
     augment: bool = False
+    usps: bool = False  # add USPS's training digits to the training split (validation stays MNIST)
     seed: int = 0
 
     @classmethod
@@ -84,7 +85,8 @@ class TrainingSettings:
         spec = architectures.get(arch)
         defaults = dict(arch=arch, epochs=spec.epochs, batch_size=spec.batch_size,
                         learning_rate=spec.learning_rate, lr_decay=spec.lr_decay, dropout=spec.dropout,
-                        width=spec.width, hidden_layers=spec.hidden_layers, augment=spec.augment)
+                        width=spec.width, hidden_layers=spec.hidden_layers, augment=spec.augment,
+                        usps=spec.usps)
         return cls(**(defaults | overrides))
 
     def validate(self, limits: TrainingLimits | None = None) -> TrainingSettings:
@@ -208,20 +210,26 @@ def _optimizer(settings: TrainingSettings, total_steps: int) -> keras.optimizers
     return keras.optimizers.Adam(rate)
 
 
-def train(settings: TrainingSettings, *, mnist=None, progress: TrainingProgress | None = None,
+def train(settings: TrainingSettings, *, mnist=None, usps=None, progress: TrainingProgress | None = None,
           stop: threading.Event | None = None, limits: TrainingLimits | None = None,
           tensorboard_dir: str | os.PathLike | None = None) -> TrainingResult:
     """Train one model on MNIST and score it on the test set.
 
     ``mnist`` is ``((x_train, y_train), (x_test, y_test))`` as from
-    ``data.load_mnist`` (loaded here when omitted). A set ``stop`` event ends
-    training after the current batch; the partly trained model is returned.
+    ``data.load_mnist`` (loaded here when omitted); ``usps`` likewise from
+    ``data.load_usps``, used only with ``settings.usps`` (its test digits never
+    are). A set ``stop`` event ends training after the current batch; the
+    partly trained model is returned.
     """
     settings.validate(limits)
     progress = progress or TrainingProgress()
     (x_all, y_all), (x_test, y_test) = mnist if mnist is not None else data.load_mnist()
-    data_sha256 = _training_data_sha256(x_all, y_all)
     (x_train, y_train), (x_val, y_val) = _split(x_all, y_all, settings)
+    if settings.usps:
+        (x_usps, y_usps), _ = usps if usps is not None else data.load_usps()
+        x_all, y_all = np.concatenate([x_all, x_usps]), np.concatenate([y_all, y_usps])
+        x_train, y_train = np.concatenate([x_train, x_usps]), np.concatenate([y_train, y_usps])
+    data_sha256 = _training_data_sha256(x_all, y_all)
     x_train, x_val, x_test = data.to_float(x_train), data.to_float(x_val), data.to_float(x_test)
     y_train, y_val = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_val, 10)
 

@@ -65,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, help="share of them held out for validation (default 0.1)")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                         help="random shifts, rotations, zoom and stroke width")
+    parser.add_argument("--usps", action=argparse.BooleanOptionalAction, default=None,
+                        help="add USPS's training digits (USPS_PATH, data/, ../shared/data)")
     parser.add_argument("--seed", type=int, help="random seed: weights, split, order (default 0)")
     parser.add_argument("--name", default="", help="version name (default: <arch>@<date>T<time>)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
@@ -74,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
     names = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout", "width",
-             "hidden_layers", "train_size", "val_fraction", "augment", "seed")
+             "hidden_layers", "train_size", "val_fraction", "augment", "usps", "seed")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return training.TrainingSettings.for_architecture(args.arch, **overrides)
 

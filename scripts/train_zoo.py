@@ -1,5 +1,8 @@
 """Train the zoo on the 60,000 MNIST training digits and ship it.
 
+cnn_robust also trains on USPS's 7,291 training digits (USPS_PATH, data/ or
+../shared/data/usps.npz; an error names where to put it if it is missing).
+
     python -m scripts.train_zoo                       # all eight, ~20 min on 2 idle cores
     python -m scripts.train_zoo --models cnn,mlp_1x50
     MNIST_PATH=../shared/data/mnist.npz python -m scripts.train_zoo --out /tmp/zoo

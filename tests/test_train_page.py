@@ -110,7 +110,17 @@ def test_the_form_starts_with_the_tutorial_settings_of_the_architecture(runner):
     labels = [n.label for n in at.number_input]
     assert "Width (units per hidden layer)" not in labels and "Hidden layers" not in labels
     assert at.number_input(key="train_dropout").value == 0.0
+    assert not at.checkbox(key="train_usps").value  # the tutorial's models: MNIST only
+    at.selectbox(key="train_arch").set_value("cnn_robust").run()
+    assert at.checkbox(key="train_augment").value and at.checkbox(key="train_usps").value
     assert not at.exception
+
+
+def test_usps_option_is_off_where_the_server_has_no_usps(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("USPS_PATH", str(tmp_path / "absent.npz"))
+    at = open_train()
+    assert at.checkbox(key="train_usps").disabled
+    assert "no usps.npz" in at.checkbox(key="train_usps").help
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from model_zoo import training
+from model_zoo import data, training
 from model_zoo.training import SettingsError, TrainingSettings
 
 
@@ -66,10 +66,29 @@ def test_augmented_training_runs(mnist):
     assert result.epochs_done == 1 and result.record()["settings"]["augment"] is True
 
 
+def test_usps_digits_join_the_training_split_only(mnist, usps_path):
+    usps = data.load_usps(usps_path)
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300, usps=True)
+    result = training.train(settings, mnist=mnist, usps=usps)
+    assert result.train_digits == 270 + len(usps[0][1]) and result.val_digits == 30  # validation: MNIST
+    assert result.record()["settings"]["usps"] is True
+    without = training.train(TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300), mnist=mnist)
+    assert without.data_sha256 != result.data_sha256  # the record tells the two apart
+
+
+def test_usps_missing_is_a_clear_error(mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("USPS_PATH", str(tmp_path / "nowhere.npz"))
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300, usps=True)
+    with pytest.raises(data.DataNotFoundError, match="nowhere.npz"):
+        training.train(settings, mnist=mnist)
+
+
 def test_defaults_come_from_the_architecture():
     settings = TrainingSettings.for_architecture("mlp_5x500_dropout")
     assert (settings.epochs, settings.width, settings.hidden_layers, settings.dropout) == (25, 500, 5, 0.2)
-    assert TrainingSettings.for_architecture("cnn_robust").augment
+    robust = TrainingSettings.for_architecture("cnn_robust")
+    assert robust.augment and robust.usps
+    assert not TrainingSettings.for_architecture("cnn").usps  # the tutorial's seven: MNIST only
 
 
 @pytest.mark.parametrize("override, message", [
