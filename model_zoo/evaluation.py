@@ -368,6 +368,7 @@ def table_row(entry: store.ZooEntry) -> dict:
     return {
         "model": entry.name,
         "kind": kind_note(entry),
+        "trained_on": "MNIST + USPS train" if record.get("settings", {}).get("usps") else "MNIST",
         "params": record.get("params"),
         "epochs": record.get("epochs_done", len(seconds) or None),
         "s_per_epoch": round(sum(seconds) / len(seconds), 2) if seconds else None,
@@ -379,7 +380,7 @@ def table_row(entry: store.ZooEntry) -> dict:
 
 
 TABLE_HEADERS = {  # row key → column title
-    "model": "model", "kind": "kind", "params": "params", "epochs": "epochs",
+    "model": "model", "kind": "kind", "trained_on": "trained on", "params": "params", "epochs": "epochs",
     "s_per_epoch": "train s/epoch", "mnist_test": "MNIST test", "tutorial": "tutorial",
     "difference": "difference", "usps_test": "USPS test",
 }

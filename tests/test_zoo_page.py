@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from model_zoo import store
+from model_zoo.architectures import TUTORIAL_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app_pages" / "zoo.py")
@@ -40,6 +41,8 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, user_dir):
     at = run_page()
     assert at.title[0].value == "Zoo"
     assert table_models(at) == [entry.name for entry in shipped]
+    trained_on = dict(zip(table_models(at), at.dataframe[0].value["trained on"]))
+    assert {trained_on[name] for name in TUTORIAL_MODELS} == {"MNIST"}  # the lesson: MNIST only
     assert at.selectbox(key="zoo_model").options == [entry.label for entry in shipped]
     charts = at.get("plotly_chart")
     assert len(charts) >= 1 + 4 + 1  # scatter, four robustness curves, at least one per-model chart
