@@ -25,7 +25,19 @@ def test_record_describes_the_training(name):
     assert RECORD_FIELDS <= set(record)
     assert record["settings"]["epochs"] == ZOO[name].epochs == record["epochs_done"]
     assert len(record["history"]["val_accuracy"]) == ZOO[name].epochs
-    assert record["train_digits"] + record["val_digits"] == 60_000
+    with_usps = record["settings"].get("usps", False)  # records from before the option: MNIST only
+    assert with_usps == ZOO[name].usps
+    usps_train = 7_291 if with_usps else 0  # USPS's training digits join the training split
+    assert record["train_digits"] + record["val_digits"] == 60_000 + usps_train
+
+
+def test_cnn_robust_reads_usps_test_digits(usps_path):
+    """Issue 5's target: ≥ 98 % on the 2,007 USPS test digits, never trained on."""
+    model = keras.models.load_model(store.TRAINED_DIR / "cnn_robust.keras")
+    _, (x_test, y_test) = data.load_usps(usps_path)
+    accuracy = float(np.mean(model.predict(data.to_float(x_test), verbose=0).argmax(axis=1) == y_test))
+    assert accuracy == pytest.approx(store.scan().get("cnn_robust").record["usps_accuracy"], abs=1e-4)
+    assert accuracy >= 0.98
 
 
 @pytest.mark.parametrize("name", ZOO)
