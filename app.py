@@ -31,6 +31,7 @@ page = st.navigation([
     st.Page(open_draw, title="Start", url_path="start", default=True, visibility="hidden"),
     draw,
     st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(PAGES / "inside.py", title="Inside", icon=":material/visibility:", url_path="inside"),
     st.Page(PAGES / "zoo.py", title="Zoo", icon=":material/pets:", url_path="zoo"),
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ])

@@ -16,7 +16,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.delta_generator import DeltaGenerator
 
-from model_zoo import inference, preprocess, store
+from model_zoo import inference, inside, preprocess, store
 
 LOG = logging.getLogger(__name__)
 
@@ -223,3 +223,51 @@ def _picture_to_mnist(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as picture:
         picture.load()  # a truncated file fails here, as OSError
         return preprocess.to_mnist(picture)
+
+
+# ------------------------------------------------------------------ why this digit (Inside, Draw)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _saliency(path: str, modified: float) -> inside.Saliency:
+    # Built from the cached model: a Keras model of its layers, kept for the gradients.
+    return inside.Saliency(_fast_model(path, modified).model)
+
+
+def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray, *,
+             saliency: bool) -> None:
+    """Which parts of the drawing made the model read its digit and not the runner-up's.
+
+    Occlusion always (one fast batch); saliency (integrated gradients) when asked.
+    """
+    digits = inside.ranked(model.predict(image).probabilities)
+    erased = inside.occlusion(model, image, list(digits))
+    top = float(np.abs(erased).max())
+    columns = st.columns(4 if saliency else 2)
+    for column, values, digit in zip(columns, erased, digits):
+        column.image(inside.overlay(image, values, top), caption=f"Erasing, for {digit}")
+    if saliency:
+        with st.spinner(f"Integrated gradients of {entry.name}…"):
+            maps = _saliency(str(entry.path), entry.path.stat().st_mtime)(image, list(digits))
+        top = float(np.abs(maps).max())
+        for column, values, digit in zip(columns[2:], maps, digits):
+            column.image(inside.overlay(image, values, top), caption=f"Saliency, for {digit}")
+    first, second = digits
+    text = (f"Erasing: a black {inside.PATCH} px square wipes out each part of the drawing in turn. "
+            f"Red where erasing makes {first} (left) or {second}, the runner-up (right), less likely: "
+            f"the ink that speaks for it; blue, more likely: the ink that speaks against it.")
+    if saliency:
+        text += (" Saliency: integrated gradients, the score's gradient averaged along the way from an "
+                 "empty canvas to this drawing, so each map adds up to what the drawing did to the "
+                 "score. A single gradient only says what a tiny change of ink would do.")
+    st.caption(text)
+
+
+def why_panel(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray) -> None:
+    """Draw's "why" panel, collapsed; its maps are computed only while it is open."""
+    panel = st.expander("Why this digit?", key="draw_why", on_change="rerun", icon=":material/lightbulb:")
+    if panel.open:
+        with panel:
+            show_why(entry, model, image, saliency=False)
+            st.page_link("app_pages/inside.py", label=f"Inside {entry.name}: every layer, and saliency",
+                         icon=":material/visibility:", query_params={"model": entry.name})

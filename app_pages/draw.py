@@ -50,3 +50,6 @@ with results:
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: when this line shows the latest stroke count, so does the metric above.
     st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")
+
+# Collapsed: only a reader who opens it pays for its maps.
+ui.why_panel(entry, model, digit.image)

@@ -52,7 +52,7 @@ def _conv2d(layer) -> Forward:
     kernel, *bias = [w.astype(np.float32) for w in layer.get_weights()]  # (kh, kw, C, F)
     bias = bias[0] if bias else np.float32(0)
     kh, kw, channels, filters = kernel.shape
-    flat_kernel = kernel.transpose(2, 0, 1, 3).reshape(channels * kh * kw, filters)
+    flat_kernel = kernel.reshape(kh * kw * channels, filters)
     act = _activation(config["activation"])
     same = config["padding"] == "same"
 
@@ -61,6 +61,8 @@ def _conv2d(layer) -> Forward:
             top, left = (kh - 1) // 2, (kw - 1) // 2
             x = np.pad(x, ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left), (0, 0)))
         windows = sliding_window_view(x, (kh, kw), axis=(1, 2))  # (N, H', W', C, kh, kw)
+        # Channels last before copying: the copy then moves runs of C floats, ~2× faster.
+        windows = windows.transpose(0, 1, 2, 4, 5, 3)
         n, h, w = windows.shape[:3]
         return act(windows.reshape(n, h, w, -1) @ flat_kernel + bias)
 
@@ -106,15 +108,23 @@ _BUILDERS: dict[str, Callable[..., Forward]] = {
 }
 
 
-def numpy_forward(model: keras.Model) -> Forward:
-    """The model's inference pass as a NumPy function; raises UnsupportedLayerError."""
+def numpy_steps(model: keras.Model) -> list[Forward]:
+    """Each of ``model.layers`` as a NumPy function; raises UnsupportedLayerError."""
     steps = []
     for layer in model.layers:
         kind = type(layer).__name__
         if kind not in _BUILDERS:
             raise UnsupportedLayerError(f"{layer.name}: {kind}")
         steps.append(_BUILDERS[kind](layer))
+    return steps
 
+
+def numpy_forward(model: keras.Model) -> Forward:
+    """The model's inference pass as a NumPy function; raises UnsupportedLayerError."""
+    return _chain(numpy_steps(model))
+
+
+def _chain(steps: list[Forward]) -> Forward:
     def forward(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
         for step in steps:
@@ -144,9 +154,12 @@ class FastModel:
     def __init__(self, model: keras.Model):
         self.model = model
         try:
-            self._forward = numpy_forward(model)
+            self._steps = numpy_steps(model)
+            self._forward = _chain(self._steps)
         except UnsupportedLayerError:  # a future layer type: still correct, just slower
+            self._steps = None
             self._forward = lambda x: np.asarray(model.predict_on_batch(x))
+        self._every_output = None  # the Keras fallback for layer_outputs, built when first needed
 
     def predict(self, image: np.ndarray) -> Prediction:
         """One (28, 28) image → its probabilities and the time they took."""
@@ -159,6 +172,24 @@ class FastModel:
         if len(images) <= 64:
             return self._forward(images)
         return self.model.predict(np.asarray(images, np.float32), batch_size=1000, verbose=0)
+
+    def layer_outputs(self, images: np.ndarray) -> list[np.ndarray]:
+        """(N, 28, 28) → every layer's output, one array per ``model.layers`` entry.
+
+        The same NumPy replay as ``predict``, keeping what each layer gives
+        (for the Inside page); through Keras when the replay does not know a layer.
+        """
+        x = np.asarray(images, np.float32)
+        if self._steps is None:
+            if self._every_output is None:
+                self._every_output = keras.Model(self.model.inputs,
+                                                 [layer.output for layer in self.model.layers])
+            return [np.asarray(y) for y in self._every_output.predict_on_batch(x)]
+        outputs = []
+        for step in self._steps:
+            x = step(x)
+            outputs.append(x)
+        return outputs
 
 
 def predict_all(models: dict[str, FastModel], image: np.ndarray) -> dict[str, Prediction]:

@@ -1,0 +1,260 @@
+"""Inside a model: what each layer makes of one digit, and which pixels decided.
+
+For the Inside page and the Draw page's "why" panel; any zoo model, shipped
+or retrained, as names and shapes are read from the model itself.
+
+- Layer outputs come from the NumPy fast path (``FastModel.layer_outputs``):
+  one forward pass, the same milliseconds as a prediction.
+- Occlusion erases one square of the drawing at a time and sends all the
+  erased copies through the fast path in one batch.
+- Saliency is integrated gradients, from Keras's gradients (``Saliency``).
+
+Pictures are (H, W, 3) uint8 RGB arrays, so any UI can show them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model_zoo.inference import FastModel
+
+# Layers that start a stage, and what a class would call the stage.
+_STAGE_KINDS = {"Conv2D": "conv", "MaxPooling2D": "pool", "Dense": "dense"}
+# Layers that finish the work of the layer before them (cnn_robust's
+# conv → batch norm → relu): a stage shows what comes out after them.
+_FOLLOWERS = {"BatchNormalization", "Activation", "Dropout"}
+
+INK = 0.1  # a model-input pixel this bright is ink (MNIST strokes saturate at 1)
+PATCH, STRIDE = 8, 4  # occlusion: an 8 px square every 4 px, at most 6 × 6 = 36 erased copies
+IG_STEPS = 32  # integrated gradients: points on the path from black to the drawing
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a model on one digit: a layer with the layers that finish its work."""
+
+    kind: str  # "conv", "pool" or "dense"
+    layers: tuple[str, ...]  # the model's layer names, e.g. ("conv_1_1", "bn_1_1", "relu_1_1")
+    output: np.ndarray  # (H, W, C) feature maps, or (units,)
+
+    @property
+    def name(self) -> str:
+        return " → ".join(self.layers)
+
+    @property
+    def shape(self) -> str:
+        """The output shape as Keras prints it, N being the batch."""
+        return "(N, " + ", ".join(map(str, self.output.shape)) + ")"
+
+    def strongest_first(self) -> np.ndarray:
+        """Channel (or unit) indices by mean activation on this digit, strongest first."""
+        strength = self.output.mean(axis=(0, 1)) if self.output.ndim == 3 else self.output
+        return np.argsort(-strength, kind="stable")
+
+
+def stages(model: FastModel, image: np.ndarray) -> list[Stage]:
+    """The stages of ``model`` on one (28, 28) image, up to (not including) the output layer."""
+    outputs = model.layer_outputs(image[np.newaxis])
+    found: list[Stage] = []
+    for layer, output in zip(model.model.layers, outputs):
+        kind = type(layer).__name__
+        if kind in _STAGE_KINDS:
+            found.append(Stage(_STAGE_KINDS[kind], (layer.name,), output[0]))
+        elif kind in _FOLLOWERS and found:
+            last = found[-1]
+            found[-1] = Stage(last.kind, last.layers + (layer.name,), output[0])
+    return found[:-1]  # the last stage gives the ten probabilities, shown elsewhere
+
+
+def first_filters(model: keras.Model) -> np.ndarray | None:
+    """The first convolution's filters, (F, kh, kw) (averaged over input channels), or None."""
+    for layer in model.layers:
+        if type(layer).__name__ == "Conv2D":
+            kernel = layer.get_weights()[0]  # (kh, kw, C, F)
+            return kernel.mean(axis=2).transpose(2, 0, 1)
+    return None
+
+
+def pixel_templates(model: keras.Model) -> tuple[str, np.ndarray] | None:
+    """The first Dense layer's name and weights as pictures (units, 28, 28), if it reads the pixels.
+
+    That is an MLP's first hidden layer (after Flatten); a CNN's Dense layers
+    read feature maps instead, and give None.
+    """
+    for layer in model.layers:
+        if type(layer).__name__ in ("Conv2D", "MaxPooling2D"):
+            return None
+        if type(layer).__name__ == "Dense":
+            kernel = layer.get_weights()[0]  # (inputs, units)
+            side = math.isqrt(kernel.shape[0])
+            if side * side != kernel.shape[0]:
+                return None
+            return layer.name, kernel.T.reshape(-1, side, side)
+    return None
+
+
+def occlusion(model: FastModel, image: np.ndarray, digits: list[int]) -> np.ndarray:
+    """How much erasing each part of the drawing lowers each digit's log-probability: (len(digits), 28, 28).
+
+    A black square (the paper's colour) slides over the image; each pixel gets
+    the mean drop over the squares that covered it. Logarithms, because a
+    confident model's probability hardly moves from 0.999 when a stroke goes
+    (a drop of 1 is e ≈ 2.7 times less likely). Squares on empty paper change
+    nothing and are not computed, which keeps it to one small batch.
+    """
+    size = image.shape[0]
+    starts = range(0, size - PATCH + 1, STRIDE)
+    corners = [(r, c) for r in starts for c in starts if image[r:r + PATCH, c:c + PATCH].max() > INK]
+    erased = np.repeat(image[np.newaxis], len(corners) + 1, axis=0)  # the first stays whole
+    for i, (r, c) in enumerate(corners, start=1):
+        erased[i, r:r + PATCH, c:c + PATCH] = 0
+    probabilities = model.predict_batch(erased)[:, digits]  # (1 + squares, len(digits))
+    log_p = np.log(np.maximum(probabilities, 1e-30))  # softmax in float32 can round to 0
+    drop = np.zeros((len(digits), size, size), np.float32)
+    covered = np.zeros((size, size), np.float32)
+    for (r, c), p in zip(corners, log_p[1:]):
+        drop[:, r:r + PATCH, c:c + PATCH] += (log_p[0] - p)[:, None, None]
+        covered[r:r + PATCH, c:c + PATCH] += 1
+    return drop / np.maximum(covered, 1)
+
+
+class Saliency:
+    """Integrated gradients of a model's scores for chosen digits (Sundararajan et al., 2017).
+
+    The score is the logit, the output layer before its softmax: a confident
+    model's probability is flat near 1, so its gradient says little, while
+    the logit keeps moving. A single gradient × input only looks at the
+    drawing itself; integrated gradients average the gradient along the way
+    from an empty (black) canvas to the drawing, so the map adds up to how
+    much the drawing raised the score above the empty canvas's.
+    """
+
+    def __init__(self, model: keras.Model):
+        last = model.layers[-1]
+        if type(last).__name__ != "Dense" or last.get_config()["activation"] != "softmax":
+            raise ValueError(f"Saliency needs a model ending in a softmax Dense layer (the zoo's "
+                             f"contract); {model.name} ends in {type(last).__name__} {last.name!r}.")
+        self._features = keras.Model(model.inputs, model.layers[-2].output)
+        self._kernel, self._bias = last.kernel, last.bias
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) → (N, 10) logits."""
+        return np.asarray(self._logits(tf.constant(images, tf.float32)))
+
+    def _logits(self, images: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(self._features(images, training=False), self._kernel) + self._bias
+
+    def __call__(self, image: np.ndarray, digits: list[int], steps: int = IG_STEPS) -> np.ndarray:
+        """One (28, 28) image → (len(digits), 28, 28) attributions; each map sums to about
+        ``scores(image) - scores(black)`` for its digit."""
+        alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps  # midpoints of the path
+        path = np.tile(alphas[:, None, None] * image, (len(digits), 1, 1))  # (k·steps, 28, 28)
+        wanted = np.repeat(digits, steps)  # row i scores digit wanted[i]
+        path = tf.constant(path)
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            logits = self._logits(path)
+            # Rows are independent, so one backward pass gives each row its own digit's gradient.
+            total = tf.reduce_sum(tf.gather(logits, wanted, axis=1, batch_dims=1))
+        gradients = tape.gradient(total, path).numpy().reshape(len(digits), steps, *image.shape)
+        return image * gradients.mean(axis=1)
+
+
+def ranked(probabilities: np.ndarray) -> tuple[int, int]:
+    """The predicted digit and the runner-up."""
+    first, second = np.argsort(-probabilities, kind="stable")[:2]
+    return int(first), int(second)
+
+
+# ------------------------------------------------------------------ pictures
+
+# Activations: black → purple → orange → pale yellow (like matplotlib's
+# "inferno"), so strong activations glow like the white ink on black.
+_INFERNO = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
+# Weights: blue (negative) ← white → red (positive).
+_BLUE_WHITE_RED = np.array([[33, 102, 172], [247, 247, 247], [178, 24, 43]], np.float32)
+_RED, _BLUE = np.array([255, 80, 40], np.float32), np.array([60, 140, 255], np.float32)
+_GAP = 245  # light grey between tiles
+
+
+def _colour(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] → RGB by linear interpolation between anchor colours."""
+    position = np.clip(values, 0, 1) * (len(anchors) - 1)
+    low = np.minimum(position.astype(int), len(anchors) - 2)
+    t = (position - low)[..., None]
+    return anchors[low] * (1 - t) + anchors[low + 1] * t
+
+
+def activation_colours(values: np.ndarray, top: float) -> np.ndarray:
+    """Activations (≥ 0 after ReLU) → RGB, 0 black and ``top`` pale yellow."""
+    return _colour(values / (top if top > 0 else 1.0), _INFERNO)
+
+
+def weight_colours(values: np.ndarray, top: float) -> np.ndarray:
+    """Weights → RGB, blue for negative, white for 0, red for positive (±``top`` saturates)."""
+    return _colour(values / (2 * top if top > 0 else 1.0) + 0.5, _BLUE_WHITE_RED)
+
+
+def grid(tiles: np.ndarray, columns: int, zoom: tuple[int, int], gap: int = 2) -> np.ndarray:
+    """(n, h, w, 3) colour tiles → one picture, ``columns`` tiles a row, each enlarged by ``zoom``."""
+    n, h, w, _ = tiles.shape
+    tiles = tiles.repeat(zoom[0], axis=1).repeat(zoom[1], axis=2)
+    h, w = h * zoom[0], w * zoom[1]
+    rows = -(-n // columns)
+    picture = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), _GAP, np.float32)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        picture[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    return picture.astype(np.uint8)
+
+
+def _columns(n: int, most: int = 16) -> int:
+    """As few rows as possible, no more than ``most`` tiles each, rows evenly filled."""
+    return -(-n // -(-n // most))
+
+
+def maps_picture(stage: Stage, order: np.ndarray, cell: int = 48) -> np.ndarray:
+    """A stage's feature maps in ``order``, one shared colour scale (so weak maps look weak)."""
+    maps = np.moveaxis(stage.output, -1, 0)[order]  # (C, H, W)
+    zoom = max(1, round(cell / maps.shape[1]))
+    return grid(activation_colours(maps, float(maps.max())), _columns(len(maps)), (zoom, zoom))
+
+
+def units_picture(stage: Stage, per_row: int = 50) -> np.ndarray:
+    """A dense stage's units in the model's order as a strip (rows of ``per_row``): which fire."""
+    units = stage.output
+    tiles = activation_colours(units, float(units.max()))[:, None, None, :]
+    return grid(tiles, min(per_row, len(units)), (22, 10), gap=1)
+
+
+def filters_picture(filters: np.ndarray, order: np.ndarray, cell: int = 48) -> np.ndarray:
+    """Convolution filters (F, kh, kw) in ``order``, blue-white-red on one scale."""
+    filters = filters[order]
+    zoom = max(1, round(cell / filters.shape[1]))
+    colours = weight_colours(filters, float(np.abs(filters).max()))
+    return grid(colours, _columns(len(filters)), (zoom, zoom))
+
+
+def templates_picture(templates: np.ndarray, cell: int = 84) -> np.ndarray:
+    """Weight pictures (k, 28, 28), blue-white-red, each on its own scale, in one row."""
+    colours = np.stack([weight_colours(t, float(np.abs(t).max())) for t in templates])
+    zoom = max(1, round(cell / templates.shape[1]))
+    return grid(colours, len(templates), (zoom, zoom), gap=4)
+
+
+def overlay(image: np.ndarray, values: np.ndarray, top: float, zoom: int = 6) -> np.ndarray:
+    """The (28, 28) model input, dimmed, with ``values`` painted on: red > 0, blue < 0.
+
+    ``top`` is the size of value that paints fully; pass the same one for
+    maps that should be compared (a digit and its runner-up).
+    """
+    strength = np.clip(np.abs(values) / (top if top > 0 else 1.0), 0, 1)[..., None]
+    base = np.repeat(image[..., None] * 150, 3, axis=-1)
+    colour = np.where(values[..., None] >= 0, _RED, _BLUE)
+    picture = base * (1 - strength) + colour * strength
+    return picture.repeat(zoom, axis=0).repeat(zoom, axis=1).astype(np.uint8)
