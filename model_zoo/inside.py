@@ -31,7 +31,10 @@ _FOLLOWERS = {"BatchNormalization", "Activation", "Dropout"}
 
 INK = 0.1  # a model-input pixel this bright is ink (MNIST strokes saturate at 1)
 PATCH, STRIDE = 8, 4  # occlusion: an 8 px square every 4 px, at most 6 × 6 = 36 erased copies
-IG_STEPS = 32  # integrated gradients: points on the path from black to the drawing
+# Integrated gradients: points on the path from black to the drawing. The maps
+# add up to the score change within ~20 % at 64 (ReLU kinks between points are
+# missed), ~6 % at 128 for twice the time; 64 keeps cnn_robust under half a second.
+IG_STEPS = 64
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ def occlusion(model: FastModel, image: np.ndarray, digits: list[int]) -> np.ndar
     """
     size = image.shape[0]
     starts = range(0, size - PATCH + 1, STRIDE)
+    covered = np.zeros((size, size), np.float32)  # by how many squares, empty ones included
+    for r in starts:
+        for c in starts:
+            covered[r:r + PATCH, c:c + PATCH] += 1
     corners = [(r, c) for r in starts for c in starts if image[r:r + PATCH, c:c + PATCH].max() > INK]
     erased = np.repeat(image[np.newaxis], len(corners) + 1, axis=0)  # the first stays whole
     for i, (r, c) in enumerate(corners, start=1):
@@ -116,11 +123,9 @@ def occlusion(model: FastModel, image: np.ndarray, digits: list[int]) -> np.ndar
     probabilities = model.predict_batch(erased)[:, digits]  # (1 + squares, len(digits))
     log_p = np.log(np.maximum(probabilities, 1e-30))  # softmax in float32 can round to 0
     drop = np.zeros((len(digits), size, size), np.float32)
-    covered = np.zeros((size, size), np.float32)
     for (r, c), p in zip(corners, log_p[1:]):
         drop[:, r:r + PATCH, c:c + PATCH] += (log_p[0] - p)[:, None, None]
-        covered[r:r + PATCH, c:c + PATCH] += 1
-    return drop / np.maximum(covered, 1)
+    return drop / covered
 
 
 class Saliency:
