@@ -2,53 +2,48 @@
 
 from __future__ import annotations
 
-import random
+import dataclasses
+import secrets
 
 import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from model_zoo import architectures, data, jobs, store
-from model_zoo.training import SettingsError, TrainingLimits, TrainingSettings
+from model_zoo import architectures, cluster, data, db, jobs, store
+from model_zoo.jobs import JobState
+from model_zoo.training import OPTIMIZERS, SettingsError, TrainingLimits, TrainingSettings
 
-OPTIMIZERS = {"adam": "Adam", "sgd": "SGD with momentum 0.9", "rmsprop": "RMSprop"}
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
                "width", "hidden_layers", "augment", "usps")  # reset to the architecture's own on a change
-OTHER_DEFAULTS = {"train_size": 60_000, "val_fraction": 0.1, "seed": 0, "name": ""}
+OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
 NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
-STATE_LABELS = {jobs.QUEUED: "waiting", jobs.RUNNING: "training", jobs.FINISHED: "finished",
-                jobs.STOPPED: "stopped", jobs.FAILED: "failed", jobs.SAVING: "saving", jobs.SAVED: "saved",
-                jobs.DISCARDED: "discarded"}
-
-
-@st.cache_resource
-def job_runner() -> jobs.JobRunner:
-    # The process-wide runner, so that clearing the cache from the app menu
-    # never starts a second training thread beside the first.
-    return jobs.shared_runner()
+STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobState.FINISHED: "finished",
+                JobState.STOPPED: "stopped", JobState.FAILED: "failed", JobState.SAVED: "saved",
+                JobState.DISCARDED: "discarded", JobState.LOST: "lost"}
 
 
 def owner() -> str:
     """This browser session's nickname in the queue."""
     if "train_owner" not in st.session_state:
-        st.session_state.train_owner = f"{random.choice(NICKNAMES)}-{random.randint(10, 99)}"
+        # Not the random module: training reseeds it, and every nickname would repeat.
+        st.session_state.train_owner = f"{secrets.choice(NICKNAMES)}-{10 + secrets.randbelow(90)}"
     return st.session_state.train_owner
 
 
-def watched_job(runner: jobs.JobRunner) -> jobs.Job | None:
+def watched_job() -> jobs.JobView | None:
     """The job this page shows: the session's latest, or the one in ``?job=`` after a reload."""
     wanted = st.query_params.get("job") or st.session_state.get("train_job")
-    job = runner.get(wanted) if wanted else None
-    if wanted and job is None:
-        st.info(f"Job {wanted} is no longer on this server (was it restarted?). "
-                "Versions it saved are still in the zoo.")
+    view = jobs.view(wanted) if wanted else None
+    if wanted and view is None:
+        st.info(f"There is no job {wanted} in the database: check the link. "
+                "Every version ever saved is still in the zoo.")
         st.query_params.pop("job", None)
         st.session_state.pop("train_job", None)
-    if job is not None:
-        st.session_state.train_job = job.id
-        st.query_params["job"] = job.id
-    return job
+    if view is not None:
+        st.session_state.train_job = view.id
+        st.query_params["job"] = view.id
+    return view
 
 
 # ------------------------------------------------------------------ settings
@@ -61,27 +56,22 @@ def load_defaults() -> None:
         st.session_state[f"train_{name}"] = getattr(defaults, name)
 
 
-def _usps_found() -> bool:
-    try:
-        return data.find_usps() is not None
-    except data.DataError:  # USPS_PATH names a missing file: the option is simply off
-        return False
-
-
 def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None:
     """The settings a learner submits, with the version name; None until "Start training"."""
     if "train_arch" not in st.session_state:
         st.session_state.train_arch = "mlp_1x50"
         load_defaults()
-    for name, value in OTHER_DEFAULTS.items():
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainingSettings) if f.name in OTHER_FIELDS}
+    for name, value in defaults.items():
         st.session_state.setdefault(f"train_{name}", value)
+    st.session_state.setdefault("train_name", "")
     arch = architectures.get(st.selectbox(
         "Architecture", list(architectures.ZOO), key="train_arch", on_change=load_defaults,
         format_func=lambda name: f"{name} — {architectures.ZOO[name].summary}",
         help="The starting point: its tutorial settings fill the form."))
     st.caption(arch.lesson)
     low_lr, high_lr = limits.learning_rate
-    usps_found = _usps_found()
+    usps_found = data.usps_available()
     with st.form("train_settings", border=False):
         left, right = st.columns(2)
         left.number_input("Epochs", step=1, key="train_epochs",
@@ -181,16 +171,18 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def job_panel(runner: jobs.JobRunner, job: jobs.Job) -> None:
-    view = runner.view(job)
+def job_panel(view: jobs.JobView) -> None:
     settings = view.settings
     st.subheader(f"{settings.arch}, {settings.epochs} epochs on {settings.train_size:,} digits")
-    st.caption(f"Job {view.id} · started by {view.owner} · {view.phase}")
-    if view.state == jobs.QUEUED:
-        st.info(f"Waiting in the queue at position {view.position}: one job trains at a time "
-                "on this server, and yours starts when those before it end.", icon=":material/hourglass:")
-        st.button("Leave the queue", key="train_cancel", on_click=runner.stop, args=(job,))
-    elif view.state == jobs.RUNNING:
+    where = f" · on {view.worker.split(':')[0]}" if view.worker else ""
+    st.caption(f"Job {view.id} · started by {view.owner}{where} · {view.phase}")
+    for level, message in st.session_state.pop("train_messages", []):
+        getattr(st, level)(message, icon=":material/error:")
+    if view.state == JobState.QUEUED:
+        st.info(f"Waiting in the queue at position {view.position}: each training slot trains one "
+                "job at a time, and yours starts when a slot is free.", icon=":material/hourglass:")
+        st.button("Leave the queue", key="train_cancel", on_click=_act, args=(jobs.stop, view.id))
+    elif view.state == JobState.RUNNING:
         batch = f" · batch {view.step} of {view.steps_per_epoch}" if view.steps_per_epoch else ""
         st.progress(view.fraction_done, text=f"Epoch {min(view.epoch + 1, view.epochs)} of {view.epochs}{batch}")
         speed, elapsed, left = st.columns(3)
@@ -201,54 +193,65 @@ def job_panel(runner: jobs.JobRunner, job: jobs.Job) -> None:
             st.info("Stopping after this batch…", icon=":material/stop_circle:")
         else:
             st.button("Stop training", key="train_stop", icon=":material/stop_circle:",
-                      on_click=runner.stop, args=(job,),
+                      on_click=_act, args=(jobs.stop, view.id),
                       help="Ends after the current batch; you can then save what it learned.")
-    elif view.state == jobs.SAVING:
-        st.info("Saving it as a new version…", icon=":material/save:")
-    elif view.state == jobs.FAILED:
+    elif view.state == JobState.FAILED:
         st.error(f"Training failed: {view.error}", icon=":material/error:")
-    elif view.state == jobs.SAVED:
+    elif view.state == JobState.LOST:
+        st.error(view.error, icon=":material/link_off:")
+    elif view.state == JobState.SAVED:
         st.success(f"Saved as **{view.saved_name}** — select it on Draw. "
                    f"It reads {view.test_accuracy:.2%} of the 10,000 MNIST test digits correctly.",
                    icon=":material/check_circle:")
         st.page_link("app_pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
                      query_params={"model": view.saved_name})
-        st.caption("Compare runs in TensorBoard: "
-                   f"`tensorboard --logdir \"{store.tensorboard_dir(view.saved_name).parent}\"`")
-    elif view.state == jobs.DISCARDED:
+        logs = store.tensorboard_zip(view.saved_name)
+        if logs:
+            st.download_button("TensorBoard logs (.zip)", logs, file_name=f"{view.saved_name}-tensorboard.zip",
+                               key="train_logs", icon=":material/download:",
+                               help="Unzip them into one folder per run and compare runs with "
+                                    "tensorboard --logdir <that folder>.")
+    elif view.state == JobState.DISCARDED:
         st.info("Discarded.", icon=":material/delete:")
     elif view.undecided:
-        save_or_discard(runner, job, view)
-    if view.state != jobs.QUEUED and view.batch_steps:
+        save_or_discard(view)
+    if view.state != JobState.QUEUED and view.batch_steps:
         curves(view)
 
 
-def save_or_discard(runner: jobs.JobRunner, job: jobs.Job, view: jobs.JobView) -> None:
+def _act(action, job_id: str, *args) -> None:
+    """A button's action, run before the page reruns, so a click is never lost to a rerun."""
+    try:
+        action(job_id, *args)
+    except (jobs.JobError, store.VersionError, db.DatabaseError) as error:
+        st.session_state.train_messages = [("error", f"{error}")]
+
+
+def save_or_discard(view: jobs.JobView) -> None:
     if view.error:
         st.error(view.error, icon=":material/error:")
     if view.stopped_early:
         st.warning(f"Stopped after {view.epoch} of {view.epochs} epochs. What it learned so far reads "
                    f"{view.test_accuracy:.2%} of the MNIST test digits correctly: save it as a version, "
                    "or discard it.", icon=":material/stop_circle:")
-    name = st.text_input("Version name (optional)", value=view.requested_name, key=f"train_save_name_{job.id}",
-                         max_chars=store.MAX_NAME_LENGTH)
+    name_key = f"train_save_name_{view.id}"
+    st.session_state.setdefault(name_key, view.requested_name)
+    st.text_input("Version name (optional)", key=name_key, max_chars=store.MAX_NAME_LENGTH)
     save, discard = st.columns(2)
-    if save.button("Save version", key="train_save", type="primary", icon=":material/save:"):
-        try:
-            runner.save(job, name)
-        except (OSError, ValueError) as error:
-            st.error(f"Could not save: {error}", icon=":material/error:")
-            return
-        st.rerun()
-    if discard.button("Discard", key="train_discard", icon=":material/delete:"):
-        runner.discard(job)
-        st.rerun()
+    save.button("Save version", key="train_save", type="primary", icon=":material/save:",
+                on_click=lambda: _act(jobs.save, view.id, st.session_state[name_key]))
+    discard.button("Discard", key="train_discard", icon=":material/delete:",
+                   on_click=_act, args=(jobs.discard, view.id))
 
 
-def server_jobs(runner: jobs.JobRunner, views: list[jobs.JobView], me: str) -> None:
-    st.subheader("Jobs on this server")
+def class_jobs(views: list[jobs.JobView], me: str) -> None:
+    st.subheader("The class's jobs")
+    capacity = cluster.capacity()
+    st.caption(f"Training capacity: {capacity}." if capacity else
+               f"Training runs on Ray, which starts with the first job ({cluster.training_slots()} "
+               "training slot(s) on this machine).")
     if not views:
-        st.caption("None yet: yours will be the first.")
+        st.caption("No jobs yet: yours will be the first.")
         return
     rows = [{
         "Queue": ("training now" if v.position == 0 else f"{v.position}") if v.position is not None else "",
@@ -260,6 +263,7 @@ def server_jobs(runner: jobs.JobRunner, views: list[jobs.JobView], me: str) -> N
         "Done": v.fraction_done,
         "Test accuracy": v.test_accuracy,
         "Version": v.saved_name,
+        "Where": v.worker.split(":")[0],
     } for v in reversed(views)]
     st.dataframe(rows, hide_index=True, width="stretch", key="train_jobs_table", column_config={
         "Done": st.column_config.ProgressColumn("Done", min_value=0.0, max_value=1.0, format="percent"),
@@ -268,21 +272,22 @@ def server_jobs(runner: jobs.JobRunner, views: list[jobs.JobView], me: str) -> N
     })
 
 
-def poll_interval(job: jobs.Job | None, views: list[jobs.JobView]) -> float | None:
-    if job is not None and job.state in jobs.ACTIVE:
+def poll_interval(job: jobs.JobView | None, views: list[jobs.JobView]) -> float | None:
+    if job is not None and job.active:
         return FAST_POLL
     return SLOW_POLL if any(v.active for v in views) else None
 
 
-def live(runner: jobs.JobRunner, job: jobs.Job | None, declared: float | None) -> None:
+def live(job_id: str | None, declared: float | None) -> None:
     """Redrawn every ``declared`` seconds; a full rerun when that pace should change."""
-    views = runner.views()
+    views = jobs.views()
+    job = jobs.view(job_id) if job_id else None
     if poll_interval(job, views) != declared:
         st.rerun()  # e.g. your job ended: redraw the page once, then stop polling
     if job is not None:
-        job_panel(runner, job)
+        job_panel(job)
         st.divider()
-    server_jobs(runner, views, owner())
+    class_jobs(views, owner())
 
 
 # ------------------------------------------------------------------ page
@@ -297,20 +302,25 @@ except SettingsError as error:
     st.error(f"This server's training limits are misconfigured: {error}", icon=":material/error:")
     st.stop()
 
-runner = job_runner()
+cluster.connect_in_background()  # Ray is ready by the time the form is filled in
 me = owner()
 form_column, live_column = st.columns([1, 2], gap="large")
-with form_column:
-    submitted = settings_form(limits)
-    if submitted is not None:
-        try:
-            new_job = runner.submit(*submitted[:1], owner=me, name=submitted[1])
-        except (SettingsError, jobs.JobLimitError) as error:
-            st.error(str(error), icon=":material/error:")
-        else:
-            st.session_state.train_job = new_job.id
-            st.query_params["job"] = new_job.id
-with live_column:
-    job = watched_job(runner)
-    interval = poll_interval(job, runner.views())
-    st.fragment(live, run_every=interval)(runner, job, interval)
+try:
+    with form_column:
+        submitted = settings_form(limits)
+        if submitted is not None:
+            settings, name = submitted
+            try:
+                with st.spinner("Handing the job to Ray…"):
+                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits)
+            except (SettingsError, jobs.JobError) as error:
+                st.error(str(error), icon=":material/error:")
+            else:
+                st.session_state.train_job = new_job
+                st.query_params["job"] = new_job
+    with live_column:
+        job = watched_job()
+        interval = poll_interval(job, jobs.views())
+        st.fragment(live, run_every=interval)(job.id if job else None, interval)
+except db.DatabaseError as error:
+    st.error(f"The jobs database cannot be used: {error}", icon=":material/database:")

@@ -45,9 +45,9 @@ def usps_found() -> bool:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _evaluated_record(path: str, modified: float, usps: bool, _entry: store.ZooEntry,
+def _evaluated_record(model_key: str, usps: bool, _entry: store.ZooEntry,
                       _mnist: tuple[np.ndarray, np.ndarray]) -> dict:
-    """The record with its missing computed fields, once per model file (path + mtime).
+    """The record with its missing computed fields, once per model (its cache key).
 
     User versions keep the results in their record; shipped records are only
     written by ``python -m scripts.evaluate --update-records``, so for them
@@ -73,11 +73,11 @@ def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
         return entry  # warm: everything is in the record (or MNIST is missing)
     try:
         with st.spinner(f"Scoring {entry.name} on the test set and on distorted digits (once per model)…"):
-            record = _evaluated_record(str(entry.path), entry.path.stat().st_mtime, usps, entry, mnist)
+            record = _evaluated_record(entry.cache_key, usps, entry, mnist)
     except (store.ModelFileError, data.DataError) as error:
         st.error(f"Could not score {entry.name}: {error}")
         return entry
-    return store.ZooEntry(entry.name, entry.path, record, entry.shipped)
+    return entry.with_record(record)
 
 
 def _delete(entry: store.ZooEntry) -> None:
@@ -188,7 +188,7 @@ name = st.selectbox("Model", names, key="zoo_model", format_func=lambda n: by_na
 entry = by_name[name]
 record = entry.record
 
-st.markdown(f"**{entry.arch.summary}** · {evaluation.kind_note(entry)}")
+st.markdown(f"**{entry.arch.summary}** · {entry.origin}")
 if entry.arch.lesson:
     st.markdown(entry.arch.lesson)
 

@@ -122,6 +122,14 @@ def find_usps(path: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def usps_available() -> bool:
+    """Whether USPS can be used here (a USPS_PATH naming a missing file counts as no)."""
+    try:
+        return find_usps() is not None
+    except DataError:
+        return False
+
+
 def _usps_defaults() -> list[Path]:
     return [
         PROJECT_ROOT / "data" / "usps.npz",

@@ -335,7 +335,7 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
     computed = evaluate_fields(model, fields, mnist=mnist, usps_path=usps_path)
     if save:
         return store.update_record(entry, **computed)
-    return store.ZooEntry(entry.name, entry.path, entry.record | computed, entry.shipped)
+    return entry.with_record(entry.record | computed)
 
 
 # ------------------------------------------------------------------ tables
@@ -353,13 +353,6 @@ def layer_table(model) -> list[dict]:
     return rows
 
 
-def kind_note(entry: store.ZooEntry) -> str:
-    """"tutorial", "beyond the tutorial" or "your version of <arch>"."""
-    if not entry.shipped:
-        return f"your version of {entry.record.get('arch', '?')}"
-    return "tutorial" if entry.arch.in_tutorial else "beyond the tutorial"
-
-
 def table_row(entry: store.ZooEntry) -> dict:
     """One zoo-table row from a record: the numbers ``scripts.evaluate`` prints."""
     record = entry.record
@@ -367,7 +360,7 @@ def table_row(entry: store.ZooEntry) -> dict:
     tutorial = entry.arch.tutorial_accuracy  # a user version is compared with the model it retrains
     return {
         "model": entry.name,
-        "kind": kind_note(entry),
+        "kind": entry.origin,
         "trained_on": "MNIST + USPS train" if record.get("settings", {}).get("usps") else "MNIST",
         "params": record.get("params"),
         "epochs": record.get("epochs_done", len(seconds) or None),

@@ -1,49 +1,89 @@
-"""Training jobs in the background: one at a time per server, the rest in a queue.
+"""Training jobs for a whole class: queued in the database, trained by Ray workers.
 
-A ``JobRunner`` owns one worker thread and a FIFO queue. The Train page
-submits jobs and polls ``view()`` snapshots; the training thread writes
-progress into a lock-protected ``Job``. Nothing here lives in a browser
-session, so reruns, navigation and closed tabs neither block nor kill a job
-(FACTS.md: a thread without a script context loses session-state writes).
+A job is a row of the ``jobs`` table (``model_zoo.db``) and, while it is
+queued or training, a Ray actor (``model_zoo.cluster``) in a worker process,
+never in the web server. Ray queues the actors until a training slot is free
+and places them on any machine of the cluster. The worker writes its progress
+into the row about once a second and its result at the end, so every server on
+the database shows the same queue, and a server restart loses nothing:
 
-A job that finishes becomes a new zoo version at once; a stopped one keeps
-what it learned until its owner saves or discards it; a failed one keeps its
-error text, and the runner goes on with the next job.
+- a finished job is saved as a new zoo version by its worker, in the same
+  transaction that marks it saved;
+- a stopped one keeps its model in the row until its owner saves or discards it;
+- a job whose worker died is marked ``lost`` with the reason, never shown as a model.
 
-    runner = JobRunner()
-    job = runner.submit(TrainingSettings.for_architecture("mlp_1x50", epochs=3), owner="otter-17")
-    runner.view(job).epoch, runner.queue_position(job)
-    runner.stop(job)                      # after the current batch
-    runner.save(job, "my-mlp")            # a stopped job: keep it …
-    runner.discard(job)                   # … or drop it
+The page reads ``view``/``views`` (the live curve of a running job comes
+straight from its worker through Ray) and calls ``submit``, ``stop``,
+``save`` and ``discard``:
+
+    job_id = jobs.submit(TrainingSettings.for_architecture("mlp_1x50", epochs=3), owner="otter-17")
+    jobs.view(job_id).epoch
+    jobs.stop(job_id)                       # after the current batch
+    jobs.save(job_id, "my-mlp")             # a stopped job: keep it …
+    jobs.discard(job_id)                    # … or drop it
 """
 
 from __future__ import annotations
 
-import atexit
-import collections
-import logging
+import dataclasses
+import enum
 import math
-import shutil
+import os
+import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from model_zoo import data, store, training
-from model_zoo.training import TrainingLimits, TrainingResult, TrainingSettings
+import sqlalchemy as sa
 
-LOG = logging.getLogger(__name__)
+from model_zoo import db, store, training
+from model_zoo.training import TrainingLimits, TrainingSettings
 
-QUEUED, RUNNING, FINISHED, STOPPED, FAILED, SAVING, SAVED, DISCARDED = (
-    "queued", "running", "finished", "stopped", "failed", "saving", "saved", "discarded")
-ACTIVE = (QUEUED, RUNNING, SAVING)  # the page polls while a job is in one of these
-UNDECIDED = (FINISHED, STOPPED)  # holds a model nobody has saved or discarded yet
 MAX_CURVE_POINTS = 600  # per-batch points kept for the live chart
-SMOOTHING = 0.9  # exponential moving average of the per-batch loss, as TensorBoard's slider
-KEEP_DONE_JOBS = 20  # saved, discarded and failed jobs remembered for the queue table
+FLUSH_SECONDS = 1.0  # a worker writes its progress to the database at most this often
+HEARTBEAT_SECONDS = 5.0  # a worker says it is alive at least this often, even between batches
+LOST_AFTER_SECONDS = 60.0  # a training job silent for this long has lost its worker
+RECONCILE_SECONDS = 2.0  # how often a server checks its jobs' workers
+KEEP_ENDED_JOBS = 30  # ended jobs listed in the queue table
 KEEP_UNDECIDED_JOBS = 10  # stopped jobs whose learner left: the oldest are discarded
+MAX_ACTIVE_VARIABLE = "DIGIT_ZOO_MAX_ACTIVE_JOBS"
+DEFAULT_MAX_ACTIVE = 30  # a class: one job each
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"  # trained, but saving failed: its owner can try again
+    STOPPED = "stopped"  # stopped early: its owner saves or discards what it learned
+    FAILED = "failed"
+    SAVED = "saved"
+    DISCARDED = "discarded"
+    LOST = "lost"  # its worker died: nothing to keep
+
+    @property
+    def active(self) -> bool:
+        return self in (JobState.QUEUED, JobState.RUNNING)
+
+    @property
+    def undecided(self) -> bool:
+        return self in (JobState.FINISHED, JobState.STOPPED)
+
+
+ACTIVE = [state.value for state in JobState if state.active]
+UNDECIDED = [state.value for state in JobState if state.undecided]
+
+
+class JobError(ValueError):
+    """A job that cannot be submitted, stopped, saved or discarded as asked."""
+
+
+class JobLimitError(JobError):
+    """A learner who already has a job waiting or training asked for another, or the class is full."""
+
+
+class ClusterError(JobError):
+    """Ray cannot be reached or started."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +94,10 @@ class JobView:
     owner: str
     settings: TrainingSettings
     requested_name: str
-    state: str
+    state: JobState
     phase: str  # what the job is doing now, in words
-    position: int | None  # 0 running, 1 next in the queue, …; None when done
+    position: int | None  # 0 training, 1 next in the queue, …; None when ended
+    worker: str  # where it trains
     epoch: int  # epochs completed
     epochs: int
     step: int  # batches done in the current epoch
@@ -66,7 +107,7 @@ class JobView:
     batch_loss_smoothed: list[float]
     history: dict[str, list[float]]  # loss, accuracy, val_loss, val_accuracy per epoch
     digits_per_second: float | None
-    seconds: float  # since training started (0 while queued)
+    seconds: float  # training time so far
     seconds_left: float | None
     stop_requested: bool
     error: str
@@ -76,370 +117,373 @@ class JobView:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state.active
 
     @property
     def undecided(self) -> bool:
-        return self.state in UNDECIDED
+        return self.state.undecided
 
     @property
     def fraction_done(self) -> float:
         total = self.epochs * self.steps_per_epoch
-        if self.state in (FINISHED, SAVING, SAVED) and not self.stopped_early:
+        if self.state in (JobState.FINISHED, JobState.SAVED) and not self.stopped_early:
             return 1.0
         return min(1.0, (self.epoch * self.steps_per_epoch + self.step) / total) if total else 0.0
 
 
-class _Curve:
-    """Per-batch loss, thinned to at most MAX_CURVE_POINTS by doubling the stride."""
-
-    def __init__(self):
-        self.steps: list[int] = []
-        self.loss: list[float] = []
-        self.smoothed: list[float] = []
-        self.stride, self._seen, self._average, self._weight = 1, 0, 0.0, 0.0
-
-    def add(self, step: int, loss: float) -> None:
-        # Debiased moving average, so the first points are not pulled towards 0.
-        self._average = SMOOTHING * self._average + (1 - SMOOTHING) * loss
-        self._weight = SMOOTHING * self._weight + (1 - SMOOTHING)
-        self._seen += 1
-        if (self._seen - 1) % self.stride:
-            return
-        self.steps.append(step)
-        self.loss.append(loss)
-        self.smoothed.append(self._average / self._weight)
-        if len(self.steps) > MAX_CURVE_POINTS:
-            self.steps, self.loss, self.smoothed = self.steps[::2], self.loss[::2], self.smoothed[::2]
-            self.stride *= 2
+# ------------------------------------------------------------------ progress (in the worker)
 
 
-class Job(training.TrainingProgress):
-    """One training run. The training thread writes; everyone else reads ``view()``."""
+class JobProgress(training.TrainingProgress):
+    """What a worker knows of its run: fed by ``training.train``, read as ``snapshot()``."""
 
-    def __init__(self, settings: TrainingSettings, owner: str, requested_name: str = "",
-                 limits: TrainingLimits | None = None):
-        self.id = uuid.uuid4().hex[:8]
-        self.owner = owner
+    def __init__(self, settings: TrainingSettings):
         self.settings = settings
-        self.requested_name = requested_name
-        self.limits = limits
-        self.submitted = time.time()
-        self.stop_event = threading.Event()
-        self.result: TrainingResult | None = None
-        self.log_dir: Path | None = None  # TensorBoard logs while unsaved
         self._lock = threading.Lock()
-        self._state = QUEUED
-        self._phase = "waiting for the job before it"
+        self.phase = "loading the digits and building the model"
         self._epoch = self._step = self._steps_per_epoch = self._train_digits = 0
         self._previous_running_loss = 0.0
-        self._curve = _Curve()
-        self._history: dict[str, list[float]] = collections.defaultdict(list)
+        self._curve = training.LossCurve(MAX_CURVE_POINTS)
+        self._history: dict[str, list[float]] = {}
         self._started: float | None = None  # perf_counter when the first batch began
         self._ended: float | None = None
-        self._error = ""
-        self._saved_name = ""
 
-    # -- read by anyone ----------------------------------------------------
-
-    @property
-    def state(self) -> str:
+    def on_start(self, settings, steps_per_epoch, train_digits) -> None:
         with self._lock:
-            return self._state
-
-    def view(self, position: int | None = None) -> JobView:
-        with self._lock:
-            seconds = 0.0
-            if self._started is not None:
-                seconds = (self._ended or time.perf_counter()) - self._started
-            done = self._epoch * self._steps_per_epoch + self._step
-            total = self.settings.epochs * self._steps_per_epoch
-            rate = left = None
-            if done and seconds > 0:
-                digits = self._epoch * self._train_digits + min(self._step * self.settings.batch_size,
-                                                               self._train_digits)
-                rate = digits / seconds
-                if self._state == RUNNING:
-                    left = seconds * (total - done) / done
-            return JobView(
-                id=self.id, owner=self.owner, settings=self.settings,
-                requested_name=self.requested_name, state=self._state, phase=self._phase,
-                position=position, epoch=self._epoch, epochs=self.settings.epochs, step=self._step,
-                steps_per_epoch=self._steps_per_epoch, batch_steps=list(self._curve.steps),
-                batch_loss=list(self._curve.loss), batch_loss_smoothed=list(self._curve.smoothed),
-                history={k: list(v) for k, v in self._history.items()},
-                digits_per_second=rate, seconds=seconds, seconds_left=left,
-                stop_requested=self.stop_event.is_set(), error=self._error,
-                saved_name=self._saved_name,
-                test_accuracy=self.result.test_accuracy if self.result else None,
-                stopped_early=bool(self.result and self.result.stopped_early))
-
-    # -- TrainingProgress: called from the training thread -----------------
-
-    def on_start(self, settings: TrainingSettings, steps_per_epoch: int) -> None:
-        with self._lock:
-            self._steps_per_epoch = steps_per_epoch
-            self._train_digits = _train_digits(settings)
-            self._phase = "starting: the first batch builds the model"
+            self._steps_per_epoch, self._train_digits = steps_per_epoch, train_digits
+            self.phase = "starting: the first batch builds the model"
             self._started = time.perf_counter()
 
-    def on_batch(self, epoch: int, step: int, loss: float) -> None:
+    def on_batch(self, epoch, step, loss) -> None:
         # Keras reports the running mean over the epoch so far: recover this batch's loss.
         batch_loss = loss if step == 1 else step * loss - (step - 1) * self._previous_running_loss
         self._previous_running_loss = loss
         with self._lock:
             self._epoch, self._step = epoch, step
             self._curve.add(epoch * self._steps_per_epoch + step, max(0.0, batch_loss))
-            self._phase = "checking the validation digits" if step == self._steps_per_epoch else "training"
+            self.phase = "checking the validation digits" if step == self._steps_per_epoch else "training"
 
-    def on_epoch(self, epoch: int, metrics: dict[str, float], seconds: float) -> None:
+    def on_epoch(self, epoch, metrics, seconds) -> None:
         with self._lock:
             for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
-                self._history[name].append(float(metrics.get(name, math.nan)))
+                self._history.setdefault(name, []).append(float(metrics.get(name, math.nan)))
             self._epoch, self._step = epoch, 0
-            self._phase = "training" if epoch < self.settings.epochs else "scoring the 10,000 test digits"
+            self.phase = "training" if epoch < self.settings.epochs else "scoring the 10,000 test digits"
 
-    # -- state changes, by the runner --------------------------------------
-
-    def _set(self, **changes) -> None:
+    def ended(self, phase: str) -> None:
         with self._lock:
-            for name, value in changes.items():
-                setattr(self, f"_{name}", value)
-
-    def _training_ended(self) -> None:
-        with self._lock:
-            if self._started is not None:
+            self.phase = phase
+            if self._started is not None and self._ended is None:
                 self._ended = time.perf_counter()
 
-
-def _train_digits(settings: TrainingSettings) -> int:
-    """How many digits one epoch sees, as ``training._split`` takes them."""
-    total = min(settings.train_size, 60_000)
-    return total - max(1, round(total * settings.val_fraction))
-
-
-class JobLimitError(ValueError):
-    """A learner who already has a job waiting or training asked for another."""
-
-
-class JobRunner:
-    """One worker thread training queued jobs in order. Thread-safe; share one per process."""
-
-    def __init__(self, *, limits: TrainingLimits | None = None, mnist=None):
-        self._limits = limits  # None: read the environment at each submit
-        self._mnist = mnist  # loaded once, by the worker, on the first job
-        self._condition = threading.Condition()
-        self._queue: collections.deque[Job] = collections.deque()  # the head is the running job
-        self._jobs: list[Job] = []
-        self._worker: threading.Thread | None = None
-        self._closed = False
-
-    # -- the page's API ----------------------------------------------------
-
-    def submit(self, settings: TrainingSettings, owner: str, name: str = "") -> Job:
-        """Queue a job; raises ``SettingsError`` (nothing queued) if a setting is out of range."""
-        limits = self._limits or TrainingLimits.from_env()
-        settings.validate(limits)
-        job = Job(settings, owner, name, limits)
-        with self._condition:
-            if self._closed:
-                raise RuntimeError("This job runner is closed.")
-            mine = [other for other in self._jobs if other.owner == owner and other.state in ACTIVE]
-            if mine:
-                raise JobLimitError(
-                    f"{owner} already has a job {mine[0].state} ({mine[0].settings.arch}): one job per "
-                    "learner at a time, so the queue stays fair. Stop it or wait for it to end.")
-            self._jobs.append(job)
-            self._queue.append(job)
-            if len(self._queue) == 1:
-                job._set(state=RUNNING, phase="starting")
-            self._forget_old_jobs()
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="digit-zoo-training", daemon=True)
-                self._worker.start()
-            self._condition.notify_all()
-        return job
-
-    def stop(self, job: Job) -> None:
-        """A running job ends after its current batch; a queued one leaves the queue."""
-        with self._condition:
-            if job in self._queue and job is not self._queue[0]:
-                self._queue.remove(job)
-                job._set(state=DISCARDED, phase="left the queue before it started")
-                return
-        job.stop_event.set()
-
-    def save(self, job: Job, name: str = "") -> store.ZooEntry:
-        """Save a finished or stopped job as a new user version (its TensorBoard logs move along)."""
-        with job._lock:
-            if job._state not in UNDECIDED or job.result is None:
-                raise store.VersionError(f"Job {job.id} is {job._state}: there is no model to save.")
-            job._state, job._phase = SAVING, "saving"  # claims it: a second click saves nothing
-        try:
-            entry = save_result(job.result, name or job.requested_name, job.log_dir,
-                                extra={"trained_in": "app", "job": job.id, "owner": job.owner})
-        except BaseException:
-            job._set(state=STOPPED if job.result.stopped_early else FINISHED, phase="not saved")
-            raise
-        job.log_dir = None
-        job._set(state=SAVED, saved_name=entry.name, phase=f"saved as {entry.name}", error="")
-        return entry
-
-    def discard(self, job: Job) -> None:
-        """Drop a finished or stopped job's model and logs."""
-        with job._lock:
-            if job._state not in UNDECIDED:
-                raise store.VersionError(f"Job {job.id} is {job._state}: there is nothing to discard.")
-            job._state, job._phase = DISCARDED, "discarded"
-            job.result = None
-        if job.log_dir is not None:
-            shutil.rmtree(job.log_dir, ignore_errors=True)
-            job.log_dir = None
-
-    def get(self, job_id: str) -> Job | None:
-        with self._condition:
-            return next((job for job in self._jobs if job.id == job_id), None)
-
-    def jobs(self) -> list[Job]:
-        """Every job this server remembers, in the order they were submitted."""
-        with self._condition:
-            return list(self._jobs)
-
-    def queue_position(self, job: Job) -> int | None:
-        """0 for the running job, 1 for the next, …; None once it is done."""
-        with self._condition:
-            return self._queue.index(job) if job in self._queue else None
-
-    def view(self, job: Job) -> JobView:
-        return job.view(self.queue_position(job))
-
-    def views(self) -> list[JobView]:
-        return [self.view(job) for job in self.jobs()]
-
-    def wait(self, job: Job, timeout: float | None = None) -> JobView:
-        """Block until the job is no longer queued or running (for scripts and tests)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._condition:
-            while job in self._queue:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"Job {job.id} still {job.state} after {timeout} s.")
-                self._condition.wait(remaining)
-        return self.view(job)
-
-    def close(self, timeout: float | None = None) -> None:
-        """Stop the running job, cancel the queue and end the worker thread."""
-        with self._condition:
-            self._closed = True
-            running = self._queue[0] if self._queue else None
-            queued = list(self._queue)[1:]
-            self._queue = collections.deque([running] if running else [])
-            self._condition.notify_all()
-        for job in queued:
-            job._set(state=DISCARDED, phase="cancelled: the server stopped")
-        if running is not None:
-            running.stop_event.set()
-        if self._worker is not None:
-            self._worker.join(timeout)
-
-    # -- the worker thread -------------------------------------------------
-
-    def _work(self) -> None:
-        while True:
-            with self._condition:
-                while not self._queue and not self._closed:
-                    self._condition.wait()
-                if self._closed:
-                    return
-                job = self._queue[0]  # RUNNING since it reached the head
-            try:
-                self._run(job)
-            finally:
-                with self._condition:
-                    self._queue.popleft()
-                    if self._queue:
-                        self._queue[0]._set(state=RUNNING, phase="starting")
-                    self._condition.notify_all()
-
-    def _run(self, job: Job) -> None:
-        if job.stop_event.is_set():  # stopped while it was starting
-            job._set(state=DISCARDED, phase="stopped before it started")
-            return
-        job._set(phase="loading MNIST and building the model")
-        job.log_dir = store.user_dir() / ".running" / job.id
-        try:
-            if self._mnist is None:
-                self._mnist = data.load_mnist()
-            result = training.train(job.settings, mnist=self._mnist, progress=job, stop=job.stop_event,
-                                    limits=job.limits, tensorboard_dir=job.log_dir)
-        except Exception as error:  # any failure is the job's, never the server's: show it, go on
-            LOG.exception("training job %s failed", job.id)
-            job._training_ended()
-            job._set(state=FAILED, phase="failed", error=f"{type(error).__name__}: {error}")
-            shutil.rmtree(job.log_dir, ignore_errors=True)
-            job.log_dir = None
-            return
-        job.result = result
-        job._training_ended()
-        if result.stopped_early:
-            job._set(state=STOPPED, phase="stopped: save or discard what it learned")
-            return
-        job._set(state=FINISHED, phase="saving")
-        try:
-            self.save(job)
-        except (OSError, ValueError) as error:  # e.g. a full disk: the page offers Save again
-            LOG.exception("saving job %s failed", job.id)
-            job._set(phase="finished, not saved", error=f"Training finished, but saving failed: {error}")
-
-    def _forget_old_jobs(self) -> None:
-        """Bound memory and the queue table: drop the oldest unsaved models and finished jobs."""
-        undecided = [job for job in self._jobs if job.state in UNDECIDED]
-        for job in undecided[:max(0, len(undecided) - KEEP_UNDECIDED_JOBS)]:
-            try:
-                self.discard(job)
-            except store.VersionError:  # its learner saved or discarded it just now
-                pass
-        done = [job for job in self._jobs if job.state in (SAVED, DISCARDED, FAILED)]
-        for job in done[:max(0, len(done) - KEEP_DONE_JOBS)]:
-            self._jobs.remove(job)
+    def snapshot(self) -> dict:
+        """Plain JSON: what the database keeps and the page draws."""
+        with self._lock:
+            seconds = 0.0
+            if self._started is not None:
+                seconds = (self._ended or time.perf_counter()) - self._started
+            steps, loss, smoothed = self._curve.points()
+            return {"phase": self.phase, "epoch": self._epoch, "step": self._step,
+                    "steps_per_epoch": self._steps_per_epoch, "train_digits": self._train_digits,
+                    "batch_steps": steps, "batch_loss": loss, "batch_loss_smoothed": smoothed,
+                    "history": {k: list(v) for k, v in self._history.items()},
+                    "seconds": round(seconds, 3), "running": self._ended is None}
 
 
-_shared: JobRunner | None = None
-_shared_lock = threading.Lock()
+# ------------------------------------------------------------------ the page's API
 
 
-def shared_runner() -> JobRunner:
-    """The one runner of this process: one training at a time per server."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = JobRunner()
-            # A training thread still inside TensorFlow when Python exits aborts the
-            # process ("terminate called…"): stop it after its batch first.
-            atexit.register(_shared.close, timeout=30)
-        return _shared
+def submit(settings: TrainingSettings, owner: str, name: str = "",
+           limits: TrainingLimits | None = None) -> str:
+    """Queue a job on the Ray cluster; its id.
 
-
-def save_result(result: TrainingResult, name: str = "", log_dir: Path | None = None,
-                extra: dict | None = None) -> store.ZooEntry:
-    """A training result → a new user version, with its TensorBoard logs beside the others.
-
-    Shared by the Train page and ``scripts.train``, so both write the same record.
+    Raises ``SettingsError`` for a setting out of range and ``JobLimitError``
+    when the learner already has a job or the class's queue is full; nothing
+    is queued then. Loads MNIST into Ray's object store on the first job.
     """
-    timings = {"train_seconds": round(sum(result.seconds_per_epoch), 2),
-               "digits_per_second": _digits_per_second(result)}
-    record = result.record() | timings | (extra or {})
-    entry = store.save_version(result.model, record, name)
-    if log_dir is not None and Path(log_dir).is_dir():
-        target = store.tensorboard_dir(entry.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.move(str(log_dir), target)
+    from model_zoo import cluster  # Ray starts with the first job, not with the app
+
+    limits = limits or TrainingLimits.from_env()
+    settings.validate(limits)
+    maximum = max_active_jobs()
+    try:
+        connection_info = cluster.connect()
+    except (ConnectionError, RuntimeError, ValueError) as error:  # what ray.init raises
+        where = os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+        raise ClusterError(f"Training cannot start: Ray at {where} is not available ({error}). "
+                           "Check RAY_ADDRESS, or unset it to train on this machine.") from error
+    job_id = uuid.uuid4().hex[:10]
+    with db.engine().begin() as connection:
+        mine = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.settings).where(
+            db.jobs.c.owner == owner, db.jobs.c.state.in_(ACTIVE))).first()
+        if mine is not None:
+            raise JobLimitError(
+                f"{owner} already has a job {mine.state} ({mine.settings['arch']}): one job per "
+                "learner at a time, so the queue stays fair. Stop it or wait for it to end.")
+        active = connection.execute(sa.select(sa.func.count()).select_from(db.jobs)
+                                    .where(db.jobs.c.state.in_(ACTIVE))).scalar()
+        if active >= maximum:
+            raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
+                                f"at most {maximum}): try again when one has ended.")
+        connection.execute(db.jobs.insert().values(
+            id=job_id, owner=owner, settings=dataclasses.asdict(settings), requested_name=name,
+            state=JobState.QUEUED.value, phase="waiting for a free training slot",
+            cluster=connection_info.cluster, submitted_at=time.time()))
+    try:
+        cluster.start_job(job_id, settings, limits)
+    except Exception as error:  # the row must not stay queued for a job Ray never got
+        _end(job_id, JobState.FAILED, phase="not started", error=f"Could not start on Ray: {error}")
+        raise
+    _forget_undecided()
+    return job_id
+
+
+def view(job_id: str) -> JobView | None:
+    """The job as it is now; None for an unknown id."""
+    _reconcile()
+    with db.engine().connect() as connection:
+        row = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.id == job_id)).first()
+        if row is None:
+            return None
+        return _view(row, _positions(connection).get(job_id), live=True)
+
+
+def views() -> list[JobView]:
+    """The class's queue: every active job and the latest ended ones, oldest first."""
+    _reconcile()
+    with db.engine().connect() as connection:
+        positions = _positions(connection)
+        active = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.state.in_(ACTIVE))).all()
+        ended = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.state.not_in(ACTIVE))
+                                   .order_by(db.jobs.c.submitted_at.desc()).limit(KEEP_ENDED_JOBS)).all()
+    rows = sorted([*active, *ended], key=lambda row: row.submitted_at)
+    return [_view(row, positions.get(row.id), live=False) for row in rows]
+
+
+def stop(job_id: str) -> None:
+    """A training job ends after its current batch; a queued one leaves the queue."""
+    from model_zoo import cluster
+
+    left = _end(job_id, JobState.DISCARDED, phase="left the queue before it started",
+                only_from=[JobState.QUEUED.value])
+    if left:
+        cluster.cancel(job_id)
+        return
+    with db.engine().begin() as connection:
+        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id, db.jobs.c.state.in_(ACTIVE))
+                           .values(stop_requested=True, phase="stopping after this batch"))
+    cluster.stop(job_id)  # at once through Ray; the worker also reads the flag above
+
+
+def save(job_id: str, name: str = "") -> store.ZooEntry:
+    """Save a stopped (or finished, unsaved) job's model as a new user version."""
+    with db.engine().begin() as connection:
+        row = connection.execute(sa.select(db.jobs).where(db.jobs.c.id == job_id)).first()
+        if row is None:
+            raise JobError(f"Job {job_id} is not in the database.")
+        claimed = connection.execute(db.jobs.update().where(
+            db.jobs.c.id == job_id, db.jobs.c.state.in_(UNDECIDED), db.jobs.c.result_model.is_not(None))
+            .values(state=JobState.SAVED.value)).rowcount  # a second click finds it saved
+        if not claimed:
+            raise JobError(f"Job {job_id} is {row.state}: there is no model to save.")
+        entry = store.insert_version(connection, name or row.requested_name, row.result_record,
+                                     row.result_model, row.result_tensorboard)
+        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id).values(
+            saved_name=entry.name, phase=f"saved as {entry.name}", error="",
+            result_model=None, result_tensorboard=None))
     return entry
 
 
-def _digits_per_second(result: TrainingResult) -> float | None:
-    seconds = sum(result.seconds_per_epoch)
-    batches = result.batch_loss[-1][0] if result.batch_loss else 0  # the last point is always kept
-    digits = min(batches * result.settings.batch_size, result.epochs_done * result.train_digits)
-    return round(digits / seconds, 1) if seconds else None
+def discard(job_id: str) -> None:
+    """Drop a stopped or finished job's model."""
+    if not _end(job_id, JobState.DISCARDED, phase="discarded", only_from=UNDECIDED):
+        state = _state(job_id)
+        raise JobError(f"Job {job_id} is {state or 'unknown'}: there is nothing to discard.")
+
+
+def max_active_jobs() -> int:
+    """The teacher's cap on jobs waiting or training at once (``DIGIT_ZOO_MAX_ACTIVE_JOBS``)."""
+    text = os.environ.get(MAX_ACTIVE_VARIABLE, str(DEFAULT_MAX_ACTIVE))
+    try:
+        value = int(text)
+    except ValueError:
+        raise training.SettingsError(f"{MAX_ACTIVE_VARIABLE}={text!r} is not a whole number.") from None
+    if value < 1:
+        raise training.SettingsError(f"{MAX_ACTIVE_VARIABLE} must be at least 1, got {value}.")
+    return value
+
+
+# ------------------------------------------------------------------ the worker's writes
+
+
+def worker_started(job_id: str) -> bool:
+    """Claim a queued job for this worker; False if it left the queue meanwhile."""
+    now = time.time()
+    with db.engine().begin() as connection:
+        return bool(connection.execute(db.jobs.update().where(
+            db.jobs.c.id == job_id, db.jobs.c.state == JobState.QUEUED.value).values(
+            state=JobState.RUNNING.value, phase="loading the digits and building the model",
+            worker=f"{socket.gethostname()}:{os.getpid()}", started_at=now, heartbeat_at=now)).rowcount)
+
+
+def worker_report(job_id: str, progress: JobProgress | None) -> bool:
+    """Write progress (or only a heartbeat); True if the job's owner asked it to stop."""
+    values: dict = {"heartbeat_at": time.time()}
+    if progress is not None:
+        snapshot = progress.snapshot()
+        values |= {"progress": snapshot, "phase": snapshot["phase"]}
+    with db.engine().begin() as connection:
+        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id,
+                                                  db.jobs.c.state == JobState.RUNNING.value)
+                           .values(**values))
+        return bool(connection.execute(sa.select(db.jobs.c.stop_requested)
+                                       .where(db.jobs.c.id == job_id)).scalar())
+
+
+def worker_finished(job_id: str, progress: JobProgress, result: training.TrainingResult,
+                    tensorboard_dir) -> None:
+    """Record the end of a run: a finished one becomes a version, a stopped one waits."""
+    record = store.result_record(result, trained_in="app",
+                                 extra={"job": job_id, "owner": _owner(job_id)})
+    content = store.model_bytes(result.model)
+    logs = store.zip_folder(tensorboard_dir)
+    common = dict(progress=progress.snapshot(), ended_at=time.time(), heartbeat_at=time.time(),
+                  test_accuracy=result.test_accuracy, stopped_early=result.stopped_early)
+    running = (db.jobs.c.id == job_id) & (db.jobs.c.state == JobState.RUNNING.value)
+    if not result.stopped_early:
+        try:
+            with db.engine().begin() as connection:
+                entry = store.insert_version(connection, _requested_name(job_id), record, content, logs)
+                connection.execute(db.jobs.update().where(running).values(
+                    state=JobState.SAVED.value, phase=f"saved as {entry.name}", saved_name=entry.name,
+                    **common))
+            return
+        except (sa.exc.SQLAlchemyError, ValueError) as error:  # e.g. a full disk: its owner saves again
+            keep = dict(state=JobState.FINISHED.value, phase="finished, not saved",
+                        error=f"Training finished, but saving failed: {error}")
+    else:
+        keep = dict(state=JobState.STOPPED.value, phase="stopped: save or discard what it learned")
+    with db.engine().begin() as connection:
+        connection.execute(db.jobs.update().where(running).values(
+            result_record=record, result_model=content, result_tensorboard=logs, **keep, **common))
+
+
+def worker_failed(job_id: str, progress: JobProgress | None, error: BaseException) -> None:
+    snapshot = progress.snapshot() if progress is not None else None
+    _end(job_id, JobState.FAILED, phase="failed", error=f"{type(error).__name__}: {error}",
+         only_from=[JobState.RUNNING.value], progress=snapshot)
+
+
+# ------------------------------------------------------------------ reading rows
+
+_VIEW_COLUMNS = [column for column in db.jobs.c
+                 if column.name not in ("result_record", "result_model", "result_tensorboard")]
+
+
+def _view(row, position: int | None, *, live: bool) -> JobView:
+    from model_zoo import cluster
+
+    settings = TrainingSettings(**row.settings)
+    state = JobState(row.state)
+    snapshot = row.progress or {}
+    phase = row.phase
+    if live and state == JobState.RUNNING:
+        fresh = cluster.live_progress(row.id, row.cluster)  # through Ray: the newest batch
+        if fresh is not None:
+            snapshot, phase = fresh, fresh["phase"] if not row.stop_requested else row.phase
+    epoch, step = snapshot.get("epoch", 0), snapshot.get("step", 0)
+    steps_per_epoch, train_digits = snapshot.get("steps_per_epoch", 0), snapshot.get("train_digits", 0)
+    seconds = snapshot.get("seconds", 0.0)
+    done = epoch * steps_per_epoch + step
+    rate = left = None
+    if done and seconds > 0:
+        rate = (epoch * train_digits + min(step * settings.batch_size, train_digits)) / seconds
+        if state == JobState.RUNNING:
+            left = seconds * (settings.epochs * steps_per_epoch - done) / done
+    return JobView(
+        id=row.id, owner=row.owner, settings=settings, requested_name=row.requested_name, state=state,
+        phase=phase, position=position, worker=row.worker, epoch=epoch, epochs=settings.epochs,
+        step=step, steps_per_epoch=steps_per_epoch, batch_steps=snapshot.get("batch_steps", []),
+        batch_loss=snapshot.get("batch_loss", []),
+        batch_loss_smoothed=snapshot.get("batch_loss_smoothed", []),
+        history=snapshot.get("history", {}), digits_per_second=rate, seconds=seconds, seconds_left=left,
+        stop_requested=row.stop_requested, error=row.error, saved_name=row.saved_name,
+        test_accuracy=row.test_accuracy, stopped_early=row.stopped_early)
+
+
+def _positions(connection: sa.Connection) -> dict[str, int]:
+    """0 for every training job, then 1, 2, … for the queue in the order of submission."""
+    rows = connection.execute(sa.select(db.jobs.c.id, db.jobs.c.state).where(db.jobs.c.state.in_(ACTIVE))
+                              .order_by(db.jobs.c.submitted_at)).all()
+    positions = {row.id: 0 for row in rows if row.state == JobState.RUNNING.value}
+    queued = [row.id for row in rows if row.state == JobState.QUEUED.value]
+    return positions | {job_id: i for i, job_id in enumerate(queued, start=1)}
+
+
+def _state(job_id: str) -> str | None:
+    with db.engine().connect() as connection:
+        return connection.execute(sa.select(db.jobs.c.state).where(db.jobs.c.id == job_id)).scalar()
+
+
+def _owner(job_id: str) -> str:
+    with db.engine().connect() as connection:
+        return connection.execute(sa.select(db.jobs.c.owner).where(db.jobs.c.id == job_id)).scalar() or ""
+
+
+def _requested_name(job_id: str) -> str:
+    with db.engine().connect() as connection:
+        return connection.execute(sa.select(db.jobs.c.requested_name)
+                                  .where(db.jobs.c.id == job_id)).scalar() or ""
+
+
+def _end(job_id: str, state: JobState, *, phase: str, error: str = "",
+         only_from: list[str] | None = None, **values) -> bool:
+    """Move a job to an ended state if it is still in one of ``only_from``; True if it was."""
+    condition = db.jobs.c.id == job_id
+    if only_from is not None:
+        condition &= db.jobs.c.state.in_(only_from)
+    values = {k: v for k, v in values.items() if v is not None}
+    with db.engine().begin() as connection:
+        return bool(connection.execute(db.jobs.update().where(condition).values(
+            state=state.value, phase=phase, error=error, ended_at=time.time(),
+            result_model=None, result_tensorboard=None, **values)).rowcount)
+
+
+# ------------------------------------------------------------------ housekeeping
+
+_last_reconcile = 0.0
+_reconcile_lock = threading.Lock()
+
+
+def _reconcile() -> None:
+    """Mark jobs whose worker is gone as lost, with the reason (at most every few seconds)."""
+    global _last_reconcile
+    from model_zoo import cluster
+
+    with _reconcile_lock:
+        if time.monotonic() - _last_reconcile < RECONCILE_SECONDS:
+            return
+        _last_reconcile = time.monotonic()
+    with db.engine().connect() as connection:
+        rows = connection.execute(sa.select(db.jobs.c.id, db.jobs.c.state, db.jobs.c.cluster,
+                                            db.jobs.c.heartbeat_at)
+                                  .where(db.jobs.c.state.in_(ACTIVE))).all()
+    now = time.time()
+    for row in rows:
+        reason = cluster.why_gone(row.id, row.cluster)
+        if reason is None and row.state == JobState.RUNNING.value and row.heartbeat_at is not None \
+                and now - row.heartbeat_at > LOST_AFTER_SECONDS:
+            reason = (f"no word from its worker for {now - row.heartbeat_at:.0f} s: its machine or "
+                      "Ray instance stopped")
+        if reason is not None:
+            _end(row.id, JobState.LOST, phase="lost", error=f"Lost: {reason}. Start it again.",
+                 only_from=[row.state])
+
+
+def _forget_undecided() -> None:
+    """Bound the database: the oldest stopped jobs nobody saved are discarded."""
+    with db.engine().connect() as connection:
+        undecided = connection.execute(sa.select(db.jobs.c.id).where(db.jobs.c.state.in_(UNDECIDED))
+                                       .order_by(db.jobs.c.ended_at.desc())).scalars().all()
+    for job_id in undecided[KEEP_UNDECIDED_JOBS:]:
+        _end(job_id, JobState.DISCARDED, phase="discarded: nobody saved it", only_from=UNDECIDED)

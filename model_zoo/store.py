@@ -1,19 +1,23 @@
-"""The zoo on disk: shipped models, user versions and their records.
+"""The zoo: shipped model files, user versions in the database, and their records.
 
-Each model is ``<name>.keras`` with ``<name>.json`` (its record) beside it.
-Shipped models live in ``model_zoo/trained/``; versions trained in the app or
-with ``scripts.train`` live in a writable folder (``DIGIT_ZOO_USER_DIR``,
-default ``data/user_models/``). Files are written under a temporary name and
-moved into place, the record last, and only models with a readable record are
-listed, so a crash mid-save never leaves a broken model in the zoo.
+Shipped models are ``model_zoo/trained/<name>.keras`` with ``<name>.json``
+(their record) beside them, written by ``scripts.train_zoo``. Versions trained
+in the app or with ``scripts.train`` live in the database (``model_zoo.db``):
+the ``.keras`` file's bytes, its record and its TensorBoard logs in one row,
+written in one transaction, so a crash mid-save leaves no half version and a
+version saved through one server is listed at once by every server on the
+same database. Both kinds are saved by one function, ``save_result``, and
+their records carry the same fields.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
-import shutil
+import socket
 import sys
 import tempfile
 import zipfile
@@ -22,19 +26,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import keras
+import sqlalchemy as sa
 import tensorflow as tf
 
-from model_zoo import architectures
-from model_zoo.data import PROJECT_ROOT
+from model_zoo import architectures, db
+from model_zoo.training import TrainingResult
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
-USER_DIR_VARIABLE = "DIGIT_ZOO_USER_DIR"
 NAME_PATTERN = re.compile(r"[^A-Za-z0-9_.@-]+")
 MAX_NAME_LENGTH = 64
+MODEL_CACHE = Path(tempfile.gettempdir()) / "digit_zoo_models"  # versions' bytes as files, by hash
 
 
 class ModelFileError(ValueError):
-    """A model or record file that cannot be read."""
+    """A model or record that cannot be read."""
 
 
 class VersionError(ValueError):
@@ -43,10 +48,13 @@ class VersionError(ValueError):
 
 @dataclass(frozen=True)
 class ZooEntry:
+    """One model of the zoo: a shipped file or a user version, with its record."""
+
     name: str
-    path: Path  # the .keras file
     record: dict = field(compare=False, repr=False)
     shipped: bool
+    file: Path | None = None  # shipped: the .keras file
+    sha256: str = ""  # versions: the hash of the .keras bytes in the database
 
     @property
     def arch(self) -> architectures.Architecture:
@@ -57,25 +65,52 @@ class ZooEntry:
         return self.record["test_accuracy"]
 
     @property
-    def record_path(self) -> Path:
-        return self.path.with_suffix(".json")
+    def path(self) -> Path:
+        """A ``.keras`` file of this model (a version's bytes are written out once, by hash)."""
+        return self.file if self.file is not None else _materialise(self.name, self.sha256)
+
+    @property
+    def cache_key(self) -> str:
+        """Changes whenever the model does: for caches of loaded models."""
+        if self.file is not None:
+            return f"{self.file}@{self.file.stat().st_mtime_ns}"
+        return self.sha256
+
+    @property
+    def origin(self) -> str:
+        """"tutorial", "beyond the tutorial" or "your version of <arch>": where it comes from."""
+        if not self.shipped:
+            return f"your version of {self.arch.name}"
+        return "tutorial" if self.arch.in_tutorial else "beyond the tutorial"
+
+    @property
+    def tag(self) -> str:
+        """A few words for a model that is not one of the tutorial's seven, else ""."""
+        return "" if self.origin == "tutorial" else self.origin
+
+    @property
+    def note(self) -> str | None:
+        """One line for a model that is not one of the tutorial's seven, else None."""
+        if not self.shipped:
+            return f"{self.name} is your version of {self.arch.name}, trained in the app."
+        if not self.arch.in_tutorial:
+            return self.arch.lesson or f"{self.name} goes beyond the tutorial."
+        return None
 
     @property
     def label(self) -> str:
-        """How pickers show it: name, test accuracy, and whether it is the tutorial's."""
-        if not self.shipped:
-            note = f" · your version of {self.arch.name}"
-        elif not self.arch.in_tutorial:
-            note = " · beyond the tutorial"
-        else:
-            note = ""
-        return f"{self.name} ({self.test_accuracy:.2%}{note})"
+        """How pickers show it: name, test accuracy, and where it comes from."""
+        tag = f" · {self.tag}" if self.tag else ""
+        return f"{self.name} ({self.test_accuracy:.2%}{tag})"
+
+    def with_record(self, record: dict) -> ZooEntry:
+        return ZooEntry(self.name, record, self.shipped, self.file, self.sha256)
 
 
 @dataclass
 class ZooListing:
     entries: list[ZooEntry]
-    problems: list[str]  # files skipped, with the reason, for the page to show
+    problems: list[str]  # models skipped, with the reason, for the page to show
 
     @property
     def names(self) -> list[str]:
@@ -89,35 +124,57 @@ class ZooListing:
             f"Unknown model {name!r}. Expected one of: {', '.join(self.names)}.")
 
 
-def user_dir() -> Path:
-    return Path(os.environ.get(USER_DIR_VARIABLE, PROJECT_ROOT / "data" / "user_models"))
+# ------------------------------------------------------------------ listing
 
 
 def scan() -> ZooListing:
-    """Every usable model: shipped ones in registry order, then user versions by date."""
+    """Every usable model: shipped ones in registry order, then user versions by date.
+
+    Raises ``db.DatabaseError`` when the database cannot be opened.
+    """
+    listing = scan_shipped()
+    query = sa.select(db.versions.c.name, db.versions.c.record, db.versions.c.model_sha256) \
+        .order_by(db.versions.c.created, db.versions.c.name)
+    with db.engine().connect() as connection:
+        for name, record, sha256 in connection.execute(query):
+            try:
+                listing.entries.append(ZooEntry(name, _checked_record(record), False, sha256=sha256))
+            except ModelFileError as error:
+                listing.problems.append(f"Skipped version {name}: {error}")
+    return listing
+
+
+def scan_shipped() -> ZooListing:
+    """The shipped models, in registry order."""
     problems: list[str] = []
-    shipped = _scan_folder(TRAINED_DIR, shipped=True, problems=problems)
-    order = {name: i for i, name in enumerate(architectures.ZOO)}
-    shipped.sort(key=lambda e: order.get(e.name, len(order)))
-    versions = _scan_folder(user_dir(), shipped=False, problems=problems)
-    versions.sort(key=lambda e: (e.record.get("created", ""), e.name))
-    return ZooListing(shipped + versions, problems)
-
-
-def _scan_folder(folder: Path, *, shipped: bool, problems: list[str]) -> list[ZooEntry]:
-    entries = []
-    for model_path in sorted(folder.glob("*.keras")) if folder.is_dir() else []:
+    shipped = []
+    for model_path in sorted(TRAINED_DIR.glob("*.keras")):
         if model_path.name.startswith("."):  # a save in progress
             continue
         try:
-            record = read_record(model_path.with_suffix(".json"))
-            architectures.get(record["arch"])
-            record["test_accuracy"] = float(record["test_accuracy"])
-        except (ModelFileError, KeyError, TypeError, ValueError) as error:
+            record = _checked_record(read_record(model_path.with_suffix(".json")))
+        except ModelFileError as error:
             problems.append(f"Skipped {model_path.name}: {error}")
             continue
-        entries.append(ZooEntry(model_path.stem, model_path, record, shipped))
-    return entries
+        shipped.append(ZooEntry(model_path.stem, record, True, file=model_path))
+    order = {name: i for i, name in enumerate(architectures.ZOO)}
+    shipped.sort(key=lambda e: order.get(e.name, len(order)))
+    return ZooListing(shipped, problems)
+
+
+def _checked_record(record) -> dict:
+    """The record if the zoo can list it, else ModelFileError saying what is wrong."""
+    if not isinstance(record, dict):
+        raise ModelFileError("its record is not a JSON object")
+    try:
+        architectures.get(record.get("arch"))
+    except architectures.UnknownModelError as error:
+        raise ModelFileError(f"its record names no known architecture ({error})") from None
+    try:
+        accuracy = float(record.get("test_accuracy"))
+    except (TypeError, ValueError):
+        raise ModelFileError("its record has no test accuracy") from None
+    return record | {"test_accuracy": accuracy}
 
 
 def read_record(path: Path) -> dict:
@@ -132,6 +189,9 @@ def read_record(path: Path) -> dict:
     return record
 
 
+# ------------------------------------------------------------------ loading
+
+
 def load_model(path: str | os.PathLike) -> keras.Model:
     """``keras.models.load_model`` with safe_mode on and one clear error for bad files."""
     path = Path(path)
@@ -139,84 +199,200 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         raise ModelFileError(f"Model file not found: {path}")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
-    # Keras reports damage as any of these (FACTS.md); all mean the same to a user.
+    # Keras reports damage as any of these (docs/facts.md); all mean the same to a user.
     except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, TypeError) as error:
         raise ModelFileError(
             f"Model file is damaged: {path} ({type(error).__name__}: {str(error)[:200]}). "
             "Delete it, or retrain it with python -m scripts.train_zoo.") from None
 
 
-def save(model: keras.Model, record: dict, folder: Path, name: str) -> ZooEntry:
+def _materialise(name: str, sha256: str) -> Path:
+    """The version's bytes as a ``.keras`` file (load_model wants a path), written once."""
+    target = MODEL_CACHE / f"{sha256}.keras"
+    if target.is_file():
+        return target
+    with db.engine().connect() as connection:
+        content = connection.execute(sa.select(db.versions.c.model)
+                                     .where(db.versions.c.name == name)).scalar()
+    if content is None:
+        raise ModelFileError(f"Version {name} is no longer in the database (deleted?).")
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    _write_atomically(target, content)
+    return target
+
+
+def tensorboard_zip(name: str) -> bytes | None:
+    """A version's TensorBoard logs as a zip, if its run kept them."""
+    with db.engine().connect() as connection:
+        return connection.execute(sa.select(db.versions.c.tensorboard)
+                                  .where(db.versions.c.name == name)).scalar()
+
+
+# ------------------------------------------------------------------ saving
+
+
+def save_result(result: TrainingResult, *, name: str = "", trained_in: str,
+                tensorboard_dir: str | os.PathLike | None = None, shipped_dir: Path | None = None,
+                extra: dict | None = None) -> ZooEntry:
+    """A training result → a zoo model: a user version, or a shipped file in ``shipped_dir``.
+
+    The one home for saving (the Train page's jobs, ``scripts.train``,
+    ``scripts.train_zoo``): every record gets the same fields.
+    """
+    record = result_record(result, trained_in=trained_in, extra=extra)
+    if shipped_dir is not None:
+        return save_shipped(result.model, record, shipped_dir, name or result.settings.arch)
+    with db.engine().begin() as connection:
+        return insert_version(connection, name, record, model_bytes(result.model),
+                              zip_folder(tensorboard_dir))
+
+
+def result_record(result: TrainingResult, *, trained_in: str, extra: dict | None = None) -> dict:
+    """The training record plus timings and where it was trained."""
+    seconds = sum(result.seconds_per_epoch)
+    return result.record() | {
+        "train_seconds": round(seconds, 2),
+        "digits_per_second": round(result.digits_trained / seconds, 1) if seconds else None,
+        "params": int(result.model.count_params()),
+        "trained_in": trained_in,
+        "trained_on": f"{socket.gethostname()} ({os.cpu_count()} cores)",
+    } | (extra or {})
+
+
+def save_shipped(model: keras.Model, record: dict, folder: Path, name: str) -> ZooEntry:
     """Write ``<name>.keras`` and ``<name>.json`` atomically, without optimizer state."""
     folder.mkdir(parents=True, exist_ok=True)
-    record = record | {
-        "name": name,
-        "params": int(model.count_params()),
-        "created": record.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"python": sys.version.split()[0], "keras": keras.__version__,
-                     "tensorflow": tf.__version__},
-    }
+    record = _file_facts(record, model.count_params(), name)
     target = folder / f"{name}.keras"
-    # load_model wants a name ending in .keras; a leading dot hides it from scan().
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", suffix=".keras",
-                                     delete=False) as handle:
-        temporary = Path(handle.name)
-    try:
-        _inference_copy(model).save(temporary)
-        temporary.chmod(0o644)  # NamedTemporaryFile makes it private
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    _write_atomically(target, model_bytes(model))
     write_record(target.with_suffix(".json"), record)
-    return ZooEntry(name, target, record, shipped=folder.resolve() == TRAINED_DIR)
+    return ZooEntry(name, record, shipped=folder.resolve() == TRAINED_DIR, file=target)
 
 
-def write_record(path: Path, record: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(record, indent=1))
-    os.replace(temporary, path)
+def insert_version(connection: sa.Connection, requested_name: str, record: dict, content: bytes,
+                   tensorboard: bytes | None = None) -> ZooEntry:
+    """Add a user version inside the caller's transaction, under a name nobody has.
 
-
-def update_record(entry: ZooEntry, **fields) -> ZooEntry:
-    """Add computed results (USPS accuracy, robustness curves…) to a model's record."""
-    record = entry.record | fields
-    write_record(entry.record_path, record)
-    return ZooEntry(entry.name, entry.path, record, entry.shipped)
-
-
-def version_name(arch: str, requested: str = "", when: datetime | None = None) -> str:
-    """A safe, new name for a user version: the requested one or ``<arch>@<time>``."""
-    when = when or datetime.now()
-    name = NAME_PATTERN.sub("-", requested.strip()).strip(".-")[:MAX_NAME_LENGTH]
-    name = name or f"{arch}@{when:%Y-%m-%dT%H-%M}"
-    taken = set(architectures.ZOO) | {p.stem for p in TRAINED_DIR.glob("*.keras")}
-    taken |= {p.stem for p in user_dir().glob("*.keras")} if user_dir().is_dir() else set()
-    candidate, n = name, 2
-    while candidate in taken:
-        candidate, n = f"{name}-{n}", n + 1
-    return candidate
+    The name is claimed by the insert itself (the primary key), so two
+    learners saving under the same name at once get two versions, never one.
+    """
+    base = _base_name(record["arch"], requested_name)
+    taken = _taken_names(connection, base)
+    sha256 = hashlib.sha256(content).hexdigest()
+    for name in _candidates(base):
+        if name in taken:
+            continue
+        named = _file_facts(record, record["params"], name)
+        try:
+            with connection.begin_nested():  # a savepoint: a taken name leaves the transaction usable
+                connection.execute(db.versions.insert().values(
+                    name=name, arch=named["arch"], created=named["created"], record=named,
+                    model=content, model_sha256=sha256, tensorboard=tensorboard))
+            return ZooEntry(name, _checked_record(named), False, sha256=sha256)
+        except sa.exc.IntegrityError:  # saved by someone else a moment ago
+            taken.add(name)
+    raise VersionError(f"No free name near {base!r}: choose another version name.")
 
 
 def save_version(model: keras.Model, record: dict, requested_name: str = "") -> ZooEntry:
-    """Save a trained model as a new user version; never touches shipped models."""
-    name = version_name(record["arch"], requested_name)
-    return save(model, record, user_dir(), name)
+    """Save a model as a new user version; never touches shipped models."""
+    with db.engine().begin() as connection:
+        return insert_version(connection, requested_name, record | {"params": int(model.count_params())},
+                              model_bytes(model))
+
+
+def version_name(arch: str, requested: str = "", when: datetime | None = None) -> str:
+    """The name a version saved now would get: the requested one (made safe) or ``<arch>@<time>``."""
+    base = _base_name(arch, requested, when)
+    with db.engine().connect() as connection:
+        taken = _taken_names(connection, base)
+    return next(name for name in _candidates(base) if name not in taken)
+
+
+def _base_name(arch: str, requested: str, when: datetime | None = None) -> str:
+    name = NAME_PATTERN.sub("-", requested.strip()).strip(".-")[:MAX_NAME_LENGTH]
+    return name or f"{arch}@{(when or datetime.now()):%Y-%m-%dT%H-%M}"
+
+
+def _candidates(base: str):
+    yield base
+    yield from (f"{base}-{n}" for n in range(2, 1000))
+
+
+def _taken_names(connection: sa.Connection, base: str) -> set[str]:
+    """Names a new version cannot have: the registry's, shipped files', and versions like ``base``."""
+    taken = set(architectures.ZOO) | {p.stem for p in TRAINED_DIR.glob("*.keras")}
+    like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    query = sa.select(db.versions.c.name).where(db.versions.c.name.like(like, escape="\\"))
+    return taken | set(connection.execute(query).scalars())
 
 
 def delete_version(entry: ZooEntry) -> None:
     if entry.shipped:
         raise VersionError(f"{entry.name} is a shipped model and cannot be deleted.")
-    entry.record_path.unlink(missing_ok=True)  # unlisted first, then the files
-    entry.path.unlink(missing_ok=True)
-    shutil.rmtree(tensorboard_dir(entry.name), ignore_errors=True)
+    with db.engine().begin() as connection:
+        connection.execute(db.versions.delete().where(db.versions.c.name == entry.name))
 
 
-def tensorboard_dir(name: str) -> Path:
-    return user_dir() / "tensorboard" / name
+def update_record(entry: ZooEntry, **fields) -> ZooEntry:
+    """Add computed results (USPS accuracy, robustness curves…) to a model's record."""
+    record = entry.record | fields
+    if entry.file is not None:
+        write_record(entry.file.with_suffix(".json"), record)
+    else:
+        with db.engine().begin() as connection:
+            connection.execute(db.versions.update().where(db.versions.c.name == entry.name)
+                               .values(record=record))
+    return entry.with_record(record)
 
 
-def _inference_copy(model: keras.Model) -> keras.Model:
-    """The same layers and weights, uncompiled: shipped files carry no optimizer state."""
+def write_record(path: Path, record: dict) -> None:
+    _write_atomically(path, json.dumps(record, indent=1).encode())
+
+
+# ------------------------------------------------------------------ bytes
+
+
+def model_bytes(model: keras.Model) -> bytes:
+    """The ``.keras`` file of an inference copy: the same layers and weights, no optimizer."""
     copy = type(model).from_config(model.get_config())  # clone_model and to_json keep the optimizer
     copy.set_weights(model.get_weights())
-    return copy
+    with tempfile.TemporaryDirectory(prefix="digit_zoo_save_") as folder:
+        path = Path(folder) / "model.keras"  # save wants a name ending in .keras
+        copy.save(path)
+        return path.read_bytes()
+
+
+def zip_folder(folder: str | os.PathLike | None) -> bytes | None:
+    """A folder (TensorBoard logs) as zip bytes; None when there is none."""
+    if folder is None or not Path(folder).is_dir():
+        return None
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder))
+    return buffer.getvalue()
+
+
+def _file_facts(record: dict, params: int, name: str) -> dict:
+    return record | {
+        "name": name,
+        "params": int(params),
+        "created": record.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"python": sys.version.split()[0], "keras": keras.__version__,
+                     "tensorflow": tf.__version__},
+    }
+
+
+def _write_atomically(target: Path, content: bytes) -> None:
+    """Write beside the target under a hidden name, then rename: readers see old or new, never half."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix,
+                                     delete=False) as handle:
+        temporary = Path(handle.name)
+    try:
+        temporary.write_bytes(content)
+        temporary.chmod(0o644)  # NamedTemporaryFile makes it private
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

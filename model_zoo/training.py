@@ -20,8 +20,9 @@ import numpy as np
 
 from model_zoo import architectures, augment, data
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = {"adam": "Adam", "sgd": "SGD with momentum 0.9", "rmsprop": "RMSprop"}  # name → label
 MAX_BATCH_LOSS_POINTS = 1000  # records keep a thinned per-batch loss curve
+SMOOTHING = 0.9  # exponential moving average of the per-batch loss, as TensorBoard's slider
 
 
 class SettingsError(ValueError):
@@ -78,6 +79,7 @@ class TrainingSettings:
     val_fraction: float = 0.1
     augment: bool = False
     usps: bool = False  # add USPS's training digits to the training split (validation stays MNIST)
+    strokes: bool = False  # add the training digits redrawn with the canvas's pen (model_zoo.strokes)
     seed: int = 0
 
     @classmethod
@@ -86,7 +88,7 @@ class TrainingSettings:
         defaults = dict(arch=arch, epochs=spec.epochs, batch_size=spec.batch_size,
                         learning_rate=spec.learning_rate, lr_decay=spec.lr_decay, dropout=spec.dropout,
                         width=spec.width, hidden_layers=spec.hidden_layers, augment=spec.augment,
-                        usps=spec.usps)
+                        usps=spec.usps, strokes=spec.strokes)
         return cls(**(defaults | overrides))
 
     def validate(self, limits: TrainingLimits | None = None) -> TrainingSettings:
@@ -121,7 +123,7 @@ class TrainingProgress:
     Called from the training thread: implementations must be thread-safe.
     """
 
-    def on_start(self, settings: TrainingSettings, steps_per_epoch: int) -> None: ...
+    def on_start(self, settings: TrainingSettings, steps_per_epoch: int, train_digits: int) -> None: ...
 
     def on_batch(self, epoch: int, step: int, loss: float) -> None: ...
 
@@ -133,7 +135,7 @@ class TrainingResult:
     model: keras.Model
     settings: TrainingSettings
     history: dict[str, list[float]]  # loss, accuracy, val_loss, val_accuracy per epoch
-    batch_loss: list[tuple[int, float]]  # (global step, running epoch loss), thinned
+    batch_loss: list[list]  # [global step, running epoch loss], thinned
     seconds_per_epoch: list[float]
     test_accuracy: float
     stopped_early: bool
@@ -144,6 +146,12 @@ class TrainingResult:
     @property
     def epochs_done(self) -> int:
         return len(self.seconds_per_epoch)
+
+    @property
+    def digits_trained(self) -> int:
+        """Digits seen in training, a stopped last epoch counted up to its last batch."""
+        batches = self.batch_loss[-1][0] if self.batch_loss else 0  # the last point is always kept
+        return min(batches * self.settings.batch_size, self.epochs_done * self.train_digits)
 
     def record(self) -> dict:
         """The training part of a zoo record (the store adds file facts)."""
@@ -162,13 +170,50 @@ class TrainingResult:
         }
 
 
+class LossCurve:
+    """A loss per batch, thinned as it grows to at most ``limit`` points by doubling the stride.
+
+    The last point added is always kept; ``smoothed`` is a debiased moving
+    average over every point added, not only the kept ones.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.steps: list[int] = []
+        self.loss: list[float] = []
+        self.smoothed: list[float] = []
+        self._stride, self._seen, self._average, self._weight = 1, 0, 0.0, 0.0
+        self._last: tuple[int, float, float] | None = None  # the newest point if the stride skipped it
+
+    def add(self, step: int, loss: float) -> None:
+        self._average = SMOOTHING * self._average + (1 - SMOOTHING) * loss
+        self._weight = SMOOTHING * self._weight + (1 - SMOOTHING)
+        point = (int(step), round(float(loss), 5), round(self._average / self._weight, 5))
+        self._seen += 1
+        if (self._seen - 1) % self._stride:
+            self._last = point
+            return
+        self._last = None
+        for values, value in zip((self.steps, self.loss, self.smoothed), point):
+            values.append(value)
+        if len(self.steps) > self.limit:
+            self.steps, self.loss, self.smoothed = self.steps[::2], self.loss[::2], self.smoothed[::2]
+            self._stride *= 2
+
+    def points(self) -> tuple[list[int], list[float], list[float]]:
+        """(steps, loss, smoothed), the newest point included."""
+        extra = [self._last] if self._last else []
+        return ([*self.steps, *(p[0] for p in extra)], [*self.loss, *(p[1] for p in extra)],
+                [*self.smoothed, *(p[2] for p in extra)])
+
+
 class _Reporter(keras.callbacks.Callback):
     """Bridges Keras callbacks to TrainingProgress and the stop event."""
 
     def __init__(self, progress: TrainingProgress, stop: threading.Event | None, steps: int):
         super().__init__()
         self.progress, self.stop, self.steps = progress, stop, steps
-        self.batch_loss: list[tuple[int, float]] = []
+        self.batch_loss = LossCurve(MAX_BATCH_LOSS_POINTS)  # the running mean of each epoch
         self.seconds: list[float] = []
         self.stopped = False
         self._epoch = 0
@@ -179,7 +224,7 @@ class _Reporter(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])  # running mean over the epoch so far
-        self.batch_loss.append((self._epoch * self.steps + batch + 1, loss))
+        self.batch_loss.add(self._epoch * self.steps + batch + 1, loss)
         self.progress.on_batch(self._epoch, batch + 1, loss)
         if self.stop is not None and self.stop.is_set():
             self.model.stop_training = True
@@ -229,6 +274,16 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, progress: Traini
         (x_usps, y_usps), _ = usps if usps is not None else data.load_usps()
         x_all, y_all = np.concatenate([x_all, x_usps]), np.concatenate([y_all, y_usps])
         x_train, y_train = np.concatenate([x_train, x_usps]), np.concatenate([y_train, y_usps])
+    if settings.strokes:
+        # The same digits redrawn with a round pen as the canvas draws them, beside the scans;
+        # validation gets its digits' pen versions too. Cached in data/strokes/ after the first run.
+        from model_zoo import strokes  # scikit-image: a training-time dependency only
+
+        pen_train, pen_val = strokes.pen_versions(x_train), strokes.pen_versions(x_val)
+        x_all = np.concatenate([x_all, pen_train, pen_val])
+        y_all = np.concatenate([y_all, y_train, y_val])
+        x_train, y_train = np.concatenate([x_train, pen_train]), np.concatenate([y_train, y_train])
+        x_val, y_val = np.concatenate([x_val, pen_val]), np.concatenate([y_val, y_val])
     data_sha256 = _training_data_sha256(x_all, y_all)
     x_train, x_val, x_test = data.to_float(x_train), data.to_float(x_val), data.to_float(x_test)
     y_train, y_val = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_val, 10)
@@ -244,7 +299,7 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, progress: Traini
     callbacks: list[keras.callbacks.Callback] = [reporter]
     if tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), update_freq="epoch"))
-    progress.on_start(settings, steps)
+    progress.on_start(settings, steps, len(x_train))
     if settings.augment:
         train_data = augment.augmented_dataset(x_train, y_train, settings.batch_size, settings.seed)
         fit_args = dict(x=train_data, shuffle=False)  # the dataset shuffles itself
@@ -258,18 +313,10 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, progress: Traini
     return TrainingResult(
         model=model, settings=settings,
         history={k: [float(v) for v in values] for k, values in fitted.history.items()},
-        batch_loss=_thin(reporter.batch_loss, MAX_BATCH_LOSS_POINTS),
+        batch_loss=[[step, loss] for step, loss, _ in zip(*reporter.batch_loss.points())],
         seconds_per_epoch=[round(s, 3) for s in reporter.seconds],
         test_accuracy=test_accuracy, stopped_early=reporter.stopped,
         data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val))
-
-
-def _thin(points: list, limit: int) -> list:
-    stride = max(1, -(-len(points) // limit))
-    kept = points[::stride]
-    if points and kept[-1] != points[-1]:
-        kept.append(points[-1])
-    return [(int(step), round(loss, 5)) for step, loss in kept]
 
 
 def _training_data_sha256(x: np.ndarray, y: np.ndarray) -> str:

@@ -62,7 +62,7 @@ def evaluate_all(args: argparse.Namespace) -> tuple[list[store.ZooEntry], list[s
             if args.update_records:
                 entry = store.update_record(entry, **computed)
             else:
-                entry = store.ZooEntry(entry.name, entry.path, entry.record | computed, entry.shipped)
+                entry = entry.with_record(entry.record | computed)
             print(f"{entry.name}: {', '.join(fields)} in {time.perf_counter() - started:.1f} s"
                   + (" (saved)" if args.update_records else ""), file=sys.stderr)
         done.append(entry)

@@ -4,21 +4,26 @@
     python -m scripts.train --arch mlp_1x50 --epochs 3 --train-size 10000 --name quick-mlp
     python -m scripts.train --arch mlp_5x50 --width 100 --hidden-layers 3 --dropout 0.2 --optimizer sgd --lr 0.01
     python -m scripts.train --arch cnn_robust --no-augment --seed 7
+    RAY_ADDRESS=head:6379 python -m scripts.train --arch cnn --ray   # on the class's Ray cluster
 
 The same training function and settings as the app's Train page
 (model_zoo.training), the same limits (DIGIT_ZOO_MAX_EPOCHS, …) and the same
-record: the version lands in DIGIT_ZOO_USER_DIR (default data/user_models/),
-with its TensorBoard logs in <that folder>/tensorboard/<name>, and is listed
-by the app at once. Settings you leave out are the architecture's tutorial
-ones. Out-of-range settings exit with code 2 and say what is allowed.
+record, saved by the same function (model_zoo.store.save_result) into the
+database (DIGIT_ZOO_DATABASE_URL, default data/digit_zoo.db), with its
+TensorBoard logs: the app lists the version at once. By default it trains in
+this process; with --ray it is queued on Ray like a job from the Train page
+(a local Ray instance, or RAY_ADDRESS's cluster). Settings you leave out are
+the architecture's tutorial ones. Out-of-range settings exit with code 2 and
+say what is allowed.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import tempfile
-from pathlib import Path
+import time
 
 from tqdm import tqdm
 
@@ -28,7 +33,7 @@ from model_zoo import architectures, data, jobs, store, training
 class BatchBar(training.TrainingProgress):
     """One tqdm bar over every batch of the run, with the latest losses."""
 
-    def on_start(self, settings, steps_per_epoch):
+    def on_start(self, settings, steps_per_epoch, train_digits):
         self.steps_per_epoch = steps_per_epoch
         self.bar = tqdm(total=settings.epochs * steps_per_epoch, desc=settings.arch, unit="batch",
                         file=sys.stdout, dynamic_ncols=True)
@@ -66,10 +71,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                         help="random shifts, rotations, zoom and stroke width")
     parser.add_argument("--usps", action=argparse.BooleanOptionalAction, default=None,
-                        help="add USPS's training digits (USPS_PATH, data/, ../shared/data)")
+                        help="add USPS's training digits (USPS_PATH or data/usps.npz)")
     parser.add_argument("--seed", type=int, help="random seed: weights, split, order (default 0)")
     parser.add_argument("--name", default="", help="version name (default: <arch>@<date>T<time>)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
+    parser.add_argument("--ray", action="store_true",
+                        help="queue it on Ray like the Train page (RAY_ADDRESS, or a local instance)")
     # ----------------------------------------------------------------------------------
     return parser.parse_args(argv)
 
@@ -81,6 +88,34 @@ def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
     return training.TrainingSettings.for_architecture(args.arch, **overrides)
 
 
+def train_here(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry:
+    mnist = data.load_mnist(args.mnist)
+    bar = BatchBar()
+    with tempfile.TemporaryDirectory(prefix="digit_zoo_cli_") as logs:
+        try:
+            result = training.train(settings, mnist=mnist, progress=bar, tensorboard_dir=logs)
+        finally:
+            bar.close()
+        return store.save_result(result, name=args.name, trained_in="scripts.train", tensorboard_dir=logs)
+
+
+def train_on_ray(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry | None:
+    job_id = jobs.submit(settings, owner=f"{getpass.getuser()} (scripts.train)", name=args.name)
+    print(f"Job {job_id} queued on Ray; Ctrl-C leaves it running (see the Train page).")
+    with tqdm(total=settings.epochs, desc=settings.arch, unit="epoch", file=sys.stdout) as bar:
+        while True:
+            view = jobs.view(job_id)
+            bar.set_postfix_str(view.phase, refresh=False)
+            bar.update(view.epoch - bar.n)
+            if not view.active:
+                break
+            time.sleep(1)
+    if view.state != jobs.JobState.SAVED:
+        print(f"error: job {job_id} ended {view.state.value}: {view.error or view.phase}", file=sys.stderr)
+        return None
+    return store.scan().get(view.saved_name)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings = settings_from(args)
@@ -89,20 +124,12 @@ def main(argv=None) -> int:
     except training.SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    mnist = data.load_mnist(args.mnist)
-    bar = BatchBar()
-    store.user_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=store.user_dir(), prefix=".cli-") as scratch:
-        log_dir = Path(scratch) / "tensorboard"
-        try:
-            result = training.train(settings, mnist=mnist, progress=bar, tensorboard_dir=log_dir)
-        finally:
-            bar.close()
-        entry = jobs.save_result(result, args.name, log_dir, extra={"trained_in": "scripts.train"})
-    seconds = sum(result.seconds_per_epoch)
-    print(f"Saved {entry.name}: MNIST test accuracy {result.test_accuracy:.4f} "
-          f"after {result.epochs_done} epochs in {seconds:.1f} s ({entry.record['digits_per_second']:,.0f} digits/s).")
-    print(f"  model  {entry.path}\n  logs   tensorboard --logdir \"{store.tensorboard_dir(entry.name).parent}\"")
+    entry = train_on_ray(settings, args) if args.ray else train_here(settings, args)
+    if entry is None:
+        return 1
+    record = entry.record
+    print(f"Saved {entry.name}: MNIST test accuracy {entry.test_accuracy:.4f} after {record['epochs_done']} "
+          f"epochs in {record['train_seconds']:.1f} s ({record['digits_per_second']:,.0f} digits/s).")
     return 0
 
 

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from model_zoo import data  # noqa: E402
+from model_zoo import cluster, data, db  # noqa: E402
+from tests import postgres  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def missing_service(reason: str):
+    """Skip for lack of a service; in CI (REQUIRE_SERVICES=1, installed by `make test`) fail."""
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
 
 
 def missing_data(reason: str):
@@ -39,8 +48,37 @@ def usps_path():
 
 
 @pytest.fixture
-def user_dir(tmp_path, monkeypatch):
-    """A private folder for user versions, so tests never touch data/user_models."""
-    folder = tmp_path / "user_models"
-    monkeypatch.setenv("DIGIT_ZOO_USER_DIR", str(folder))
-    return folder
+def database(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite database for the test's versions and jobs, never data/digit_zoo.db."""
+    url = f"sqlite:///{tmp_path / 'digit_zoo.db'}"
+    monkeypatch.setenv(db.URL_VARIABLE, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server (Debian's postgresql) on 127.0.0.1: its base URL."""
+    with postgres.running_server() as url:
+        if url is None:
+            missing_service("PostgreSQL is not installed: apt-get install postgresql")
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request, tmp_path, monkeypatch) -> str:
+    """The test runs twice: on a fresh SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("database")
+    url = postgres.fresh_database(request.getfixturevalue("postgres_server"))
+    monkeypatch.setenv(db.URL_VARIABLE, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (one training slot) for the whole test session, as the app starts it."""
+    os.environ[cluster.SLOTS_VARIABLE] = "1"
+    os.environ.pop("RAY_ADDRESS", None)
+    cluster.connect()
+    yield
+    cluster.disconnect()

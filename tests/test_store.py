@@ -1,24 +1,32 @@
-"""The zoo on disk: atomic saves, clear errors for damaged files, versions beside shipped models."""
+"""The zoo: shipped files, versions in the database (SQLite and PostgreSQL), clear errors, no half saves."""
 
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import zipfile
 
 import h5py
 import keras
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
-from model_zoo import store
+from model_zoo import db, store
 from model_zoo.architectures import ZOO
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _record(arch="mlp_1x50", accuracy=0.5):
     return {"arch": arch, "test_accuracy": accuracy, "settings": {"epochs": 1}}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def tiny_model():
     model = ZOO["mlp_1x50"].build()
     model.compile(optimizer="adam", loss="categorical_crossentropy")
@@ -27,10 +35,9 @@ def tiny_model():
     return model
 
 
-def test_saved_version_round_trips_without_optimizer_state(tiny_model, user_dir):
+def test_saved_version_round_trips_without_optimizer_state(tiny_model, any_database):
     entry = store.save_version(tiny_model, _record(), "my model!")
     assert entry.name == "my-model" and not entry.shipped
-    assert entry.path == user_dir / "my-model.keras"
     listed = store.scan().get("my-model")
     assert listed.record["params"] == 39_760 and listed.record["versions"]["keras"] == keras.__version__
     loaded = keras.models.load_model(listed.path)  # plain Keras is enough
@@ -39,9 +46,10 @@ def test_saved_version_round_trips_without_optimizer_state(tiny_model, user_dir)
     with zipfile.ZipFile(listed.path) as archive, archive.open("model.weights.h5") as weights:
         assert "optimizer" not in h5py.File(io.BytesIO(weights.read()))
     assert getattr(loaded, "optimizer", None) is None
+    assert listed.label == "my-model (50.00% · your version of mlp_1x50)"
 
 
-def test_version_names_are_sanitised_unique_and_never_shipped(tiny_model, user_dir):
+def test_version_names_are_sanitised_unique_and_never_shipped(tiny_model, any_database):
     assert store.version_name("cnn", "cnn") == "cnn-2"  # a shipped name is never reused
     first = store.save_version(tiny_model, _record(), "")
     assert first.name.startswith("mlp_1x50@")
@@ -50,8 +58,62 @@ def test_version_names_are_sanitised_unique_and_never_shipped(tiny_model, user_d
     assert store.version_name("cnn", "../../etc/passwd") == "etc-passwd"
 
 
-def test_a_write_interrupted_before_replace_keeps_the_previous_file(tiny_model, user_dir, monkeypatch):
-    entry = store.save_version(tiny_model, _record(accuracy=0.1), "kept")
+def test_learners_saving_under_one_name_at_once_get_two_versions(tiny_model, any_database):
+    content = store.model_bytes(tiny_model)
+    start, names, errors = threading.Barrier(4), [], []
+
+    def save(accuracy):
+        start.wait()
+        try:
+            with db.engine().begin() as connection:
+                names.append(store.insert_version(connection, "dup", _record(accuracy=accuracy) |
+                                                  {"params": 39_760}, content).name)
+        except Exception as error:  # noqa: BLE001 - the test reports whatever went wrong
+            errors.append(error)
+
+    threads = [threading.Thread(target=save, args=(i / 10,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and sorted(names) == ["dup", "dup-2", "dup-3", "dup-4"]
+    accuracies = {store.scan().get(name).test_accuracy for name in names}
+    assert accuracies == {0.0, 0.1, 0.2, 0.3}  # nobody's model was overwritten
+
+
+SAVER = """
+import sys
+from model_zoo import store
+from model_zoo.architectures import ZOO
+model = ZOO["mlp_5x500_dropout"].build()  # 5.6 MB: a save takes a while
+print("ready", flush=True)
+for i in range(1000):
+    store.save_version(model, {"arch": "mlp_5x500_dropout", "test_accuracy": 0.5}, f"v{i}")
+    print("saved", i, flush=True)
+"""
+
+
+def test_a_server_killed_mid_save_leaves_whole_versions_only(any_database):
+    """kill -9 a process that saves versions, at a random moment: no half version, ever."""
+    saver = subprocess.Popen([sys.executable, "-c", SAVER], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    lines = []
+    for line in saver.stdout:  # let it save a few, then kill it in the middle of the next
+        lines.append(line)
+        if line.startswith("saved 2"):
+            break
+    time.sleep(np.random.default_rng().uniform(0.05, 0.5))
+    saver.send_signal(signal.SIGKILL)
+    saver.wait()
+    versions = [entry for entry in store.scan().entries if not entry.shipped]
+    assert len(versions) >= 3
+    for entry in versions:  # every listed version is whole
+        assert store.load_model(entry.path).count_params() == entry.record["params"]
+
+
+def test_a_shipped_write_interrupted_before_replace_keeps_the_previous_file(tiny_model, tmp_path,
+                                                                             monkeypatch):
+    entry = store.save_shipped(tiny_model, _record(accuracy=0.1), tmp_path, "kept")
     before = entry.path.read_bytes()
 
     def crash(*args):
@@ -59,47 +121,86 @@ def test_a_write_interrupted_before_replace_keeps_the_previous_file(tiny_model, 
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(os, "replace", crash)
-        store.save(ZOO["mlp_1x500"].build(), _record(accuracy=0.9), user_dir, "kept")
+        store.save_shipped(ZOO["mlp_1x500"].build(), _record(accuracy=0.9), tmp_path, "kept")
     assert entry.path.read_bytes() == before
-    assert sorted(p.name for p in user_dir.iterdir()) == ["kept.json", "kept.keras"]  # no leftovers
-    assert store.scan().get("kept").test_accuracy == 0.1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "kept.keras"]  # no leftovers
 
 
 @pytest.mark.parametrize("damage", [b"", b"garbage" * 10, "truncate"])
-def test_a_damaged_model_file_gives_one_clear_error(tiny_model, user_dir, damage):
-    entry = store.save_version(tiny_model, _record(), "broken")
+def test_a_damaged_model_file_gives_one_clear_error(tiny_model, tmp_path, damage):
+    entry = store.save_shipped(tiny_model, _record(), tmp_path, "broken")
     content = entry.path.read_bytes()
     entry.path.write_bytes(content[: len(content) // 2] if damage == "truncate" else damage)
     with pytest.raises(store.ModelFileError, match=f"Model file is damaged: {entry.path}"):
         store.load_model(entry.path)
 
 
-def test_models_without_a_readable_record_are_skipped_with_a_reason(tiny_model, user_dir):
-    entry = store.save_version(tiny_model, _record(), "half")
-    entry.record_path.write_text("{not json")
-    store.save_version(tiny_model, _record(arch="mlp_9x9"), "alien")
+@pytest.mark.parametrize("record, reason", [
+    ({"arch": "mlp_9x9", "test_accuracy": 0.5}, "names no known architecture"),
+    ({"test_accuracy": 0.5}, "names no known architecture"),
+    ({"arch": "cnn", "test_accuracy": "high"}, "has no test accuracy"),
+    (["not", "an", "object"], "not a JSON object"),
+])
+def test_versions_with_an_unusable_record_are_skipped_with_a_reason(tiny_model, database, record, reason):
+    store.save_version(tiny_model, _record(), "fine")
+    with db.engine().begin() as connection:
+        connection.execute(db.versions.insert().values(
+            name="odd", arch="?", created=12345, record=record, model=b"", model_sha256="0"))
     listing = store.scan()
-    assert "half" not in listing.names and "alien" not in listing.names
-    assert any("half.keras" in p and "damaged" in p for p in listing.problems)
-    assert any("alien.keras" in p and "mlp_9x9" in p for p in listing.problems)
+    assert "odd" not in listing.names and "fine" in listing.names
+    assert [p for p in listing.problems if p.startswith("Skipped version odd: ") and reason in p]
 
 
-def test_shipped_models_cannot_be_deleted_but_versions_can(tiny_model, user_dir):
-    shipped = store.ZooEntry("cnn", store.TRAINED_DIR / "cnn.keras", _record("cnn"), shipped=True)
+def test_shipped_models_cannot_be_deleted_but_versions_can(tiny_model, any_database):
+    shipped = store.scan().get("cnn")
     with pytest.raises(store.VersionError, match="cnn is a shipped model and cannot be deleted"):
         store.delete_version(shipped)
     version = store.save_version(tiny_model, _record(), "gone")
     store.delete_version(version)
-    assert "gone" not in store.scan().names and not version.path.exists()
+    assert "gone" not in store.scan().names
 
 
-def test_update_record_adds_fields_atomically(tiny_model, user_dir):
+def test_update_record_adds_fields(tiny_model, any_database, tmp_path):
     entry = store.save_version(tiny_model, _record(), "scored")
     updated = store.update_record(entry, usps_accuracy=0.9)
-    assert json.loads(entry.record_path.read_text())["usps_accuracy"] == 0.9
+    assert store.scan().get("scored").record["usps_accuracy"] == 0.9
     assert updated.record["arch"] == "mlp_1x50"
+    shipped = store.save_shipped(tiny_model, _record(), tmp_path, "file")
+    store.update_record(shipped, usps_accuracy=0.8)
+    assert json.loads(shipped.file.with_suffix(".json").read_text())["usps_accuracy"] == 0.8
 
 
-def test_unknown_model_names_the_choices(user_dir):
+def test_unknown_model_names_the_choices(database):
     with pytest.raises(KeyError, match="Unknown model 'nope'. Expected one of: "):
         store.scan().get("nope")
+
+
+def test_a_bad_database_url_says_what_to_set(monkeypatch):
+    monkeypatch.setenv(db.URL_VARIABLE, "not a url")
+    with pytest.raises(db.DatabaseError, match="DIGIT_ZOO_DATABASE_URL='not a url' is not a database URL"):
+        db.engine()
+
+
+def test_a_database_from_a_newer_app_is_refused(database):
+    with db.engine().begin() as connection:
+        connection.execute(db.schema_version.update().values(version=db.SCHEMA_VERSION + 1))
+    db._engines.clear()  # as a new server process would
+    with pytest.raises(db.DatabaseError, match="newer than this app's"):
+        db.engine()
+    db._engines.clear()
+
+
+def test_the_default_database_is_a_file_in_data(monkeypatch):
+    monkeypatch.delenv(db.URL_VARIABLE, raising=False)
+    assert db.url().database == str(db.DEFAULT_PATH)
+    monkeypatch.setenv(db.URL_VARIABLE, "postgresql://teacher:secret@school/zoo")
+    assert db.url().drivername == "postgresql+psycopg"
+    assert "secret" not in db.describe()
+
+
+def test_the_versions_table_keeps_the_bytes_a_plain_keras_can_load(tiny_model, any_database):
+    entry = store.save_version(tiny_model, _record(), "bytes")
+    with db.engine().connect() as connection:
+        content = connection.execute(sa.select(db.versions.c.model)
+                                     .where(db.versions.c.name == "bytes")).scalar()
+    assert content == entry.path.read_bytes()

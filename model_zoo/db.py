@@ -1,0 +1,162 @@
+"""The database: user versions, training jobs and their progress (SQLAlchemy Core).
+
+A SQLite file by default (``data/digit_zoo.db``, created on first use), or
+any database SQLAlchemy reaches by URL in ``DIGIT_ZOO_DATABASE_URL``, e.g.
+``postgresql://user@host/db`` for a school's several servers and Ray nodes
+(``postgresql://`` is read as ``postgresql+psycopg://``, the driver we pin).
+
+The schema is created by ``create_all`` and numbered in ``schema_version``:
+a database made by a newer app is refused rather than misread, and a future
+change of schema adds its step to ``MIGRATIONS``.
+
+    engine = db.engine()                   # one per process and URL, schema ready
+    with engine.begin() as connection:     # one transaction: all or nothing
+        connection.execute(db.versions.insert().values(...))
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from model_zoo.data import PROJECT_ROOT
+
+URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
+DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, list[str]] = {}  # version → SQL that brings version - 1 up to it
+SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+# A user version of a zoo model: the .keras file's bytes and its record.
+versions = sa.Table(
+    "versions", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),  # unique: two savers never share one
+    sa.Column("arch", sa.String(50), nullable=False),
+    sa.Column("created", sa.String(40), nullable=False),  # ISO 8601, UTC: sorts as text
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("model", sa.LargeBinary, nullable=False),  # the .keras file
+    sa.Column("model_sha256", sa.String(64), nullable=False),
+    sa.Column("tensorboard", sa.LargeBinary),  # a zip of the run's TensorBoard logs
+)
+
+# A training job, from the queue to its end. Its worker writes progress here,
+# so every server on the database sees it, and it outlives a server restart.
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("requested_name", sa.String(100), nullable=False, default=""),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("phase", sa.Text, nullable=False, default=""),
+    sa.Column("cluster", sa.String(200), nullable=False),  # the Ray instance it was sent to
+    sa.Column("worker", sa.String(200), nullable=False, default=""),  # host:pid training it
+    sa.Column("submitted_at", sa.Float, nullable=False),  # Unix seconds
+    sa.Column("started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("heartbeat_at", sa.Float),  # the worker's last word
+    sa.Column("progress", sa.JSON),  # epoch, step, curves: JobProgress.snapshot()
+    sa.Column("error", sa.Text, nullable=False, default=""),
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("saved_name", sa.String(100), nullable=False, default=""),
+    sa.Column("test_accuracy", sa.Float),
+    sa.Column("stopped_early", sa.Boolean, nullable=False, default=False),
+    # A stopped (or finished but unsaved) job's model, until its owner saves or discards it.
+    sa.Column("result_record", sa.JSON),
+    sa.Column("result_model", sa.LargeBinary),
+    sa.Column("result_tensorboard", sa.LargeBinary),
+)
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used as configured."""
+
+
+def url() -> URL:
+    """The configured database URL, with the pinned PostgreSQL driver."""
+    text = os.environ.get(URL_VARIABLE, "").strip()
+    if not text:
+        return URL.create("sqlite", database=str(DEFAULT_PATH))
+    try:
+        parsed = make_url(text)
+    except sa.exc.ArgumentError:
+        raise DatabaseError(f"{URL_VARIABLE}={text!r} is not a database URL. Expected e.g. "
+                            "sqlite:////path/digit_zoo.db or postgresql://user@host/db.") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(parsed.database).expanduser().absolute()))
+    return parsed
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine() -> Engine:
+    """The engine for the configured URL, its schema created or checked once per process."""
+    target = url()
+    key = target.render_as_string(hide_password=False)
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = _connect(target)
+        return _engines[key]
+
+
+def _connect(target: URL) -> Engine:
+    if target.drivername.startswith("sqlite"):
+        if target.database:
+            Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+        created = sa.create_engine(target, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        sa.event.listen(created, "connect", _sqlite_pragmas)
+    else:
+        created = sa.create_engine(target, pool_pre_ping=True)
+    try:
+        _prepare_schema(created)
+    except sa.exc.OperationalError as error:
+        raise DatabaseError(f"Cannot open the database {target.render_as_string()}: "
+                            f"{str(error.orig).strip()}. Check {URL_VARIABLE}.") from None
+    return created
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    # WAL: readers (pages polling) never block the writer (a worker reporting).
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _prepare_schema(created: Engine) -> None:
+    with created.begin() as connection:
+        if created.dialect.name == "postgresql":
+            # Two servers starting at once must not both create the tables.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(4242)"))
+        metadata.create_all(connection)
+        found = connection.execute(sa.select(schema_version.c.version)).scalar()
+        if found is None:
+            connection.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            return
+        if found > SCHEMA_VERSION:
+            raise DatabaseError(f"The database has schema version {found}, newer than this app's "
+                                f"{SCHEMA_VERSION}: update the app, or point {URL_VARIABLE} elsewhere.")
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                connection.execute(sa.text(statement))
+        connection.execute(schema_version.update().values(version=SCHEMA_VERSION))
+
+
+def describe() -> str:
+    """Where the data lives, in words, without a password."""
+    target = url()
+    if target.drivername.startswith("sqlite"):
+        return f"SQLite file {target.database}"
+    return f"{target.get_backend_name()} database {target.render_as_string(hide_password=True)}"
