@@ -6,6 +6,7 @@ import Streamlit.
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 from dataclasses import dataclass
@@ -188,15 +189,89 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
     return Digit(image, f"your drawing ({strokes} stroke{'s' * (strokes != 1)})")
 
 
-def drawing_layout(results_width: int = 480) -> tuple[DeltaGenerator, DeltaGenerator]:
+@dataclass(frozen=True)
+class DrawingLayout:
+    """Where a drawing page renders: the canvas box, the glance in it, the results."""
+
+    canvas: DeltaGenerator  # the canvas and its controls (digit_from_canvas_or_upload)
+    glance: DeltaGenerator  # the answer in a few words, above the canvas; phones only
+    results: DeltaGenerator  # the full answer: chart, table, the model input
+
+
+def drawing_layout(key: str, *, glance_height: int = 40, results_width: int = 480) -> DrawingLayout:
     """A box for the canvas and one for results: side by side, or stacked on narrow screens.
 
     Columns share out the page width and can squeeze the 280 px canvas until
     part of it scrolls out of reach; a wrapping row of fixed widths keeps it whole.
     Side by side from a 1280 px wide window with the sidebar open.
+
+    On a phone the results land a screen or two below the canvas, where no one
+    looks while drawing, and a finger on the canvas cannot scroll. So phones
+    also get a glance: the answer in a few words right above the canvas (the
+    drawing hand hides what is below it), beside Clear, in ``glance_height``
+    pixels reserved so that the canvas never moves under the finger. ``key``
+    is the one given to ``digit_from_canvas_or_upload``.
     """
+    st.html(_phone_css(key))
     row = st.container(horizontal=True, gap="medium")
-    return row.container(width=CANVAS_SIZE + 20), row.container(width=results_width)
+    box = row.container(width=CANVAS_SIZE + 20, key=f"{key}_box")
+    glance = box.container(height=glance_height, border=False, key=f"{key}_glance")
+    return DrawingLayout(box, glance, row.container(width=results_width))
+
+
+def glance_digit(glance: DeltaGenerator, prediction: inference.Prediction | None) -> None:
+    """Draw's glance: the digit read and how sure the model is, or where they will show."""
+    if prediction is None:
+        glance.markdown('<p class="glance-empty">Draw below: the reading shows here.</p>',
+                        unsafe_allow_html=True)
+        return
+    glance.markdown(f'<p class="glance-digit"><b>{prediction.digit}</b> '
+                    f"<span>{prediction.confidence:.0%} sure</span></p>", unsafe_allow_html=True)
+
+
+def glance_list(glance: DeltaGenerator, predictions: dict[str, inference.Prediction | None]) -> None:
+    """Compare's glance: one line per model (digit, confidence, name); dashes before a drawing."""
+    rows = "".join(
+        f"<b>{p.digit}</b><span>{p.confidence:.0%}</span><span>{html.escape(name)}</span>" if p else
+        f"<b>–</b><span>–</span><span>{html.escape(name)}</span>"
+        for name, p in predictions.items())
+    glance.markdown(f'<div class="glance-list">{rows}</div>', unsafe_allow_html=True)
+
+
+def glance_list_height(models: int) -> int:
+    """Pixels that hold ``glance_list`` for this many models (a 20 px line each)."""
+    return 20 * models + 4
+
+
+# Phones: up to Streamlit's own width for stacking columns. There the canvas
+# box becomes a wrapping row: glance and Clear side by side, the canvas under
+# them, then pen and upload. Wider screens keep the order of the code.
+PHONE_MAX_WIDTH = 640
+
+
+def _phone_css(key: str) -> str:
+    # Two-part selectors outrank Streamlit's own one-class styles.
+    box = f'[data-testid="stVerticalBlock"].st-key-{key}_box'
+    glance = f".st-key-{key}_glance"
+    return f"""<style>
+@media (min-width: {PHONE_MAX_WIDTH + 1}px) {{
+  {box} > :has({glance}) {{ display: none; }}
+}}
+@media (max-width: {PHONE_MAX_WIDTH}px) {{
+  [data-testid="stLayoutWrapper"]:has(> {box}) {{ flex: 1 1 100%; }}
+  {box} {{ flex-flow: row wrap; align-items: flex-end; }}
+  {box} > * {{ order: 3; flex: 1 1 100%; }}
+  {box} > :has({glance}) {{ order: 0; flex: 1 1 0; }}
+  {box} > .st-key-{key}_clear {{ order: 1; flex: 0 0 auto; }}
+  {box} > [class*="st-key-{key}_canvas_"] {{ order: 2; }}
+}}
+{glance} p {{ margin: 0; }}
+.glance-empty {{ color: rgba(49, 51, 63, 0.6); font-size: 0.875rem; line-height: 40px; }}
+.glance-digit {{ line-height: 40px; }}
+.glance-digit b {{ font-size: 2.25rem; }}
+.glance-list {{ display: grid; grid-template-columns: auto auto 1fr; gap: 0 0.75rem;
+  font-size: 0.875rem; line-height: 20px; }}
+</style>"""
 
 
 def show_model_input(image: np.ndarray, *, zoom: int = 5) -> None:

@@ -18,13 +18,15 @@ if not models:
     st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
     st.stop()
 
-draw_box, results = ui.drawing_layout()
-with draw_box:
-    digit = ui.digit_from_canvas_or_upload("compare", messages=results)
+layout = ui.drawing_layout("compare", glance_height=ui.glance_list_height(len(models)))
+with layout.canvas:
+    digit = ui.digit_from_canvas_or_upload("compare", messages=layout.results)
 if digit is None:
+    ui.glance_list(layout.glance, dict.fromkeys(models))
     st.stop()
 
 predictions = inference.predict_all(models, digit.image)  # {name: Prediction}, zoo order
+ui.glance_list(layout.glance, predictions)
 entries = {entry.name: entry for entry in listing.entries}
 votes = Counter(p.digit for p in predictions.values())
 majority, count = votes.most_common(1)[0]
@@ -48,7 +50,7 @@ figure = go.Figure(go.Heatmap(
 figure.update_layout(height=70 + 32 * len(names), margin=dict(l=10, r=10, t=10, b=10),
                      xaxis=dict(title="digit", side="top", type="category"), yaxis=dict(autorange="reversed"))
 
-with results:
+with layout.results:
     seen_column, verdict_column = st.columns([1, 3], vertical_alignment="center")
     with seen_column:
         ui.show_model_input(digit.image)

@@ -25,13 +25,15 @@ except store.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 
-draw_box, results = ui.drawing_layout()
-with draw_box:
-    digit = ui.digit_from_canvas_or_upload("draw", messages=results)
+layout = ui.drawing_layout("draw")
+with layout.canvas:
+    digit = ui.digit_from_canvas_or_upload("draw", messages=layout.results)
 if digit is None:
+    ui.glance_digit(layout.glance, None)
     st.stop()
 
 prediction = model.predict(digit.image)
+ui.glance_digit(layout.glance, prediction)
 top = prediction.digit
 figure = go.Figure(go.Bar(
     x=list(range(10)), y=prediction.probabilities,
@@ -41,7 +43,7 @@ figure.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), showlegend
                      xaxis=dict(tickmode="linear", title="digit"),
                      yaxis=dict(range=[0, 1], tickformat=".0%", title="probability"))
 
-with results:
+with layout.results:
     seen, prediction_metric, confidence_metric = st.columns([3, 2, 2], vertical_alignment="center")
     with seen:
         ui.show_model_input(digit.image)

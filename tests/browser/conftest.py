@@ -213,16 +213,17 @@ def set_pen_width(page: Page, width: int) -> None:
     wait_until_idle(page)
 
 
-def screenshot(page: Page, name: str) -> Path:
+def screenshot(page: Page, name: str, **options) -> Path:
     """Save the page as docs/<name>.png for the README, once its charts are drawn.
 
     Streamlit shows a grey skeleton while lazily loaded code (Plotly's, seconds
-    the first time) arrives: wait until none is left.
+    the first time) arrives: wait until none is left. `options` go to
+    `page.screenshot` (`scale="css"`: one pixel per CSS pixel on a phone's dense screen).
     """
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=30_000)
     DOCS.mkdir(exist_ok=True)
     path = DOCS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), **options)
     return path
 
 
