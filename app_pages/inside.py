@@ -83,7 +83,7 @@ if not listing.entries:
     st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
     st.stop()
 
-picker_column, pair_column, other_column = st.columns([3, 1, 3], vertical_alignment="bottom")
+picker_column, pair_column, other_column = st.columns([3, 2, 3], vertical_alignment="bottom")
 with picker_column:
     entries = [ui.model_picker(listing, key="inside_model")]
 side_by_side = pair_column.toggle("Side by side", key="inside_pair",
@@ -106,7 +106,8 @@ if digit is None:
     st.stop()
 
 with results:
-    ui.show_model_input(digit.image)
+    with st.container(width=200):  # the 28 × 28 enlarged 5 times, not stretched to the box
+        ui.show_model_input(digit.image)
     saliency = st.toggle("Saliency maps", key="inside_saliency",
                          help="Integrated gradients: computed on demand, up to a second on 2 cores.")
 

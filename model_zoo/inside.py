@@ -185,6 +185,9 @@ _INFERNO = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [25
 _BLUE_WHITE_RED = np.array([[33, 102, 172], [247, 247, 247], [178, 24, 43]], np.float32)
 _RED, _BLUE = np.array([255, 80, 40], np.float32), np.array([60, 140, 255], np.float32)
 _GAP = 245  # light grey between tiles
+# Pictures are enlarged here with square pixels (a browser would blur them) to
+# about 36 px a tile: big enough to see, small enough to encode fast (Streamlit
+# sends each as a PNG on every stroke).
 
 
 def _colour(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -223,7 +226,7 @@ def _columns(n: int, most: int = 16) -> int:
     return -(-n // -(-n // most))
 
 
-def maps_picture(stage: Stage, order: np.ndarray, cell: int = 48) -> np.ndarray:
+def maps_picture(stage: Stage, order: np.ndarray, cell: int = 36) -> np.ndarray:
     """A stage's feature maps in ``order``, one shared colour scale (so weak maps look weak)."""
     maps = np.moveaxis(stage.output, -1, 0)[order]  # (C, H, W)
     zoom = max(1, round(cell / maps.shape[1]))
@@ -234,10 +237,10 @@ def units_picture(stage: Stage, per_row: int = 50) -> np.ndarray:
     """A dense stage's units in the model's order as a strip (rows of ``per_row``): which fire."""
     units = stage.output
     tiles = activation_colours(units, float(units.max()))[:, None, None, :]
-    return grid(tiles, min(per_row, len(units)), (22, 10), gap=1)
+    return grid(tiles, min(per_row, len(units)), (20, 10), gap=1)
 
 
-def filters_picture(filters: np.ndarray, order: np.ndarray, cell: int = 48) -> np.ndarray:
+def filters_picture(filters: np.ndarray, order: np.ndarray, cell: int = 36) -> np.ndarray:
     """Convolution filters (F, kh, kw) in ``order``, blue-white-red on one scale."""
     filters = filters[order]
     zoom = max(1, round(cell / filters.shape[1]))
@@ -245,19 +248,21 @@ def filters_picture(filters: np.ndarray, order: np.ndarray, cell: int = 48) -> n
     return grid(colours, _columns(len(filters)), (zoom, zoom))
 
 
-def templates_picture(templates: np.ndarray, cell: int = 84) -> np.ndarray:
+def templates_picture(templates: np.ndarray, cell: int = 56) -> np.ndarray:
     """Weight pictures (k, 28, 28), blue-white-red, each on its own scale, in one row."""
     colours = np.stack([weight_colours(t, float(np.abs(t).max())) for t in templates])
     zoom = max(1, round(cell / templates.shape[1]))
     return grid(colours, len(templates), (zoom, zoom), gap=4)
 
 
-def overlay(image: np.ndarray, values: np.ndarray, top: float, zoom: int = 6) -> np.ndarray:
+def overlay(image: np.ndarray, values: np.ndarray, zoom: int = 6) -> np.ndarray:
     """The (28, 28) model input, dimmed, with ``values`` painted on: red > 0, blue < 0.
 
-    ``top`` is the size of value that paints fully; pass the same one for
-    maps that should be compared (a digit and its runner-up).
+    Each map on its own scale (the largest value paints fully): erasing hardly
+    moves a sure model's answer yet moves the runner-up's a lot, and a shared
+    scale would leave the first map blank.
     """
+    top = float(np.abs(values).max())
     strength = np.clip(np.abs(values) / (top if top > 0 else 1.0), 0, 1)[..., None]
     base = np.repeat(image[..., None] * 150, 3, axis=-1)
     colour = np.where(values[..., None] >= 0, _RED, _BLUE)
