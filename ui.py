@@ -269,7 +269,7 @@ def _phone_css(key: str) -> str:
 .glance-empty {{ color: rgba(49, 51, 63, 0.6); font-size: 0.875rem; line-height: 40px; }}
 .glance-digit {{ line-height: 40px; }}
 .glance-digit b {{ font-size: 2.25rem; }}
-.glance-list {{ display: grid; grid-template-columns: auto auto 1fr; gap: 0 0.75rem;
+.glance-list {{ display: grid; grid-template-columns: 1em 3em 1fr; gap: 0 0.5rem;
   font-size: 0.875rem; line-height: 20px; }}
 </style>"""
 
@@ -317,19 +317,20 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
     """
     digits = inside.ranked(model.predict(image).probabilities)
     erased = inside.occlusion(model, image, list(digits))
+    top = float(np.abs(erased).max())
     columns = st.columns(4 if saliency else 2)
     for column, values, digit in zip(columns, erased, digits):
-        column.image(inside.overlay(image, values), caption=f"Erasing, for {digit}")
+        column.image(inside.overlay(image, values, top), caption=f"Erasing, for {digit}")
     if saliency:
         with st.spinner(f"Integrated gradients of {entry.name}…"):
             maps = _saliency(str(entry.path), entry.path.stat().st_mtime)(image, list(digits))
+        top = float(np.abs(maps).max())
         for column, values, digit in zip(columns[2:], maps, digits):
-            column.image(inside.overlay(image, values), caption=f"Saliency, for {digit}")
+            column.image(inside.overlay(image, values, top), caption=f"Saliency, for {digit}")
     first, second = digits
     text = (f"Erasing: a black {inside.PATCH} px square wipes out each part of the drawing in turn. "
-            f"Red where erasing makes {first} (or {second}, the runner-up) less likely: the ink that "
-            "speaks for it; blue, more likely: the ink that speaks against it. Each map has its own "
-            "scale.")
+            f"Red where erasing makes {first} (left) or {second}, the runner-up (right), less likely: "
+            f"the ink that speaks for it; blue, more likely: the ink that speaks against it.")
     if saliency:
         text += (" Saliency: integrated gradients, the score's gradient averaged along the way from an "
                  "empty canvas to this drawing, so each map adds up to what the drawing did to the "
