@@ -317,20 +317,19 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
     """
     digits = inside.ranked(model.predict(image).probabilities)
     erased = inside.occlusion(model, image, list(digits))
-    top = float(np.abs(erased).max())
     columns = st.columns(4 if saliency else 2)
     for column, values, digit in zip(columns, erased, digits):
-        column.image(inside.overlay(image, values, top), caption=f"Erasing, for {digit}")
+        column.image(inside.overlay(image, values), caption=f"Erasing, for {digit}")
     if saliency:
         with st.spinner(f"Integrated gradients of {entry.name}…"):
             maps = _saliency(str(entry.path), entry.path.stat().st_mtime)(image, list(digits))
-        top = float(np.abs(maps).max())
         for column, values, digit in zip(columns[2:], maps, digits):
-            column.image(inside.overlay(image, values, top), caption=f"Saliency, for {digit}")
+            column.image(inside.overlay(image, values), caption=f"Saliency, for {digit}")
     first, second = digits
     text = (f"Erasing: a black {inside.PATCH} px square wipes out each part of the drawing in turn. "
-            f"Red where erasing makes {first} (left) or {second}, the runner-up (right), less likely: "
-            f"the ink that speaks for it; blue, more likely: the ink that speaks against it.")
+            f"Red where erasing makes {first} (or {second}, the runner-up) less likely: the ink that "
+            "speaks for it; blue, more likely: the ink that speaks against it. Each map has its own "
+            "scale.")
     if saliency:
         text += (" Saliency: integrated gradients, the score's gradient averaged along the way from an "
                  "empty canvas to this drawing, so each map adds up to what the drawing did to the "
