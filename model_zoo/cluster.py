@@ -141,13 +141,14 @@ def capacity() -> Capacity | None:
 # ------------------------------------------------------------------ jobs on Ray
 
 
-def start_job(job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits) -> None:
+def start_job(job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits,
+              trained_in: str) -> None:
     """Hand a queued job to Ray: it waits there for a slot, then trains."""
     connect()
     _shelf()  # MNIST in the object store before the worker asks for it
     database = db.url().render_as_string(hide_password=False)  # the worker's way to the jobs table
     TrainingWorker.options(name=_actor_name(job_id), namespace=NAMESPACE, lifetime="detached",
-                           num_cpus=CPUS_PER_SLOT).remote(job_id, settings, limits, database)
+                           num_cpus=CPUS_PER_SLOT).remote(job_id, settings, limits, database, trained_in)
 
 
 def stop(job_id: str) -> None:
@@ -241,9 +242,9 @@ class TrainingWorker:
     """One job: trains in a thread from the moment Ray places it, then ends itself."""
 
     def __init__(self, job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits,
-                 database: str):
+                 database: str, trained_in: str):
         os.environ[db.URL_VARIABLE] = database  # this process serves this one job
-        self.job_id, self.settings, self.limits = job_id, settings, limits
+        self.job_id, self.settings, self.limits, self.trained_in = job_id, settings, limits, trained_in
         self.progress = jobs.JobProgress(settings)
         self.stop_event = threading.Event()
         self.done = threading.Event()
@@ -281,7 +282,7 @@ class TrainingWorker:
                 jobs.worker_failed(self.job_id, self.progress, error)
                 return
             self.progress.ended("saving")
-            jobs.worker_finished(self.job_id, self.progress, result, logs)
+            jobs.worker_finished(self.job_id, self.progress, result, logs, self.trained_in)
 
     def _heartbeat(self) -> None:
         while not self.done.wait(jobs.HEARTBEAT_SECONDS):

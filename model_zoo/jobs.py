@@ -194,7 +194,7 @@ class JobProgress(training.TrainingProgress):
 
 
 def submit(settings: TrainingSettings, owner: str, name: str = "",
-           limits: TrainingLimits | None = None) -> str:
+           limits: TrainingLimits | None = None, trained_in: str = "app") -> str:
     """Queue a job on the Ray cluster; its id.
 
     Raises ``SettingsError`` for a setting out of range and ``JobLimitError``
@@ -230,7 +230,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
             state=JobState.QUEUED.value, phase="waiting for a free training slot",
             cluster=connection_info.cluster, submitted_at=time.time()))
     try:
-        cluster.start_job(job_id, settings, limits)
+        cluster.start_job(job_id, settings, limits, trained_in)
     except Exception as error:  # the row must not stay queued for a job Ray never got
         _end(job_id, JobState.FAILED, phase="not started", error=f"Could not start on Ray: {error}")
         raise
@@ -341,9 +341,9 @@ def worker_report(job_id: str, progress: JobProgress | None) -> bool:
 
 
 def worker_finished(job_id: str, progress: JobProgress, result: training.TrainingResult,
-                    tensorboard_dir) -> None:
+                    tensorboard_dir, trained_in: str) -> None:
     """Record the end of a run: a finished one becomes a version, a stopped one waits."""
-    record = store.result_record(result, trained_in="app",
+    record = store.result_record(result, trained_in=trained_in,
                                  extra={"job": job_id, "owner": _owner(job_id)})
     content = store.model_bytes(result.model)
     logs = store.zip_folder(tensorboard_dir)

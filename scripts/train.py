@@ -100,7 +100,8 @@ def train_here(settings: training.TrainingSettings, args: argparse.Namespace) ->
 
 
 def train_on_ray(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry | None:
-    job_id = jobs.submit(settings, owner=f"{getpass.getuser()} (scripts.train)", name=args.name)
+    job_id = jobs.submit(settings, owner=f"{getpass.getuser()} (scripts.train)", name=args.name,
+                         trained_in="scripts.train --ray")
     print(f"Job {job_id} queued on Ray; Ctrl-C leaves it running (see the Train page).")
     with tqdm(total=settings.epochs, desc=settings.arch, unit="epoch", file=sys.stdout) as bar:
         while True:
