@@ -304,9 +304,9 @@ def _picture_to_mnist(data: bytes) -> np.ndarray:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _saliency(path: str, modified: float) -> inside.Saliency:
+def _saliency(path: str, model_key: str) -> inside.Saliency:
     # Built from the cached model: a Keras model of its layers, kept for the gradients.
-    return inside.Saliency(_fast_model(path, modified).model)
+    return inside.Saliency(_fast_model(path, model_key).model)
 
 
 def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray, *,
@@ -322,7 +322,7 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
         column.image(inside.overlay(image, values), caption=f"Erasing, for {digit}")
     if saliency:
         with st.spinner(f"Integrated gradients of {entry.name}…"):
-            maps = _saliency(str(entry.path), entry.path.stat().st_mtime)(image, list(digits))
+            maps = _saliency(str(entry.path), entry.cache_key)(image, list(digits))
         for column, values, digit in zip(columns[2:], maps, digits):
             column.image(inside.overlay(image, values), caption=f"Saliency, for {digit}")
     first, second = digits
