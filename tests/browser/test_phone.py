@@ -141,11 +141,15 @@ def table_readings(page: Page, models: int) -> dict[str, str]:
     return {row[model]: row[reads] for row in rows}
 
 
-def test_wide_screens_keep_the_results_beside_the_canvas(page, app_url):
-    """No glance on a wide screen: the Prediction already stands beside the canvas."""
-    open_app(page, app_url, "draw?model=cnn")
-    draw_and_wait(page, THREE.points(), "cnn read your drawing (1 stroke)")
-    expect(page.locator(".st-key-draw_glance")).to_be_hidden()
+@pytest.mark.parametrize("path, done, answer", [
+    ("draw", "read your drawing (1 stroke)", "stMetric"),  # Prediction and Confidence
+    ("compare", "Read from your drawing (1 stroke)", "stTable"),
+])
+def test_wide_screens_keep_the_results_beside_the_canvas(page, app_url, path, done, answer):
+    """No glance on a wide screen: the full answer already stands beside the canvas."""
+    open_app(page, app_url, path)
+    draw_and_wait(page, THREE.points(), done)
+    expect(page.locator(f".st-key-{path}_glance")).to_be_hidden()
     pad = canvas(page).bounding_box()
-    metric = page.get_by_test_id("stMetric").filter(has_text="Prediction").bounding_box()
-    assert metric["x"] > pad["x"] + pad["width"] and metric["y"] < pad["y"] + pad["height"], (metric, pad)
+    result = page.get_by_test_id(answer).first.bounding_box()
+    assert result["x"] > pad["x"] + pad["width"] and result["y"] < pad["y"] + pad["height"], (result, pad)
