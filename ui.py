@@ -239,8 +239,12 @@ def glance_list(glance: DeltaGenerator, predictions: dict[str, inference.Predict
 
 
 def glance_list_height(models: int) -> int:
-    """Pixels that hold ``glance_list`` for this many models (a 20 px line each)."""
-    return 20 * models + 4
+    """Pixels for ``glance_list``: a 20 px line per model, at most 8½ lines.
+
+    A class's versions can make the list long; past 8 lines it scrolls, half a
+    line showing that there is more, and the canvas stays on the first screen.
+    """
+    return round(20 * min(models, 8.5)) + 4
 
 
 # Phones: up to Streamlit's own width for stacking columns. There the canvas
