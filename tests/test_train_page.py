@@ -1,13 +1,13 @@
 """The Train page with streamlit.testing.v1.AppTest: settings, limits, a live job, its version on Draw.
 
-The page trains on the process-wide job runner, so a test can hold a job at a
-given batch (a gate in its progress callback) and look at the page while it
-is queued or running, then let it go on.
+The page hands jobs to the test session's real Ray instance (one training
+slot) and reads them from a fresh database. A job of 60,000 digits in
+batches of 8 trains for minutes, so the page can be looked at while it is
+queued or training; another learner's such job keeps ours in the queue.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -16,23 +16,23 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from model_zoo import jobs, store
+from model_zoo.jobs import JobState
 from model_zoo.training import TrainingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 TRAIN, DRAW = "app_pages/train.py", "app_pages/draw.py"
 TIMEOUT = 60  # the first run imports TensorFlow
+JOB_SECONDS = 240
+LONG = dict(train_size=60_000, epochs=1, batch_size=8)  # 6,750 batches: minutes
 
 
-@pytest.fixture
-def runner(mnist, user_dir):
-    """The page's runner, with no job of an earlier test left running."""
-    runner = jobs.shared_runner()
-    for job in runner.jobs():
-        if job.state in jobs.ACTIVE:
-            runner.stop(job)
-            runner.wait(job, timeout=120)
-    return runner
+@pytest.fixture(autouse=True)
+def on_ray(ray_local, database, mnist):
+    yield
+    for view in jobs.views():
+        if view.active:
+            jobs.stop(view.id)
 
 
 def open_train() -> AppTest:
@@ -43,46 +43,12 @@ def open_train() -> AppTest:
     return at
 
 
-def hold_at_batch(job: jobs.Job, step: int) -> threading.Event:
-    """Pause the job's training thread after batch ``step`` until the returned gate opens."""
-    gate, report = threading.Event(), job.on_batch
-
-    def on_batch(epoch, batch, loss):
-        report(epoch, batch, loss)
-        if epoch == 0 and batch == step:
-            gate.wait(60)
-
-    job.on_batch = on_batch
-    return gate
-
-
-def start_held(runner: jobs.JobRunner, at: AppTest, step: int, **values) -> tuple[jobs.Job, threading.Event]:
-    """Start a job from the page and hold it after batch ``step``.
-
-    Another learner's held job keeps the server busy meanwhile, so ours is
-    still queued, not yet training, when its progress callback is wrapped.
-    """
-    other = runner.submit(TrainingSettings.for_architecture("mlp_1x50", epochs=2, train_size=20_000),
-                          owner="teacher-1")
-    release_other = hold_at_batch(other, 1)
-    start(at, **values)
-    job = runner.get(at.session_state["train_job"])
-    assert job.state == jobs.QUEUED
-    release = hold_at_batch(job, step)
-    runner.stop(other)
-    release_other.set()
-    runner.wait(other, timeout=120)
-    if other.state == jobs.STOPPED:
-        runner.discard(other)
-    until(lambda: runner.view(job).step == step)
-    return job, release
-
-
-def until(condition, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # a training thread we do not own: nothing to wait on but its state
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def wait_for(job_id: str, condition) -> jobs.JobView:
+    deadline = time.monotonic() + JOB_SECONDS
+    while not condition(view := jobs.view(job_id)):  # a worker process: nothing to wait on but its state
+        assert time.monotonic() < deadline, f"timed out; the job is {view.state.value}: {view.error}"
+        time.sleep(0.2)
+    return view
 
 
 def start(at: AppTest, **values) -> AppTest:
@@ -97,7 +63,7 @@ def texts(elements) -> list[str]:
     return [element.value for element in elements]
 
 
-def test_the_form_starts_with_the_tutorial_settings_of_the_architecture(runner):
+def test_the_form_starts_with_the_tutorial_settings_of_the_architecture():
     at = open_train()
     assert at.title[0].value == "Train"
     assert at.selectbox(key="train_arch").value == "mlp_1x50"
@@ -116,7 +82,7 @@ def test_the_form_starts_with_the_tutorial_settings_of_the_architecture(runner):
     assert not at.exception
 
 
-def test_usps_option_is_off_where_the_server_has_no_usps(runner, tmp_path, monkeypatch):
+def test_usps_option_is_off_where_the_server_has_no_usps(tmp_path, monkeypatch):
     monkeypatch.setenv("USPS_PATH", str(tmp_path / "absent.npz"))
     at = open_train()
     assert at.checkbox(key="train_usps").disabled
@@ -129,14 +95,13 @@ def test_usps_option_is_off_where_the_server_has_no_usps(runner, tmp_path, monke
     ("train_size", 50, "training digits must be between 100 and 60000, got 50"),
     ("learning_rate", 3.0, "learning rate must be between 1e-05 and 1, got 3"),
 ])
-def test_settings_outside_the_limits_are_an_error_and_start_nothing(runner, key, value, message):
-    before = len(runner.jobs())
+def test_settings_outside_the_limits_are_an_error_and_start_nothing(key, value, message):
     at = start(open_train(), **{key: value})
     assert any(message in error for error in texts(at.error))
-    assert len(runner.jobs()) == before
+    assert jobs.views() == []
 
 
-def test_limits_set_by_the_server_are_shown_and_enforced(runner, monkeypatch):
+def test_limits_set_by_the_server_are_shown_and_enforced(monkeypatch):
     monkeypatch.setenv("DIGIT_ZOO_MAX_EPOCHS", "3")
     at = open_train()
     assert any("up to 3 epochs" in caption for caption in texts(at.caption))
@@ -144,41 +109,50 @@ def test_limits_set_by_the_server_are_shown_and_enforced(runner, monkeypatch):
     assert any("epochs must be between 1 and 3, got 5" in error for error in texts(at.error))
 
 
-def test_a_tiny_job_queues_runs_with_live_progress_and_lands_on_draw(runner):
-    # Another learner's job holds the server, so ours must wait in the queue.
-    other = runner.submit(TrainingSettings.for_architecture("mlp_1x50", epochs=2, train_size=20_000),
-                          owner="teacher-1")
-    release_other = hold_at_batch(other, 1)
-    at = start(open_train(), train_size=500, epochs=1)
-    job = runner.get(at.session_state["train_job"])
-    assert job is not None and job.settings.train_size == 500 and at.query_params["job"] == job.id
-    assert any("position 1" in info for info in texts(at.info))
-    release = hold_at_batch(job, 2)  # of 4
+def test_a_job_queues_trains_with_live_progress_stops_and_is_saved_under_a_name():
+    other = jobs.submit(TrainingSettings.for_architecture("mlp_1x50", **LONG), owner="teacher-1")
+    wait_for(other, lambda view: view.state == JobState.RUNNING)
+    at = start(open_train(), **LONG)
+    job_id = at.session_state["train_job"]
+    assert at.query_params["job"] == job_id and jobs.view(job_id).settings.train_size == 60_000
+    assert any("position 1" in info for info in texts(at.info))  # the teacher's job trains first
+    table = at.dataframe[0].value
+    assert list(table["Who"]) == [f"{at.session_state['train_owner']} (you)", "teacher-1"]
+    assert list(table["Queue"]) == ["1", "training now"]
+    assert any("Training capacity: 1 training slot on 1 Ray node." in c for c in texts(at.caption))
 
-    runner.stop(other)
-    release_other.set()
-    if runner.wait(other, timeout=120).state == jobs.STOPPED:
-        runner.discard(other)
-    until(lambda: runner.view(job).step == 2)
-
+    jobs.stop(other)
+    wait_for(job_id, lambda view: view.state == JobState.RUNNING and view.step >= 1)
     at.run()
     assert not at.exception, at.exception
     progress = at.get("progress")
-    assert progress and "Epoch 1 of 1 · batch 2 of 4" in progress[0].proto.text
+    assert progress and "Epoch 1 of 1 · batch" in progress[0].proto.text and "of 6750" in progress[0].proto.text
     assert {"Digits per second", "Time so far", "Time left"} <= {m.label for m in at.metric}
-    assert at.button(key="train_stop").label == "Stop training"
     charts = at.get("plotly_chart")
     assert len(charts) == 3 and '"y":[' in charts[0].proto.spec  # the per-batch loss so far
 
-    release.set()
-    view = runner.wait(job, timeout=120)
-    assert view.state == jobs.SAVED
+    at.button(key="train_stop").click().run()
+    assert jobs.view(job_id).stop_requested
+    wait_for(job_id, lambda view: view.state == JobState.STOPPED)
+    at.run()
+    assert any("Stopped after 1 of 1 epochs" in warning for warning in texts(at.warning))  # a partial epoch
+    at.text_input(key=f"train_save_name_{job_id}").input("my first model")
+    at.button(key="train_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved as **my-first-model**" in s for s in texts(at.success))
+    assert store.scan().get("my-first-model").record["stopped_early"] is True
+
+
+def test_a_tiny_job_finishes_by_itself_and_lands_on_draw():
+    at = start(open_train(), train_size=500, epochs=1)
+    view = wait_for(at.session_state["train_job"], lambda view: not view.active)
+    assert view.state == JobState.SAVED
     at.run()
     assert any(f"Saved as **{view.saved_name}** — select it on Draw" in s for s in texts(at.success))
     link = at.get("page_link")[0].proto
     assert view.saved_name in link.label and link.page == "draw"
     assert urllib.parse.parse_qs(link.query_string) == {"model": [view.saved_name]}
-    assert view.saved_name in store.scan().names
+    assert at.get("download_button")  # its TensorBoard logs
 
     at.switch_page(DRAW).run()
     assert not at.exception, at.exception
@@ -186,41 +160,23 @@ def test_a_tiny_job_queues_runs_with_live_progress_and_lands_on_draw(runner):
     assert entry.label in at.selectbox(key="model").options
 
 
-def test_stop_then_save_under_a_name_of_your_choice(runner):
-    at = open_train()
-    job, release = start_held(runner, at, 1, train_size=20_000, epochs=2)
-    at.run()
-    at.button(key="train_stop").click().run()
-    assert job.stop_event.is_set()
-    release.set()
-    assert runner.wait(job, timeout=120).state == jobs.STOPPED
-
-    at.run()
-    assert any("Stopped after 1 of 2 epochs" in warning for warning in texts(at.warning))
-    at.text_input(key=f"train_save_name_{job.id}").input("my first model")
-    at.button(key="train_save").click().run()
-    assert not at.exception, at.exception
-    assert any("Saved as **my-first-model**" in s for s in texts(at.success))
-    assert store.scan().get("my-first-model").record["stopped_early"] is True
-
-
-def test_stop_then_discard(runner):
-    at = open_train()
-    job, release = start_held(runner, at, 1, train_size=20_000, epochs=2)
-    runner.stop(job)
-    release.set()
-    runner.wait(job, timeout=120)
+def test_stop_then_discard():
+    at = start(open_train(), **LONG)
+    job_id = at.session_state["train_job"]
+    wait_for(job_id, lambda view: view.state == JobState.RUNNING and view.step >= 1)
+    jobs.stop(job_id)
+    wait_for(job_id, lambda view: view.state == JobState.STOPPED)
     at.run()
     at.button(key="train_discard").click().run()
-    assert runner.view(job).state == jobs.DISCARDED
+    assert jobs.view(job_id).state == JobState.DISCARDED
     assert "Discarded." in texts(at.info)
     assert not [e for e in store.scan().entries if not e.shipped]
 
 
-def test_a_reload_finds_the_job_by_its_link(runner):
+def test_a_reload_finds_the_job_by_its_link():
     at = start(open_train(), train_size=500, epochs=1)
     job_id = at.session_state["train_job"]
-    runner.wait(runner.get(job_id), timeout=120)
+    wait_for(job_id, lambda view: not view.active)
     fresh = AppTest.from_file(str(APP), default_timeout=TIMEOUT)  # a new session, as after a reload
     fresh.query_params["job"] = job_id
     fresh.run()
@@ -232,4 +188,4 @@ def test_a_reload_finds_the_job_by_its_link(runner):
     gone.query_params["job"] = "00000000"
     gone.run()
     gone.switch_page(TRAIN).run()
-    assert any("Job 00000000 is no longer on this server" in info for info in texts(gone.info))
+    assert any("There is no job 00000000 in the database" in info for info in texts(gone.info))
