@@ -68,7 +68,7 @@ def assert_no_sideways_scroll(page: Page) -> None:
 
 
 def assert_answer_row_above_canvas(page: Page, glance: Locator) -> dict[str, float]:
-    """Glance and Clear in one row right above the canvas, all on the first screen: the canvas's box."""
+    """Glance and Clear side by side right above the canvas, all on the first screen; the canvas's box."""
     pad = on_first_screen(page, canvas(page))
     answer = on_first_screen(page, glance)
     clear = on_first_screen(page, page.get_by_role("button", name="Clear"))
