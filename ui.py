@@ -307,6 +307,9 @@ def _picture_to_mnist(data: bytes) -> np.ndarray:
 # ------------------------------------------------------------------ why this digit (Inside, Draw)
 
 
+MAP_WIDTH = 136  # px: four maps fit side by side in half the page
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _saliency(path: str, model_key: str) -> inside.Saliency:
     # Built from the cached model: a Keras model of its layers, kept for the gradients.
@@ -321,14 +324,14 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
     """
     digits = inside.ranked(model.predict(image).probabilities)
     erased = inside.occlusion(model, image, list(digits))
-    columns = st.columns(4 if saliency else 2)
-    for column, values, digit in zip(columns, erased, digits):
-        column.image(inside.overlay(image, values), caption=f"Erasing, for {digit}")
+    row = st.container(horizontal=True)  # side by side while they fit, then wrapping
+    for values, digit in zip(erased, digits):
+        row.image(inside.overlay(image, values), caption=f"Erasing, for {digit}", width=MAP_WIDTH)
     if saliency:
         with st.spinner(f"Integrated gradients of {entry.name}…"):
             maps = _saliency(str(entry.path), entry.cache_key)(image, list(digits))
-        for column, values, digit in zip(columns[2:], maps, digits):
-            column.image(inside.overlay(image, values), caption=f"Saliency, for {digit}")
+        for values, digit in zip(maps, digits):
+            row.image(inside.overlay(image, values), caption=f"Saliency, for {digit}", width=MAP_WIDTH)
     first, second = digits
     text = (f"Erasing: a black {inside.PATCH} px square wipes out each part of the drawing in turn. "
             f"Red where erasing makes {first} (or {second}, the runner-up) less likely: the ink that "

@@ -43,8 +43,7 @@ def show_stage(stage: inside.Stage, model: inference.FastModel, first_conv: bool
                        "the pixel grid: move the digit and its ink lands on other weights, which is "
                        "why an MLP fails on off-centre digits.")
         return
-    order = stage.strongest_first()
-    st.image(inside.maps_picture(stage, order))
+    st.image(inside.maps_picture(stage))
     channels = stage.output.shape[-1]
     if stage.kind == "pool":
         st.caption(f"Max pooling keeps the strongest answer in each 2 × 2 square: the {channels} maps "
@@ -57,10 +56,10 @@ def show_stage(stage: inside.Stage, model: inference.FastModel, first_conv: bool
                    "strokes combine into the parts of a digit (a loop, a corner, a crossing).")
     filters = inside.first_filters(model.model) if first_conv else None
     if filters is not None:
-        st.image(inside.filters_picture(filters, order))
+        st.image(inside.filters_picture(filters, stage))
         size = "×".join(map(str, filters.shape[1:]))
-        st.caption(f"The {len(filters)} learned {size} filters of {stage.layers[0]}, in the order of "
-                   "the maps above: red, ink there adds; blue, it subtracts. The same filter slides "
+        st.caption(f"The {len(filters)} learned {size} filters of {stage.layers[0]}, each in the place "
+                   "of its map above: red, ink there adds; blue, it subtracts. The same filter slides "
                    "over every place, so a stroke is found wherever it is: why a CNN does not care "
                    "where the digit is.")
 

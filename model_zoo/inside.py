@@ -184,10 +184,10 @@ _INFERNO = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [25
 # Weights: blue (negative) ← white → red (positive).
 _BLUE_WHITE_RED = np.array([[33, 102, 172], [247, 247, 247], [178, 24, 43]], np.float32)
 _RED, _BLUE = np.array([255, 80, 40], np.float32), np.array([60, 140, 255], np.float32)
-_GAP = 245  # light grey between tiles
+_GAP = 190  # grey between tiles: stands out from black maps and from white (zero) weights
 # Pictures are enlarged here with square pixels (a browser would blur them) to
-# about 36 px a tile: big enough to see, small enough to encode fast (Streamlit
-# sends each as a PNG on every stroke).
+# about 36 px a tile (``_tile``): big enough to see, small enough to encode fast
+# (Streamlit sends each as a PNG on every stroke).
 
 
 def _colour(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -226,10 +226,15 @@ def _columns(n: int, most: int = 16) -> int:
     return -(-n // -(-n // most))
 
 
-def maps_picture(stage: Stage, order: np.ndarray, cell: int = 36) -> np.ndarray:
-    """A stage's feature maps in ``order``, one shared colour scale (so weak maps look weak)."""
-    maps = np.moveaxis(stage.output, -1, 0)[order]  # (C, H, W)
-    zoom = max(1, round(cell / maps.shape[1]))
+def _tile(side: int) -> int:
+    """Tile size for maps ``side`` px high: enlarged a whole number of times to about 36 px."""
+    return side * max(1, round(36 / side))
+
+
+def maps_picture(stage: Stage) -> np.ndarray:
+    """A stage's feature maps, strongest first, on one colour scale (so weak maps look weak)."""
+    maps = np.moveaxis(stage.output, -1, 0)[stage.strongest_first()]  # (C, H, W)
+    zoom = _tile(maps.shape[1]) // maps.shape[1]
     return grid(activation_colours(maps, float(maps.max())), _columns(len(maps)), (zoom, zoom))
 
 
@@ -240,12 +245,14 @@ def units_picture(stage: Stage, per_row: int = 50) -> np.ndarray:
     return grid(tiles, min(per_row, len(units)), (20, 10), gap=1)
 
 
-def filters_picture(filters: np.ndarray, order: np.ndarray, cell: int = 36) -> np.ndarray:
-    """Convolution filters (F, kh, kw) in ``order``, blue-white-red on one scale."""
-    filters = filters[order]
-    zoom = max(1, round(cell / filters.shape[1]))
-    colours = weight_colours(filters, float(np.abs(filters).max()))
-    return grid(colours, _columns(len(filters)), (zoom, zoom))
+def filters_picture(filters: np.ndarray, stage: Stage) -> np.ndarray:
+    """Convolution filters (F, kh, kw) blue-white-red on one scale, laid out as ``stage``'s maps
+    (its filters' outputs): same order, same tile size, so each filter sits in its map's place."""
+    filters = filters[stage.strongest_first()]
+    tile = _tile(stage.output.shape[0])
+    pixels = np.arange(tile) * filters.shape[1] // tile  # nearest neighbour: square pixels stay square
+    colours = weight_colours(filters, float(np.abs(filters).max()))[:, pixels][:, :, pixels]
+    return grid(colours, _columns(len(filters)), (1, 1))
 
 
 def templates_picture(templates: np.ndarray, cell: int = 56) -> np.ndarray:

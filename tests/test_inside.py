@@ -188,9 +188,11 @@ def test_saliency_needs_a_softmax_output_layer():
 
 def test_pictures_have_one_tile_per_map_and_colours_that_say_the_sign():
     stage = inside.stages(inference.FastModel(ZOO["cnn"].build()), _digits(1)[0])[0]  # 25 maps, 24 × 24
-    picture = inside.maps_picture(stage, stage.strongest_first())
+    picture = inside.maps_picture(stage)
     # 2 rows of 13 tiles, each 24 px enlarged twice, 2 px apart
     assert picture.dtype == np.uint8 and picture.shape == (2 * 48 + 2, 13 * 48 + 12 * 2, 3)
+    # conv_1's filters sit where their maps sit: the same grid of the same tiles.
+    assert inside.filters_picture(inside.first_filters(ZOO["cnn"].build()), stage).shape == picture.shape
     values = np.zeros((28, 28), np.float32)
     values[5, 5], values[20, 20] = 1.0, -1.0
     painted = inside.overlay(np.zeros((28, 28), np.float32), values, zoom=1)
