@@ -62,8 +62,9 @@ def on_first_screen(page: Page, locator: Locator) -> dict[str, float]:
 
 
 def assert_no_sideways_scroll(page: Page) -> None:
-    widths = page.evaluate("""() => [document.documentElement, document.querySelector('[data-testid="stMain"]')]
-                                        .map(e => [e.scrollWidth, e.clientWidth])""")
+    # Streamlit's page scrolls in its main block, not in the document: check both.
+    widths = page.evaluate("""() => [document.documentElement, document.querySelector('[data-testid=stMain]')]
+        .map(element => [element.scrollWidth, element.clientWidth])""")
     assert all(scroll <= client for scroll, client in widths), widths
 
 
