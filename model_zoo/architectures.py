@@ -33,6 +33,7 @@ class Architecture:
     dropout: float = 0.0
     augment: bool = False  # train on drawing-like distortions (model_zoo.augment)
     usps: bool = False  # also train on USPS's 7,291 training digits: other writers, other pens
+    strokes: bool = False  # also train on the training digits redrawn with the canvas's round pen
     batch_size: int = 128
     learning_rate: float = 1e-3
     lr_decay: bool = False  # cosine decay of the learning rate to 0 over the run
@@ -82,7 +83,7 @@ ZOO: dict[str, Architecture] = {a.name: a for a in [
     # thinner/thicker digits so that it reads real drawings.
     Architecture("cnn_robust", "cnn_robust",
                  "2 × (2 × Conv 3×3 + BatchNorm, pool) → Dense 128 → 10, drawing augmentation",
-                 12, None, dropout=0.3, augment=True, lr_decay=True, usps=True,
+                 12, None, dropout=0.3, augment=True, lr_decay=True, usps=True, strokes=True,
                  lesson="Beyond the tutorial: augmentation and a second set of writers (USPS) "
                         "teach it how people really draw."),
 ]}
