@@ -64,6 +64,8 @@ class Capacity:
 
 _connection: Connection | None = None
 _connect_lock = threading.Lock()
+_keeper: threading.Thread | None = None  # the thread that started Ray, alive as long as Ray is
+_release = threading.Event()  # tells it to end
 
 
 def training_slots() -> int:
@@ -81,25 +83,50 @@ def training_slots() -> int:
 
 def connect() -> Connection:
     """Attach to ``RAY_ADDRESS`` or start a local Ray instance: once per process."""
-    global _connection
+    global _connection, _keeper
     with _connect_lock:
         if _connection is not None and ray.is_initialized():
             return _connection
-        address = os.environ.get("RAY_ADDRESS", "").strip()
-        # Workers import our package from Ray, on any node.
-        runtime_env = {"py_modules": [str(PACKAGE)], "excludes": ["trained/", "__pycache__/"],
-                       "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
-        common = dict(namespace=NAMESPACE, runtime_env=runtime_env, log_to_driver=False,
-                      logging_level=logging.WARNING)
-        if address:
-            ray.init(address=address, **common)
-            _connection = Connection(f"ray:{ray.get_runtime_context().gcs_address}", local=False)
-        else:
-            ray.init(num_cpus=training_slots() * CPUS_PER_SLOT, include_dashboard=False, **common)
-            gcs = ray.get_runtime_context().gcs_address
-            _connection = Connection(f"local:{socket.gethostname()}:{os.getpid()}:{gcs}", local=True)
+        # Ray's local processes die with the *thread* that started them (PR_SET_PDEATHSIG),
+        # and a Streamlit script thread ends with its run: start them from a thread that stays.
+        started, outcome = threading.Event(), {}
+        _release.clear()
+        _keeper = threading.Thread(target=_keep_ray, args=(started, outcome), name="digit-zoo-ray",
+                                   daemon=True)
+        _keeper.start()
+        started.wait()
+        if "error" in outcome:
+            raise outcome["error"]
+        _connection = outcome["connection"]
         LOG.info("training on Ray: %s", capacity())
         return _connection
+
+
+def _keep_ray(started: threading.Event, outcome: dict) -> None:
+    """Start or attach to Ray, then stay alive (and with it a local Ray instance) until disconnect."""
+    try:
+        outcome["connection"] = _init_ray()
+    except Exception as error:  # handed to the caller of connect(), who says what failed
+        outcome["error"] = error
+        started.set()
+        return
+    started.set()
+    _release.wait()
+
+
+def _init_ray() -> Connection:
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    # Workers import our package from Ray, on any node.
+    runtime_env = {"py_modules": [str(PACKAGE)], "excludes": ["trained/", "__pycache__/"],
+                   "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+    common = dict(namespace=NAMESPACE, runtime_env=runtime_env, log_to_driver=False,
+                  logging_level=logging.WARNING)
+    if address:
+        ray.init(address=address, **common)
+        return Connection(f"ray:{ray.get_runtime_context().gcs_address}", local=False)
+    ray.init(num_cpus=training_slots() * CPUS_PER_SLOT, include_dashboard=False, **common)
+    gcs = ray.get_runtime_context().gcs_address
+    return Connection(f"local:{socket.gethostname()}:{os.getpid()}:{gcs}", local=True)
 
 
 def disconnect() -> None:
@@ -108,10 +135,13 @@ def disconnect() -> None:
     with _connect_lock:
         ray.shutdown()
         _connection = None
+        _release.set()
+        if _keeper is not None:
+            _keeper.join()
 
 
 def connect_in_background() -> None:
-    """Start Ray while the learner fills in the form, so the first job does not wait for it."""
+    """Start Ray (and shelve MNIST) while the learner fills in the form: the first job need not wait."""
     if _connection is None:
         threading.Thread(target=_connect_quietly, name="digit-zoo-ray", daemon=True).start()
 
@@ -119,6 +149,7 @@ def connect_in_background() -> None:
 def _connect_quietly() -> None:
     try:
         connect()
+        _shelf()
     except Exception:  # the first submit tries again and shows the error to the learner
         LOG.exception("starting Ray in the background failed")
 

@@ -8,13 +8,15 @@ test can use them:
         open_app(page, app_url, "train")
         expect(page.get_by_role("heading", name="Train")).to_be_visible()
 
-The server's user versions go to a temporary folder (`app_user_dir`), so a
-test that trains never touches data/user_models.
+The server keeps its versions and jobs in a temporary SQLite database
+(`app_database`), so a test that trains never touches data/digit_zoo.db, and
+trains on a Ray instance of its own with one training slot.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,27 +54,37 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_user_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("user_models")
+def app_database(tmp_path_factory) -> str:
+    """The URL of the browser tests' server's database."""
+    return f"sqlite:///{tmp_path_factory.mktemp('database') / 'digit_zoo.db'}"
 
 
 @pytest.fixture(scope="session")
-def app_url(app_user_dir, tmp_path_factory):
+def app_url(app_database, tmp_path_factory):
     """Start `streamlit run app.py` on a free port; yield its base URL; stop it."""
-    with running_app(app_user_dir, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+    with running_app(app_database, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
         yield url
 
 
 @contextmanager
-def running_app(user_dir: Path, log_path: Path) -> Iterator[str]:
-    """A fresh app server (user versions in `user_dir`, output in `log_path`): its base URL."""
+def running_app(database_url: str, log_path: Path, *, process: list | None = None) -> Iterator[str]:
+    """A fresh app server (its state in `database_url`, output in `log_path`): its base URL.
+
+    The server's process is appended to `process` for a test that kills it.
+    """
     port = _free_port()
-    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_USER_DIR": str(user_dir)}
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": database_url,
+                        "DIGIT_ZOO_TRAINING_SLOTS": "1"}
+    env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "streamlit", "run", "app.py",
                "--server.address", "127.0.0.1", "--server.port", str(port),
                "--server.headless", "true", "--server.fileWatcherType", "none"]
     with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own: its Ray processes go with it, even after a kill -9 of the server.
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    if process is not None:
+        process.append(server)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(server, url, log_path)
@@ -80,10 +92,14 @@ def running_app(user_dir: Path, log_path: Path) -> Iterator[str]:
     finally:
         server.terminate()
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=30)  # it stops its Ray instance on the way out
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # whatever Ray left behind
+        except ProcessLookupError:
+            pass
 
 
 def _wait_healthy(server: subprocess.Popen, url: str, log_path: Path) -> None:

@@ -7,16 +7,16 @@ import os
 import pytest
 from playwright.sync_api import Page, expect
 
-from model_zoo import store
+from model_zoo import db, store
 
 from .conftest import (READINGS, clear, draw_and_wait, open_app, screenshot, set_pen_width,
                        wait_until_idle)
 from .strokes import CORNERS, LARGE, NATURAL, SAMPLES, SLOPPY, Sample
 
 
-def zoo_names(app_user_dir, monkeypatch) -> list[str]:
+def zoo_names(app_database, monkeypatch) -> list[str]:
     """The models the server lists: the shipped ones and any versions tests trained."""
-    monkeypatch.setenv(store.USER_DIR_VARIABLE, str(app_user_dir))
+    monkeypatch.setenv(db.URL_VARIABLE, app_database)
     return store.scan().names
 
 
@@ -50,21 +50,21 @@ SHOWN = Sample("3", 200)  # the README's picture
 FEW = [SHOWN, CORNERS[2], LARGE[-1]]  # a natural 3, a small 5 in a corner, a big slanted 8
 
 
-def test_each_drawing_gets_one_row_per_model(page, app_url, app_user_dir, monkeypatch):
-    names = zoo_names(app_user_dir, monkeypatch)
+def test_each_drawing_gets_one_row_per_model(page, app_url, app_database, monkeypatch):
+    names = zoo_names(app_database, monkeypatch)
     open_app(page, app_url, "compare")
     read_samples(page, FEW, names, "Compare")
 
 
 @pytest.mark.skipif(os.environ.get("MEASURE_DRAWINGS") != "1", reason=(
     "set MEASURE_DRAWINGS=1 to score every model on every browser-drawn sample (~3 min)"))
-def test_every_model_on_every_drawing(page, app_url, app_user_dir, monkeypatch):
+def test_every_model_on_every_drawing(page, app_url, app_database, monkeypatch):
     """The table printed at the end of the run: our proxy for real users' drawings.
 
     Careful and sloppy digits with the default pen (12 px), then with a hairline,
     the old default (22 px) and a fat pen.
     """
-    names = zoo_names(app_user_dir, monkeypatch)
+    names = zoo_names(app_database, monkeypatch)
     open_app(page, app_url, "compare")
     read_samples(page, SAMPLES, names, "careful")
     read_samples(page, SLOPPY, names, "sloppy")

@@ -12,6 +12,8 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from model_zoo import db, store
+
 from .conftest import FIRST_PAGE_SECONDS, RESULT_SECONDS, VIEWPORT, canvas, draw_strokes, open_app
 from .strokes import Sample
 
@@ -60,7 +62,7 @@ def start_job(page: Page, digits: int, epochs: int, batch_size: int) -> None:
         page.get_by_role("spinbutton", name=label).fill(str(value))
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_role("heading", name=f"mlp_1x50, {epochs} epochs on {digits:,} digits")).to_be_visible(
-        timeout=RESULT_SECONDS * 1000)  # the new job's panel, not the last one's
+        timeout=FIRST_PAGE_SECONDS * 1000)  # the new job's panel, not the last one's (Ray may be starting)
 
 
 def saved_name(page: Page) -> str:
@@ -69,7 +71,14 @@ def saved_name(page: Page) -> str:
     return re.search(r"Saved as (\S+) — select it on Draw", saved.inner_text()).group(1)
 
 
-def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new_tab, app_url, app_user_dir):
+def versions(database_url: str, monkeypatch) -> dict[str, dict]:
+    """The versions in the server's database: {name: record}."""
+    monkeypatch.setenv(db.URL_VARIABLE, database_url)
+    return {entry.name: entry.record for entry in store.scan().entries if not entry.shipped}
+
+
+def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new_tab, app_url, app_database,
+                                                                             monkeypatch):
     classmate = open_app(new_tab(), app_url)  # Draw is the app's first page
     learner = open_app(new_tab(), app_url, "train")
     start_job(learner, 60_000, 3, 8)  # 6,750 batches an epoch: minutes, so it is surely running below
@@ -101,12 +110,13 @@ def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new
     learner.get_by_role("textbox", name="Version name (optional)").last.fill("first try")
     learner.get_by_role("button", name="Save version").click()
     assert saved_name(learner) == "first-try"
-    assert (app_user_dir / "first-try.keras").is_file()
+    assert versions(app_database, monkeypatch)["first-try"]["stopped_early"] is True
 
     # A short job finishes by itself and becomes a version, with its logs.
     start_job(learner, 2_000, 3, 128)
     name = saved_name(learner)
-    assert (app_user_dir / f"{name}.json").is_file() and (app_user_dir / "tensorboard" / name / "train").is_dir()
+    assert versions(app_database, monkeypatch)[name]["epochs_done"] == 3 and store.tensorboard_zip(name)
+    expect(learner.get_by_role("button", name="TensorBoard logs (.zip)")).to_be_visible()
     epoch_chart = learner.locator(".st-key-train_curves .js-plotly-plot").nth(1)
     assert epoch_chart.evaluate("chart => chart.data[0].x.length") == 3  # train loss, every epoch
 
