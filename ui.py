@@ -307,9 +307,6 @@ def _picture_to_mnist(data: bytes) -> np.ndarray:
 # ------------------------------------------------------------------ why this digit (Inside, Draw)
 
 
-MAP_WIDTH = 136  # px: four maps fit side by side in half the page
-
-
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _saliency(path: str, model_key: str) -> inside.Saliency:
     # Built from the cached model: a Keras model of its layers, kept for the gradients.
@@ -326,12 +323,12 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
     erased = inside.occlusion(model, image, list(digits))
     row = st.container(horizontal=True)  # side by side while they fit, then wrapping
     for values, digit in zip(erased, digits):
-        row.image(inside.overlay(image, values), caption=f"Erasing, for {digit}", width=MAP_WIDTH)
+        row.image(inside.overlay(image, values), caption=f"Erasing, for {digit}")
     if saliency:
         with st.spinner(f"Integrated gradients of {entry.name}…"):
             maps = _saliency(str(entry.path), entry.cache_key)(image, list(digits))
         for values, digit in zip(maps, digits):
-            row.image(inside.overlay(image, values), caption=f"Saliency, for {digit}", width=MAP_WIDTH)
+            row.image(inside.overlay(image, values), caption=f"Saliency, for {digit}")
     first, second = digits
     text = (f"Erasing: a black {inside.PATCH} px square wipes out each part of the drawing in turn. "
             f"Red where erasing makes {first} (or {second}, the runner-up) less likely: the ink that "

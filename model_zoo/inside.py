@@ -211,14 +211,14 @@ def weight_colours(values: np.ndarray, top: float) -> np.ndarray:
 def grid(tiles: np.ndarray, columns: int, zoom: tuple[int, int], gap: int = 2) -> np.ndarray:
     """(n, h, w, 3) colour tiles → one picture, ``columns`` tiles a row, each enlarged by ``zoom``."""
     n, h, w, _ = tiles.shape
-    tiles = tiles.repeat(zoom[0], axis=1).repeat(zoom[1], axis=2)
+    tiles = tiles.astype(np.uint8).repeat(zoom[0], axis=1).repeat(zoom[1], axis=2)
     h, w = h * zoom[0], w * zoom[1]
     rows = -(-n // columns)
-    picture = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), _GAP, np.float32)
+    picture = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), _GAP, np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
         picture[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
-    return picture.astype(np.uint8)
+    return picture
 
 
 def _columns(n: int, most: int = 16) -> int:
@@ -262,7 +262,7 @@ def templates_picture(templates: np.ndarray, cell: int = 56) -> np.ndarray:
     return grid(colours, len(templates), (zoom, zoom), gap=4)
 
 
-def overlay(image: np.ndarray, values: np.ndarray, zoom: int = 6) -> np.ndarray:
+def overlay(image: np.ndarray, values: np.ndarray, zoom: int = 5) -> np.ndarray:
     """The (28, 28) model input, dimmed, with ``values`` painted on: red > 0, blue < 0.
 
     Each map on its own scale (the largest value paints fully): erasing hardly
