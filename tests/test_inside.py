@@ -12,6 +12,7 @@ from model_zoo import architectures, inference, inside, store
 from model_zoo.architectures import ZOO
 
 INSIDE, DRAW = "app_pages/inside.py", "app_pages/draw.py"
+SHIPPED = [name for name in ZOO if (store.TRAINED_DIR / f"{name}.keras").exists()]
 
 
 def _randomise_batch_norm(model):
@@ -207,7 +208,7 @@ def _texts(elements) -> list[str]:
     return [element.value for element in elements]
 
 
-@pytest.mark.parametrize("name", [entry.name for entry in store.scan().entries if entry.shipped])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_inside_page_shows_the_panels_for_each_model(name):
     at = open_page(INSIDE, model=name)
     draw_on_canvas(at, "inside", seven(), strokes=2)
@@ -251,8 +252,9 @@ def test_side_by_side_puts_an_mlp_beside_a_cnn_and_saliency_comes_on_demand():
     assert sum("integrated gradients" in text for text in _texts(at.caption)) == 2
 
 
-def test_draw_why_panel_is_collapsed_and_shows_occlusion_when_opened():
-    at = open_page(DRAW, model="cnn")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_draw_why_panel_is_collapsed_and_shows_occlusion_when_opened(name):
+    at = open_page(DRAW, model=name)
     draw_on_canvas(at, "draw", seven())
     assert [e.label for e in at.expander] == ["Why this digit?"]
     images = len(at.get("image"))  # the model input
