@@ -8,7 +8,7 @@ from .conftest import draw_and_wait, open_app, screenshot, wait_until_idle
 from .strokes import Sample
 
 # A screenshot tall enough for the canvas, the "why" maps and the first layers.
-SCREENSHOT_VIEWPORT = {"width": 1400, "height": 1800}
+SCREENSHOT_VIEWPORT = {"width": 1400, "height": 2300}
 
 
 def caption(page: Page, text: str):
