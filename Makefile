@@ -6,10 +6,12 @@ PYTHON ?= python3
 install:
 	$(PYTHON) -m pip install -q -r requirements.txt
 
-# Browser tests drive Debian's chromium (Playwright cannot download a browser here).
+# Browser tests drive Debian's chromium (Playwright cannot download a browser here);
+# database tests start their own throwaway server from Debian's postgresql.
 install-test:
 	$(PYTHON) -m pip install -q -r requirements-dev.txt
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	(command -v chromium && ls /usr/lib/postgresql/*/bin/initdb) >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq chromium postgresql)
 
 run: install
 	$(PYTHON) -m streamlit run app.py

@@ -1,19 +1,19 @@
 """Ray: where training jobs run, outside the web server.
 
-By default the first job starts a local Ray instance in the web server's
-process group with ``DIGIT_ZOO_TRAINING_SLOTS`` slots (default: one per two
-cores, at least one). With ``RAY_ADDRESS`` set, the app attaches to that
-cluster instead: ``ray start --head`` on one machine and ``ray start
+By default the first job starts a local Ray instance, owned by the web server
+process, with ``DIGIT_ZOO_TRAINING_SLOTS`` slots (default: one per two cores,
+at least one). With ``RAY_ADDRESS`` set, the app attaches to that cluster
+instead: ``ray start --head`` on one machine and ``ray start
 --address=HEAD:6379`` on others adds their cores as slots, with no change to
 the code. A slot is two Ray CPUs: each job asks for ``CPUS_PER_SLOT``.
 
-Each job is a detached, named Ray actor (``TrainingWorker``): Ray keeps it
-queued until a slot is free, runs it in a worker process on any node, and it
-outlives the web server that started it when the cluster does. MNIST goes
-into Ray's object store once per cluster, held by a detached ``DigitShelf``
-actor, so a queued job never depends on the server that submitted it.
-Progress goes to the database (``model_zoo.jobs``) and, for the live curve,
-straight to the page through the actor; stop travels the same way.
+Each job is a Ray task: Ray queues it until a slot is free and runs it in a
+worker process on any node, which it keeps for the next task (TensorFlow is
+imported once per worker, not once per job). The tasks are submitted by one
+detached ``Dispatcher`` actor per cluster, so they outlive the web server that
+asked for them when the cluster does; it also holds MNIST in the object store
+(once per cluster) and relays each task's live progress and stop requests. The
+database (``model_zoo.jobs``) gets the progress every second and the results.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ LOG = logging.getLogger(__name__)
 NAMESPACE = "digit_zoo"
 SLOTS_VARIABLE = "DIGIT_ZOO_TRAINING_SLOTS"
 CPUS_PER_SLOT = 2  # Ray CPUs a job asks for: a 2-core machine trains one job at a time
-SHELF = "digit_shelf"
+DISPATCHER = "dispatcher"
+PUSH_SECONDS = 0.2  # how often a training task sends its progress to the dispatcher
 LIVE_TIMEOUT = 2.0  # seconds to wait for a worker's live progress before showing the stored one
 PACKAGE = Path(__file__).resolve().parent
 
@@ -124,7 +125,7 @@ def _init_ray() -> Connection:
     if address:
         ray.init(address=address, **common)
         return Connection(f"ray:{ray.get_runtime_context().gcs_address}", local=False)
-    ray.init(num_cpus=training_slots() * CPUS_PER_SLOT, include_dashboard=False, **common)
+    ray.init(address="local", num_cpus=training_slots() * CPUS_PER_SLOT, include_dashboard=False, **common)
     gcs = ray.get_runtime_context().gcs_address
     return Connection(f"local:{socket.gethostname()}:{os.getpid()}:{gcs}", local=True)
 
@@ -149,7 +150,7 @@ def connect_in_background() -> None:
 def _connect_quietly() -> None:
     try:
         connect()
-        _shelf()
+        _dispatcher()
     except Exception:  # the first submit tries again and shows the error to the learner
         LOG.exception("starting Ray in the background failed")
 
@@ -176,42 +177,38 @@ def start_job(job_id: str, settings: training.TrainingSettings, limits: training
               trained_in: str) -> None:
     """Hand a queued job to Ray: it waits there for a slot, then trains."""
     connect()
-    _shelf()  # MNIST in the object store before the worker asks for it
     database = db.url().render_as_string(hide_password=False)  # the worker's way to the jobs table
-    TrainingWorker.options(name=_actor_name(job_id), namespace=NAMESPACE, lifetime="detached",
-                           num_cpus=CPUS_PER_SLOT).remote(job_id, settings, limits, database, trained_in)
+    ray.get(_dispatcher().submit.remote(job_id, settings, limits, database, trained_in))
 
 
 def stop(job_id: str) -> None:
-    """Ask a training worker to stop after its batch (it also reads the database's flag)."""
-    actor = _actor(job_id)
-    if actor is not None:
-        actor.stop.remote()
+    """Ask a training job to stop after its batch (it also reads the database's flag)."""
+    dispatcher = _dispatcher_if_any()
+    if dispatcher is not None:
+        dispatcher.stop.remote(job_id)
 
 
 def cancel(job_id: str) -> None:
     """Take a queued job off Ray's queue."""
-    actor = _actor(job_id)
-    if actor is not None:
-        ray.kill(actor, no_restart=True)
+    dispatcher = _dispatcher_if_any()
+    if dispatcher is not None:
+        ray.get(dispatcher.cancel.remote(job_id))
 
 
 def live_progress(job_id: str, cluster: str) -> dict | None:
-    """A training job's newest progress straight from its worker; None if it cannot be asked."""
+    """A training job's newest progress straight from Ray; None if it cannot be asked."""
     own = connected()
-    if own is None or own.cluster != cluster:
-        return None
-    actor = _actor(job_id)
-    if actor is None:
+    dispatcher = _dispatcher_if_any() if own is not None and own.cluster == cluster else None
+    if dispatcher is None:
         return None
     try:
-        return ray.get(actor.snapshot.remote(), timeout=LIVE_TIMEOUT)
+        return ray.get(dispatcher.snapshot.remote(job_id), timeout=LIVE_TIMEOUT)
     except (GetTimeoutError, RayActorError):
         return None
 
 
 def why_gone(job_id: str, cluster: str) -> str | None:
-    """Why a queued or training job's worker cannot exist any more; None if it may."""
+    """Why a queued or training job cannot be on Ray any more; None if it may be."""
     kind, _, rest = cluster.partition(":")
     if kind == "local":
         host, pid, _ = rest.split(":", 2)
@@ -219,8 +216,11 @@ def why_gone(job_id: str, cluster: str) -> str | None:
             return (f"the server process that ran its Ray instance (pid {pid}) stopped, "
                     "and its local Ray instance with it")
     own = connected()
-    if own is not None and own.cluster == cluster and _actor(job_id) is None:
-        return "its Ray worker ended without a word (killed, out of memory, or its node left)"
+    if own is None or own.cluster != cluster:
+        return None  # another Ray instance: its jobs' heartbeats tell
+    dispatcher = _dispatcher_if_any()
+    if dispatcher is None or not ray.get(dispatcher.knows.remote(job_id)):
+        return "the Ray cluster that ran it was restarted"
     return None
 
 
@@ -234,119 +234,190 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _actor_name(job_id: str) -> str:
-    return f"job-{job_id}"
-
-
-def _actor(job_id: str):
+def _dispatcher_if_any():
     try:
-        return ray.get_actor(_actor_name(job_id), namespace=NAMESPACE)
-    except ValueError:  # no such actor: ended, killed, or never started
+        return ray.get_actor(DISPATCHER, namespace=NAMESPACE)
+    except ValueError:  # not created yet, or the cluster was restarted
         return None
 
 
-@ray.remote(num_cpus=0)
-class DigitShelf:
-    """Holds MNIST (and USPS) in the object store for every job of the cluster."""
-
-    def __init__(self, mnist, usps):
-        self._refs = {"mnist": ray.put(mnist), "usps": ray.put(usps) if usps is not None else None}
-
-    def refs(self) -> dict:
-        return self._refs  # ObjectRefs inside a dict travel as refs: no copy per job
-
-
-def _shelf():
-    """The cluster's shelf, created (MNIST loaded here, once) if it is not there yet."""
-    try:
-        return ray.get_actor(SHELF, namespace=NAMESPACE)
-    except ValueError:
-        pass
+def _dispatcher():
+    """The cluster's dispatcher, created (with MNIST loaded here, once) if it is not there yet."""
+    dispatcher = _dispatcher_if_any()
+    if dispatcher is not None:
+        return dispatcher
     mnist = data.load_mnist()
-    usps = data.load_usps() if data.find_usps() is not None else None
-    return DigitShelf.options(name=SHELF, namespace=NAMESPACE, lifetime="detached",
+    usps = data.load_usps() if data.usps_available() else None
+    return Dispatcher.options(name=DISPATCHER, namespace=NAMESPACE, lifetime="detached",
                               get_if_exists=True).remote(mnist, usps)
 
 
-@ray.remote(max_concurrency=4)  # run in a thread; snapshot and stop answer meanwhile
-class TrainingWorker:
-    """One job: trains in a thread from the moment Ray places it, then ends itself."""
+@ray.remote(num_cpus=0, max_concurrency=256)  # a thread per running job waits for its stop
+class Dispatcher:
+    """One per cluster: owns the training tasks, holds the digits, relays progress and stop.
 
-    def __init__(self, job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits,
-                 database: str, trained_in: str):
-        os.environ[db.URL_VARIABLE] = database  # this process serves this one job
-        self.job_id, self.settings, self.limits, self.trained_in = job_id, settings, limits, trained_in
-        self.progress = jobs.JobProgress(settings)
-        self.stop_event = threading.Event()
-        self.done = threading.Event()
-        # Started here, not by a later call: a call queued by a server that died would never come.
-        threading.Thread(target=self._run, name=f"job-{job_id}", daemon=True).start()
+    Detached, so the tasks it submitted outlive the web server that asked for
+    them; the tasks run in Ray's worker processes, which Ray keeps for the next
+    task, so TensorFlow is imported once per worker, not once per job.
+    """
 
-    def snapshot(self) -> dict:
-        return self.progress.snapshot()
+    def __init__(self, mnist, usps):
+        self._digits = {"mnist": ray.put(mnist), "usps": ray.put(usps) if usps is not None else None}
+        self._lock = threading.Lock()
+        self._tasks: dict[str, tuple[ray.ObjectRef, str]] = {}  # job → (its task, its database)
+        self._progress: dict[str, dict] = {}
+        self._stops: dict[str, threading.Event] = {}
+        threading.Thread(target=self._watch, name="watch-tasks", daemon=True).start()
 
-    def stop(self) -> None:
-        self.stop_event.set()
+    def submit(self, job_id, settings, limits, database, trained_in) -> None:
+        me = ray.get_runtime_context().current_actor
+        task = train_job.options(num_cpus=CPUS_PER_SLOT, name=f"job-{job_id}").remote(
+            job_id, settings, limits, database, trained_in, self._digits, me)
+        with self._lock:
+            self._tasks[job_id] = (task, database)
+            self._stops[job_id] = threading.Event()
 
-    def _run(self) -> None:
-        try:
-            if jobs.worker_started(self.job_id):
-                threading.Thread(target=self._heartbeat, daemon=True).start()
-                self._train()
-        except Exception:  # the database itself failed: nothing more to record
-            LOG.exception("job %s could not record its end", self.job_id)
-        finally:
-            self.done.set()
-            ray.kill(ray.get_runtime_context().current_actor, no_restart=True)  # frees the slot
+    def report(self, job_id: str, snapshot: dict) -> None:
+        """A training task's newest progress, for the page's live curve."""
+        with self._lock:
+            self._progress[job_id] = snapshot
 
-    def _train(self) -> None:
-        reporter = _Reporter(self.job_id, self.progress, self.stop_event)
-        with tempfile.TemporaryDirectory(prefix=f"digit_zoo_{self.job_id}_") as logs:
+    def wait_for_stop(self, job_id: str) -> bool:
+        """Returns as soon as the job's owner asks it to stop (True) or the job ends (False)."""
+        with self._lock:
+            stop = self._stops.get(job_id)
+            task = self._tasks.get(job_id)
+        if stop is None:
+            return False
+        stop.wait()
+        with self._lock:
+            return self._tasks.get(job_id) is task  # not released by the job's end
+
+    def snapshot(self, job_id: str) -> dict | None:
+        with self._lock:
+            return self._progress.get(job_id)
+
+    def stop(self, job_id: str) -> None:
+        with self._lock:
+            stop = self._stops.get(job_id)
+        if stop is not None:
+            stop.set()
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            task = self._tasks.get(job_id)
+        if task is not None:
+            ray.cancel(task[0])
+
+    def knows(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._tasks
+
+    def _watch(self) -> None:
+        """Forget ended tasks; a task whose worker died makes its job lost, with Ray's reason."""
+        while True:
+            with self._lock:
+                tasks = {task: (job_id, database) for job_id, (task, database) in self._tasks.items()}
+            if not tasks:
+                time.sleep(0.5)
+                continue
+            ended, _ = ray.wait(list(tasks), num_returns=1, timeout=1.0)
+            for task in ended:
+                job_id, database = tasks[task]
+                try:
+                    ray.get(task)
+                except ray.exceptions.TaskCancelledError:
+                    pass  # left the queue: already recorded as discarded
+                except ray.exceptions.RayError as error:
+                    reason = str(error).strip().splitlines()[0][:300]
+                    jobs.worker_lost(job_id, f"its Ray worker died ({type(error).__name__}: {reason})",
+                                     database)
+                with self._lock:
+                    self._tasks.pop(job_id, None)
+                    self._progress.pop(job_id, None)
+                    stop = self._stops.pop(job_id, None)
+                if stop is not None:
+                    stop.set()  # releases the job's wait_for_stop
+
+
+@ray.remote(max_retries=0)  # a job whose worker died is lost, not silently started again
+def train_job(job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits,
+              database: str, trained_in: str, digits: dict, dispatcher) -> None:
+    """One job, in a Ray worker process (kept by Ray for later jobs): train, report, record the end."""
+    os.environ[db.URL_VARIABLE] = database  # this process trains one job at a time
+    if not jobs.worker_started(job_id):
+        return  # it left the queue meanwhile
+    import keras
+
+    keras.backend.clear_session()  # the previous job's graphs, in a reused worker
+    progress, stop_event, done = jobs.JobProgress(settings), threading.Event(), threading.Event()
+    reporter = _Reporter(job_id, progress, stop_event, dispatcher)
+    threading.Thread(target=_heartbeat, args=(job_id, stop_event, done), daemon=True).start()
+    threading.Thread(target=_listen_for_stop, args=(job_id, stop_event, dispatcher), daemon=True).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"digit_zoo_{job_id}_") as logs:
             try:
-                refs = ray.get(_shelf_handle().refs.remote())
-                mnist = ray.get(refs["mnist"])
-                usps = ray.get(refs["usps"]) if refs["usps"] is not None else None
-                result = training.train(self.settings, mnist=mnist, usps=usps, progress=reporter,
-                                        stop=self.stop_event, limits=self.limits, tensorboard_dir=logs)
+                mnist = ray.get(digits["mnist"])
+                usps = ray.get(digits["usps"]) if digits["usps"] is not None else None
+                result = training.train(settings, mnist=mnist, usps=usps, progress=reporter,
+                                        stop=stop_event, limits=limits, tensorboard_dir=logs)
             except Exception as error:  # any failure is the job's: recorded, shown to its owner
-                self.progress.ended("failed")
-                jobs.worker_failed(self.job_id, self.progress, error)
+                progress.ended("failed")
+                jobs.worker_failed(job_id, progress, error)
                 return
-            self.progress.ended("saving")
-            jobs.worker_finished(self.job_id, self.progress, result, logs, self.trained_in)
-
-    def _heartbeat(self) -> None:
-        while not self.done.wait(jobs.HEARTBEAT_SECONDS):
-            try:
-                if jobs.worker_report(self.job_id, None):
-                    self.stop_event.set()
-            except Exception:  # a busy database: the next beat tries again
-                LOG.warning("job %s: heartbeat not written", self.job_id, exc_info=True)
+            progress.ended("saving")
+            reporter.push()
+            jobs.worker_finished(job_id, progress, result, logs, trained_in)
+    finally:
+        done.set()
 
 
-def _shelf_handle():
-    return ray.get_actor(SHELF, namespace=NAMESPACE)
+def _listen_for_stop(job_id: str, stop_event: threading.Event, dispatcher) -> None:
+    """A stop reaches training at once: the dispatcher answers this call when it is asked."""
+    try:
+        if ray.get(dispatcher.wait_for_stop.remote(job_id)):
+            stop_event.set()
+    except RayActorError:  # no dispatcher: the database's flag still reaches the heartbeat
+        LOG.warning("job %s: the dispatcher is gone", job_id)
+
+
+def _heartbeat(job_id: str, stop_event: threading.Event, done: threading.Event) -> None:
+    """Say the job is alive between batches too (loading, scoring), and read the stop flag."""
+    while not done.wait(jobs.HEARTBEAT_SECONDS):
+        try:
+            if jobs.worker_report(job_id, None):
+                stop_event.set()
+        except Exception:  # a busy database: the next beat tries again
+            LOG.warning("job %s: heartbeat not written", job_id, exc_info=True)
 
 
 class _Reporter(training.TrainingProgress):
-    """Feeds the job's progress and writes it to the database about once a second."""
+    """Feeds the job's progress: to the dispatcher often (the live curve), to the database each second."""
 
-    def __init__(self, job_id: str, progress: jobs.JobProgress, stop_event: threading.Event):
-        self.job_id, self.progress, self.stop_event = job_id, progress, stop_event
-        self._last_write = 0.0
+    def __init__(self, job_id: str, progress: jobs.JobProgress, stop_event: threading.Event, dispatcher):
+        self.job_id, self.progress, self.stop_event, self.dispatcher = job_id, progress, stop_event, dispatcher
+        self._last_push = self._last_write = 0.0
 
     def on_start(self, settings, steps_per_epoch, train_digits):
         self.progress.on_start(settings, steps_per_epoch, train_digits)
+        self.push()
         self._write()
 
     def on_batch(self, epoch, step, loss):
         self.progress.on_batch(epoch, step, loss)
+        if time.monotonic() - self._last_push >= PUSH_SECONDS:
+            self.push()
         if time.monotonic() - self._last_write >= jobs.FLUSH_SECONDS:
             self._write()
 
     def on_epoch(self, epoch, metrics, seconds):
         self.progress.on_epoch(epoch, metrics, seconds)
+        self.push()
         self._write()
+
+    def push(self) -> None:
+        self._last_push = time.monotonic()
+        self.dispatcher.report.remote(self.job_id, self.progress.snapshot())  # no reply to wait for
 
     def _write(self) -> None:
         self._last_write = time.monotonic()

@@ -80,9 +80,9 @@ class DatabaseError(RuntimeError):
     """The database cannot be used as configured."""
 
 
-def url() -> URL:
-    """The configured database URL, with the pinned PostgreSQL driver."""
-    text = os.environ.get(URL_VARIABLE, "").strip()
+def url(text: str | None = None) -> URL:
+    """The database URL (``text``, else the configured one), with the pinned PostgreSQL driver."""
+    text = (os.environ.get(URL_VARIABLE, "") if text is None else text).strip()
     if not text:
         return URL.create("sqlite", database=str(DEFAULT_PATH))
     try:
@@ -101,9 +101,9 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine() -> Engine:
-    """The engine for the configured URL, its schema created or checked once per process."""
-    target = url()
+def engine(database: str | None = None) -> Engine:
+    """The engine for ``database`` (default: the configured URL), its schema ready; one per process."""
+    target = url(database)
     key = target.render_as_string(hide_password=False)
     with _engines_lock:
         if key not in _engines:

@@ -368,6 +368,14 @@ def worker_finished(job_id: str, progress: JobProgress, result: training.Trainin
             result_record=record, result_model=content, result_tensorboard=logs, **keep, **common))
 
 
+def worker_lost(job_id: str, reason: str, database: str) -> None:
+    """The dispatcher's word that a job's worker process died."""
+    with db.engine(database).begin() as connection:
+        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id, db.jobs.c.state.in_(ACTIVE))
+                           .values(state=JobState.LOST.value, phase="lost", ended_at=time.time(),
+                                   error=f"Lost: {reason}. Start it again."))
+
+
 def worker_failed(job_id: str, progress: JobProgress | None, error: BaseException) -> None:
     snapshot = progress.snapshot() if progress is not None else None
     _end(job_id, JobState.FAILED, phase="failed", error=f"{type(error).__name__}: {error}",

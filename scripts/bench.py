@@ -2,23 +2,31 @@
 
     python -m scripts.bench                 # every shipped model, 200 repeats
     python -m scripts.bench --repeats 50 --models cnn,cnn_robust
+    python -m scripts.bench --class-jobs 10 # a class's training jobs on Ray (RAY_ADDRESS or local)
 
 Reports median milliseconds per call for one 28×28 image: ``model.predict``
 (the plain baseline), ``model.predict_on_batch``, and our NumPy fast path,
 with the speed-up against the baseline measured in the same run; then the
 whole path from a 280×280 canvas image to every model's probabilities.
+With ``--class-jobs N`` it measures a class instead: N learners submit
+mlp_1x50 jobs (10,000 digits, 2 epochs) at once; the wall time to all done on
+Ray (a local instance with DIGIT_ZOO_TRAINING_SLOTS slots, or RAY_ADDRESS's
+cluster) against the same N trainings one after another in this process, as
+the app trained before Ray. The jobs' versions go to a throwaway database.
 Timings are machine- and load-dependent: compare ratios, not absolute numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 
 import numpy as np
 
-from model_zoo import inference, preprocess, store
+from model_zoo import data, db, inference, preprocess, store, training
 
 
 def median_ms(call, repeats: int) -> float:
@@ -46,12 +54,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     # defaults ---------------------------------------------------------------
     parser.add_argument("--models", default="", help="comma-separated names (default: every model)")
     parser.add_argument("--repeats", type=int, default=200, help="timed calls per measurement")
+    parser.add_argument("--class-jobs", type=int, default=0, help="measure N training jobs instead")
     # ------------------------------------------------------------------------
     return parser.parse_args(argv)
 
 
+def class_throughput(count: int) -> None:
+    """N jobs at once on Ray against the same N one after another in this process."""
+    from model_zoo import cluster, jobs  # Ray only for this measurement
+
+    settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=2, train_size=10_000)
+    mnist = data.load_mnist()
+    started = time.perf_counter()
+    for _ in range(count):
+        training.train(settings, mnist=mnist)
+    in_process = time.perf_counter() - started
+
+    capacity = cluster.capacity() if cluster.connect() else None
+    started = time.perf_counter()
+    ids = [jobs.submit(settings, owner=f"learner-{i}") for i in range(count)]
+    while any(view.active for view in jobs.views()):
+        time.sleep(0.2)
+    on_ray = time.perf_counter() - started
+    ended = [jobs.view(job_id) for job_id in ids]
+    saved = sum(view.state == jobs.JobState.SAVED for view in ended)
+    print(f"{count} mlp_1x50 jobs (10,000 digits, 2 epochs), submitted at once\n")
+    print("| where | wall time to all done | jobs saved |")
+    print("|---|---:|---:|")
+    print(f"| one after another in one process (baseline) | {in_process:.1f} s | {count} |")
+    print(f"| Ray: {capacity} | {on_ray:.1f} s ({in_process / on_ray:.2f}× the baseline's speed) "
+          f"| {saved} |")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.class_jobs:
+        os.environ.setdefault(db.URL_VARIABLE, f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+        class_throughput(args.class_jobs)
+        return
     listing = store.scan()
     names = [n for n in args.models.split(",") if n] or listing.names
     models = {name: inference.FastModel(store.load_model(listing.get(name).path)) for name in names}
