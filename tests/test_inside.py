@@ -1,11 +1,12 @@
 """Inside a model: layer outputs, filters, occlusion and saliency (model_zoo.inside), the Inside
-page and Draw's "why" panel (AppTest; helpers from test_pages)."""
+page and Draw's "why" panel (AppTest; helpers from test_pages and test_inference)."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
+from test_inference import _randomise_batch_norm
 from test_pages import draw_on_canvas, open_page, seven
 
 from model_zoo import architectures, inference, inside, store
@@ -15,23 +16,14 @@ INSIDE, DRAW = "app_pages/inside.py", "app_pages/draw.py"
 SHIPPED = [name for name in ZOO if (store.TRAINED_DIR / f"{name}.keras").exists()]
 
 
-def _randomise_batch_norm(model):
-    """Trained-like BatchNorm statistics, so the check is not on an identity layer."""
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
-
-
 def _digits(n: int = 6) -> np.ndarray:
     return np.random.default_rng(0).random((n, 28, 28), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, inference.FastModel]:
-    entries = [entry for entry in store.scan().entries if entry.shipped]
-    assert entries, "no shipped models in model_zoo/trained (python -m scripts.train_zoo)"
-    return {entry.name: inference.FastModel(store.load_model(entry.path)) for entry in entries}
+    assert SHIPPED, "no shipped models in model_zoo/trained (python -m scripts.train_zoo)"
+    return {name: inference.FastModel(store.load_model(store.TRAINED_DIR / f"{name}.keras")) for name in SHIPPED}
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +204,7 @@ def _texts(elements) -> list[str]:
 def test_inside_page_shows_the_panels_for_each_model(name):
     at = open_page(INSIDE, model=name)
     draw_on_canvas(at, "inside", seven(), strokes=2)
-    stages = inside.stages(inference.FastModel(store.load_model(store.scan().get(name).path)),
+    stages = inside.stages(inference.FastModel(store.load_model(store.TRAINED_DIR / f"{name}.keras")),
                            np.zeros((28, 28), np.float32))
     assert _texts(at.subheader)[0].startswith(f"{name} reads ")
     assert {"**Why this digit**", "**Layer by layer**"} <= set(_texts(at.markdown))
