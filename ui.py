@@ -335,9 +335,10 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
             "speaks for it; blue, more likely: the ink that speaks against it. Each map has its own "
             "scale.")
     if saliency:
-        text += (" Saliency: integrated gradients, the score's gradient averaged along the way from an "
-                 "empty canvas to this drawing, so each map adds up to what the drawing did to the "
-                 "score. A single gradient only says what a tiny change of ink would do.")
+        text += (" Saliency: integrated gradients of the digit's score (its logit, before the softmax), "
+                 "averaged along the way from an empty canvas to this drawing, so each map adds up to "
+                 "what the drawing did to the score; red, ink that raised it; blue, lowered it. A single "
+                 "gradient only says what a tiny change of ink would do.")
     st.caption(text)
 
 
