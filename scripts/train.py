@@ -77,6 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
     parser.add_argument("--ray", action="store_true",
                         help="queue it on Ray like the Train page (RAY_ADDRESS, or a local instance)")
+    parser.add_argument("--owner", default=f"{getpass.getuser()} (scripts.train)",
+                        help="who the job is for, in the class's queue (one job each at a time)")
     # ----------------------------------------------------------------------------------
     return parser.parse_args(argv)
 
@@ -100,7 +102,7 @@ def train_here(settings: training.TrainingSettings, args: argparse.Namespace) ->
 
 
 def train_on_ray(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry | None:
-    job_id = jobs.submit(settings, owner=f"{getpass.getuser()} (scripts.train)", name=args.name,
+    job_id = jobs.submit(settings, owner=args.owner, name=args.name,
                          trained_in="scripts.train --ray")
     print(f"Job {job_id} queued on Ray; Ctrl-C leaves it running (see the Train page).")
     with tqdm(total=settings.epochs, desc=settings.arch, unit="epoch", file=sys.stdout) as bar:
