@@ -17,7 +17,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.delta_generator import DeltaGenerator
 
-from model_zoo import inference, inside, preprocess, store
+from model_zoo import db, inference, inside, preprocess, store
 
 LOG = logging.getLogger(__name__)
 
@@ -48,21 +48,26 @@ def sidebar() -> None:
 
 def zoo() -> store.ZooListing:
     """The zoo as it is on disk now (a few small JSON reads), with any skipped files shown."""
-    listing = store.scan()
+    try:
+        listing = store.scan()
+    except db.DatabaseError as error:
+        st.error(f"The versions database cannot be used, so only the shipped models are listed: {error}",
+                 icon=":material/database:")
+        listing = store.scan_shipped()
     for problem in listing.problems:
         st.warning(problem, icon=":material/warning:")
     return listing
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
-def _fast_model(path: str, modified: float) -> inference.FastModel:
-    # ``modified`` is part of the cache key: a re-saved file is loaded again.
+def _fast_model(path: str, model_key: str) -> inference.FastModel:
+    # ``model_key`` changes with the model: a re-saved one is loaded again.
     return inference.FastModel(store.load_model(path))
 
 
 def fast_model(entry: store.ZooEntry) -> inference.FastModel:
     """The model for an entry, loaded once per server process and shared by all sessions."""
-    return _fast_model(str(entry.path), entry.path.stat().st_mtime)
+    return _fast_model(str(entry.path), entry.cache_key)
 
 
 def fast_models(listing: store.ZooListing) -> dict[str, inference.FastModel]:
@@ -99,22 +104,6 @@ def model_picker(listing: store.ZooListing, *, key: str = "model") -> store.ZooE
     name = st.selectbox("Model", names, key=key, format_func=labels.get)
     st.query_params["model"] = st.session_state[followed] = name
     return listing.get(name)
-
-
-def model_tag(entry: store.ZooEntry) -> str:
-    """A few words for a model that is not one of the tutorial's seven, else ""."""
-    if not entry.shipped:
-        return f"your version of {entry.arch.name}"
-    return "" if entry.arch.in_tutorial else "beyond the tutorial"
-
-
-def model_note(entry: store.ZooEntry) -> str | None:
-    """One line for a model that is not one of the tutorial's seven, else None."""
-    if not entry.shipped:
-        return f"{entry.name} is your version of {entry.arch.name}, trained in the app."
-    if not entry.arch.in_tutorial:
-        return entry.arch.lesson or f"{entry.name} goes beyond the tutorial."
-    return None
 
 
 # The canvas is 10 × the model's 28 px. Preprocessing evens out stroke widths,

@@ -17,7 +17,7 @@ if not listing.entries:
 picker_column, note_column = st.columns([2, 3], vertical_alignment="bottom")
 with picker_column:
     entry = ui.model_picker(listing)
-if note := ui.model_note(entry):
+if note := entry.note:
     note_column.caption(note)
 try:
     model = ui.fast_model(entry)

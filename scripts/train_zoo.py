@@ -1,7 +1,10 @@
 """Train the zoo on the 60,000 MNIST training digits and ship it.
 
 cnn_robust also trains on USPS's 7,291 training digits (USPS_PATH, data/ or
-../shared/data/usps.npz; an error names where to put it if it is missing).
+../shared/data/usps.npz; an error names where to put it if it is missing) and
+on all its training digits redrawn with the canvas's pen (model_zoo.strokes:
+needs scikit-image from requirements-dev.txt the first time, ~10 min on one
+core, then cached in data/strokes/).
 
     python -m scripts.train_zoo                       # all eight, ~20 min on 2 idle cores
     python -m scripts.train_zoo --models cnn,mlp_1x50
@@ -26,7 +29,7 @@ from model_zoo import architectures, data, store, training
 class EpochBar(training.TrainingProgress):
     """One tqdm bar per model, advancing per epoch with the latest losses."""
 
-    def on_start(self, settings, steps_per_epoch):
+    def on_start(self, settings, steps_per_epoch, train_digits):
         self.bar = tqdm(total=settings.epochs, desc=f"{settings.arch:>22}", unit="epoch",
                         file=sys.stdout, leave=True)
 
@@ -63,9 +66,12 @@ def main(argv=None) -> None:
     for name in args.models:
         settings = training.TrainingSettings.for_architecture(name, seed=args.seed)
         bar = EpochBar()
-        result = training.train(settings, mnist=mnist, progress=bar)
+        try:
+            result = training.train(settings, mnist=mnist, progress=bar)
+        except ImportError as error:  # scikit-image, for the pen-stroke digits
+            sys.exit(f"train_zoo: {name}: {error}")
         bar.close()
-        store.save(result.model, result.record(), args.out, name)
+        store.save_result(result, name=name, trained_in="scripts.train_zoo", shipped_dir=args.out)
         arch = architectures.get(name)
         rows.append((name, result.model.count_params(), settings.epochs,
                      sum(result.seconds_per_epoch) / result.epochs_done, result.test_accuracy,
