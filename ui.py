@@ -27,7 +27,7 @@ def keep_keras_between_runs() -> None:
 
     At the end of each run Streamlit clears "problem modules" (for Keras:
     ``clear_session()`` plus a garbage collection, ~0.5 s with the GIL held),
-    which stalls background training and drops compiled functions (FACTS.md).
+    which stalls background training and drops compiled functions (docs/facts.md).
     The hook is private, so a missing one is logged and tested, not fatal.
     """
     from streamlit.runtime.scriptrunner import script_runner
@@ -146,7 +146,7 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
         return_image_data=True, key=f"{key}_canvas_{version}",
         on_change=partial(_remember_source, source_key, "canvas"))
-    rgba = canvas.image_data  # decodes a PNG: once per run (FACTS.md)
+    rgba = canvas.image_data  # decodes a PNG: once per run (docs/facts.md)
     # Written after the canvas: once it shows a new width, so does the canvas's pen.
     st.caption(f"Pen {stroke_width} px. One digit, any size, anywhere on the square.")
     st.button("Clear", key=f"{key}_clear", icon=":material/ink_eraser:",
@@ -280,7 +280,7 @@ def _remember_source(source_key: str, source: str) -> None:
 
 
 def _clear(key: str) -> None:
-    # New widget keys give an empty canvas and an empty uploader (FACTS.md).
+    # New widget keys give an empty canvas and an empty uploader (docs/facts.md).
     st.session_state[f"{key}_version"] += 1
     st.session_state.pop(f"{key}_source", None)
 

@@ -4,7 +4,7 @@ Every model honours the model contract: input (N, 28, 28) float32 in [0, 1],
 white digit on black; output (N, 10) softmax. Flattening or adding the
 channel axis happens inside the model, so every caller hands every model the
 same batch. Layers get explicit names: Streamlit's end-of-run Keras reset can
-otherwise make two layers both auto-named ``dense`` (see FACTS.md).
+otherwise make two layers both auto-named ``dense`` (see docs/facts.md).
 """
 
 from __future__ import annotations

@@ -133,7 +133,6 @@ def usps_available() -> bool:
 def _usps_defaults() -> list[Path]:
     return [
         PROJECT_ROOT / "data" / "usps.npz",
-        PROJECT_ROOT.parent / "shared" / "data" / "usps.npz",  # beside the project
     ]
 
 

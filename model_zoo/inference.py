@@ -1,7 +1,7 @@
 """Fast prediction: a drawing through every zoo model in a few milliseconds.
 
 ``model.predict`` costs ~100 ms a call, and Streamlit's end-of-run Keras reset
-throws away TensorFlow's compiled functions after every rerun (FACTS.md). So
+throws away TensorFlow's compiled functions after every rerun (docs/facts.md). So
 each model's forward pass is replayed in NumPy from its weights: no graph to
 trace, nothing a reset can clear, safe to share between sessions and threads.
 The equality with ``model.predict`` is checked for every zoo model in tests.

@@ -158,21 +158,20 @@ def test_load_mnist_uses_find_order(isolated, monkeypatch):
 
 
 def test_find_usps_order(isolated, monkeypatch):
-    """Argument > USPS_PATH > data/usps.npz > ../shared/data/usps.npz > None."""
+    """Argument > USPS_PATH > data/usps.npz > None: nowhere else, not even beside the project."""
     assert data.find_usps() is None
     arg = write_npz(isolated / "arg" / "usps.npz")
     env = write_npz(isolated / "env" / "usps.npz")
     project = write_npz(data.PROJECT_ROOT / "data" / "usps.npz")
-    shared = write_npz(data.PROJECT_ROOT.parent / "shared" / "data" / "usps.npz")
     monkeypatch.setenv("USPS_PATH", str(env))
 
     assert data.find_usps(arg) == arg
     assert data.find_usps() == env
     monkeypatch.delenv("USPS_PATH")
     assert data.find_usps() == project
-    project.unlink()
-    assert data.find_usps() == shared
     assert data.load_usps()[0][0].shape == (12, 28, 28)
+    project.unlink()
+    assert data.find_usps() is None
 
 
 def test_usps_missing(isolated, monkeypatch):

@@ -7,7 +7,7 @@ import ui
 
 def test_the_private_keras_reset_hook_is_still_there_and_gets_disabled(monkeypatch):
     # Streamlit resets Keras after every run through this private function
-    # (FACTS.md); if it moves, background training stalls again: fail here.
+    # (docs/facts.md); if it moves, background training stalls again: fail here.
     assert callable(getattr(script_runner, "_clean_problem_modules", None))
     monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
     ui.keep_keras_between_runs()
