@@ -16,7 +16,9 @@ import hashlib
 import math
 import os
 import threading
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -49,7 +51,8 @@ DISTORTION_LABELS = {  # x-axis titles for tables and charts
 }
 
 # Fields ensure_evaluated adds to a record.
-EVALUATED_FIELDS = ("confusion_matrix", "mistakes", "robustness", "robustness_setup")
+EVALUATED_FIELDS = ("confusion_matrix", "mistakes", "robustness", "robustness_setup",
+                    "drawn_accuracy", "drawn_overshoot_accuracy", "drawn_set_sha256")
 
 Curves = dict[str, list[list[float]]]  # distortion → [[value, accuracy], ...]
 
@@ -141,6 +144,51 @@ def usps_accuracy(model, usps_path: str | os.PathLike | None = None) -> float | 
         return None
     _, (x_test, y_test) = data.load_usps(path)
     return accuracy(model, x_test, y_test)
+
+
+# ------------------------------------------------------------------ the drawn set
+
+
+DRAWN_SET = Path(__file__).resolve().parent / "drawn_set.npz"
+OVERSHOOT_DIGITS = ("0", "6", "9")  # the loops people close in one stroke, past the start
+
+
+@dataclass(frozen=True)
+class DrawnSet:
+    """Digits drawn with the mouse on the app's canvas (tests/browser/drawn_set.py), never trained on."""
+
+    x: np.ndarray  # (N, 28, 28) uint8: what the app made of each drawing
+    y: np.ndarray  # (N,) labels
+    shape: np.ndarray  # (N,) str: the drawing's style, e.g. "0_over" or "4_closed"
+    overshoot: np.ndarray  # (N,) bool: a loop drawn in one stroke that runs past its start
+    sha256: str  # of the file: a record scored on another version of the set is rescored
+
+
+def drawn_set(path: str | os.PathLike = DRAWN_SET) -> DrawnSet:
+    """The drawn test set; a missing or damaged file raises ``data.DataError`` naming it."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            x, y = archive["x"], archive["y"]
+            shape, overshoot = archive["shape"], archive["overshoot"].astype(bool)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:  # absent, cut, not npz
+        raise data.DataError(f"The drawn test set {path} is missing or damaged ({error}). Restore it "
+                             "from git or redraw it: python -m tests.browser.drawn_set") from error
+    if x.shape[1:] != (28, 28) or x.dtype != np.uint8 or not len(x) == len(y) == len(shape) == len(overshoot):
+        raise data.DataError(f"The drawn test set {path} holds {x.shape} {x.dtype} images and {len(y)} "
+                             "labels; expected (N, 28, 28) uint8 and N labels. Redraw it: "
+                             "python -m tests.browser.drawn_set")
+    return DrawnSet(x, y, shape, overshoot, data.file_sha256(path))
+
+
+def drawn_scores(model, drawn: DrawnSet) -> dict:
+    """Record fields: accuracy on the drawn set, and on its overshooting 0s, 6s and 9s."""
+    predicted = predicted_digits(model, drawn.x)
+    right = predicted == drawn.y
+    overshoot = {digit: round(float(right[drawn.overshoot & (drawn.y == int(digit))].mean()), 4)
+                 for digit in OVERSHOOT_DIGITS}
+    return {"drawn_accuracy": round(float(right.mean()), 4), "drawn_overshoot_accuracy": overshoot,
+            "drawn_set_sha256": drawn.sha256}
 
 
 # ------------------------------------------------------------------ robustness
@@ -287,7 +335,21 @@ def missing_fields(entry: store.ZooEntry, *, usps: bool, recompute: bool = False
         missing.append("confusion_matrix")
     if usps and (recompute or "usps_accuracy" not in record):
         missing.append("usps_accuracy")
+    if DRAWN_SET.is_file() and (recompute or record.get("drawn_set_sha256") != _drawn_sha256()):
+        missing.append("drawn")
     return missing
+
+
+_drawn_sha: dict[float, str] = {}
+
+
+def _drawn_sha256() -> str:
+    """The drawn set's checksum, read once per version of the file."""
+    modified = DRAWN_SET.stat().st_mtime
+    if modified not in _drawn_sha:
+        _drawn_sha.clear()
+        _drawn_sha[modified] = data.file_sha256(DRAWN_SET)
+    return _drawn_sha[modified]
 
 
 def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
@@ -308,6 +370,8 @@ def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.nda
         score = usps_accuracy(model, usps_path)
         if score is not None:
             result["usps_accuracy"] = round(score, 4)
+    if "drawn" in fields:
+        result.update(drawn_scores(model, drawn_set()))
     return result
 
 
@@ -361,7 +425,7 @@ def table_row(entry: store.ZooEntry) -> dict:
     return {
         "model": entry.name,
         "kind": entry.origin,
-        "trained_on": "MNIST + USPS train" if record.get("settings", {}).get("usps") else "MNIST",
+        "trained_on": trained_on(record.get("settings", {})),
         "params": record.get("params"),
         "epochs": record.get("epochs_done", len(seconds) or None),
         "s_per_epoch": round(sum(seconds) / len(seconds), 2) if seconds else None,
@@ -369,13 +433,20 @@ def table_row(entry: store.ZooEntry) -> dict:
         "tutorial": tutorial,
         "difference": round(entry.test_accuracy - tutorial, 4) if tutorial is not None else None,
         "usps_test": record.get("usps_accuracy"),
+        "drawn": record.get("drawn_accuracy"),
     }
+
+
+def trained_on(settings: dict) -> str:
+    """"MNIST", "MNIST + USPS train", "... + pen strokes": the data a record's model learnt from."""
+    return ("MNIST" + (" + USPS train" if settings.get("usps") else "")
+            + (" + pen strokes" if settings.get("strokes") else ""))
 
 
 TABLE_HEADERS = {  # row key → column title
     "model": "model", "kind": "kind", "trained_on": "trained on", "params": "params", "epochs": "epochs",
     "s_per_epoch": "train s/epoch", "mnist_test": "MNIST test", "tutorial": "tutorial",
-    "difference": "difference", "usps_test": "USPS test",
+    "difference": "difference", "usps_test": "USPS test", "drawn": "drawn",
 }
 
 

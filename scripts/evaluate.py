@@ -8,8 +8,11 @@
     MNIST_PATH=../shared/data/mnist.npz python -m scripts.evaluate --robustness --recompute
 
 Columns: parameters, epochs, mean training seconds per epoch, MNIST test
-accuracy, the 2017 tutorial's accuracy and the difference, and USPS test
-accuracy when usps.npz is found (USPS_PATH, data/, ../shared/data/) or given.
+accuracy, the 2017 tutorial's accuracy and the difference, USPS test
+accuracy when usps.npz is found (USPS_PATH, data/) or given,
+and "drawn": accuracy on the digits drawn with the mouse on the app's canvas
+(model_zoo/drawn_set.npz, made by tests/browser/drawn_set.py), followed by a
+table of its 0s, 6s and 9s drawn as one stroke that runs past its start.
 Results already in a record are reused unless --recompute; the Zoo page reads
 them from there, so run with --update-records after training the zoo.
 """
@@ -35,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="write the computed fields into the models' records (shipped ones too)")
     parser.add_argument("--recompute", action="store_true", help="ignore results cached in the records")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
-    parser.add_argument("--usps", default=None, help="usps.npz (default: USPS_PATH, data/, ../shared/data/)")
+    parser.add_argument("--usps", default=None, help="usps.npz (default: USPS_PATH, data/usps.npz)")
     # ------------------------------------------------------------------------
     args = parser.parse_args(argv)
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -52,7 +55,7 @@ def evaluate_all(args: argparse.Namespace) -> tuple[list[store.ZooEntry], list[s
     for entry in entries:
         fields = evaluation.missing_fields(entry, usps=usps_found, recompute=args.recompute)
         if not args.robustness and not args.update_records:
-            fields = [f for f in fields if f == "usps_accuracy"]  # the table needs only USPS
+            fields = [f for f in fields if f in ("usps_accuracy", "drawn")]  # what the tables need
         if fields:
             started = time.perf_counter()
             if mnist is None and {"robustness", "confusion_matrix"} & set(fields):
@@ -99,11 +102,14 @@ def main(argv=None) -> None:
         print(problem, file=sys.stderr)
     rows = [evaluation.table_row(entry) for entry in entries]
     headers = dict(evaluation.TABLE_HEADERS)
-    if all(row["usps_test"] is None for row in rows):
-        headers.pop("usps_test")
+    for column in ("usps_test", "drawn"):
+        if all(row[column] is None for row in rows):
+            headers.pop(column)
+    overshoot = [{"model": entry.name} | entry.record["drawn_overshoot_accuracy"]
+                 for entry in entries if "drawn_overshoot_accuracy" in entry.record]
 
     if args.json:
-        output = {"models": rows}
+        output = {"models": rows, "drawn_overshoot": overshoot}
         if args.robustness:
             output["robustness_setup"] = evaluation.ROBUSTNESS_SETUP
             output["robustness"] = {entry.name: entry.record.get("robustness") for entry in entries}
@@ -111,6 +117,9 @@ def main(argv=None) -> None:
         return
 
     print(markdown_table(rows, headers))
+    if overshoot:
+        print("\nDrawn set: 0s, 6s and 9s drawn in one stroke that runs past its start\n")
+        print(markdown_table(overshoot, {"model": "model"} | {d: d for d in evaluation.OVERSHOOT_DIGITS}))
     if args.robustness:
         setup = evaluation.ROBUSTNESS_SETUP
         print(f"\nRobustness: accuracy on {setup['digits']:,} MNIST test digits "

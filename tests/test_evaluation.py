@@ -133,11 +133,14 @@ def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_co
 
 def test_a_changed_robustness_setup_is_recomputed(model_copy):
     record = model_copy.record | {"robustness": {}, "robustness_setup": {"version": 0},
-                                  "confusion_matrix": [], "mistakes": [], "usps_accuracy": 0.9}
+                                  "confusion_matrix": [], "mistakes": [], "usps_accuracy": 0.9,
+                                  "drawn_set_sha256": evaluation.drawn_set().sha256}
     entry = store.ZooEntry(model_copy.name, model_copy.path, record, shipped=False)
     assert evaluation.missing_fields(entry, usps=True) == ["robustness"]
     assert evaluation.missing_fields(entry, usps=True, recompute=True) == [
-        "robustness", "confusion_matrix", "usps_accuracy"]
+        "robustness", "confusion_matrix", "usps_accuracy", "drawn"]
+    redrawn = entry.with_record(record | {"drawn_set_sha256": "another set"})
+    assert evaluation.missing_fields(redrawn, usps=True) == ["robustness", "drawn"]
 
 
 def test_ensure_evaluated_without_save_leaves_the_file_alone(mnist, model_copy):
@@ -161,9 +164,12 @@ def test_evaluate_script_prints_one_row_per_model(mnist, user_dir, capsys):
     output = json.loads(capsys.readouterr().out)
     assert [row["model"] for row in output["models"]] == listing.names
     assert all(row["mnist_test"] > 0.9 for row in output["models"])
+    assert all(0.5 < row["drawn"] <= 1 for row in output["models"])  # the drawn set is committed
+    assert [row["model"] for row in output["drawn_overshoot"]] == listing.names
     evaluate.main([])
-    table = capsys.readouterr().out.splitlines()
-    assert len(table) == 2 + len(listing.entries)
+    zoo_table, overshoot_title, overshoot_table = capsys.readouterr().out.strip().split("\n\n")
+    assert len(zoo_table.splitlines()) == 2 + len(listing.entries) and "| drawn |" in zoo_table
+    assert overshoot_table.splitlines()[0] == "| model | 0 | 6 | 9 |"
     assert {entry.record_path: entry.record_path.read_text() for entry in listing.entries} == before
 
 
@@ -188,3 +194,31 @@ def test_evaluate_script_rejects_an_unknown_model(user_dir):
     with pytest.raises(SystemExit, match="Unknown model 'mlp_5x5'. Expected one of"):
         evaluate.main(["--models", "mlp_5x5"])
 
+
+
+def test_drawn_set_holds_the_styles_the_issue_asks_for():
+    drawn = evaluation.drawn_set()
+    assert len(drawn.x) >= 300 and drawn.x.shape[1:] == (28, 28)
+    assert sorted(set(drawn.y.tolist())) == list(range(10))
+    for digit in evaluation.OVERSHOOT_DIGITS:  # enough for 98 % to mean at most one miss in 50
+        assert (drawn.overshoot & (drawn.y == int(digit))).sum() >= 50
+    styles = set(drawn.shape.tolist())
+    assert {"4", "4_closed", "4_open_two", "5", "5_flag_first", "7_cross", "1_euro"} <= styles
+    assert (drawn.x.reshape(len(drawn.x), -1).max(axis=1) == 255).all()  # each one a whole digit
+
+
+def test_drawn_scores_count_the_overshooting_loops(mlp):
+    drawn = evaluation.drawn_set()
+    scores = evaluation.drawn_scores(mlp, drawn)
+    right = evaluation.predicted_digits(mlp, drawn.x) == drawn.y
+    assert scores["drawn_accuracy"] == pytest.approx(right.mean(), abs=1e-4)
+    zeros = drawn.overshoot & (drawn.y == 0)
+    assert scores["drawn_overshoot_accuracy"]["0"] == pytest.approx(right[zeros].mean(), abs=1e-4)
+    assert scores["drawn_set_sha256"] == data.file_sha256(evaluation.DRAWN_SET)
+
+
+def test_a_damaged_drawn_set_says_how_to_redraw_it(tmp_path):
+    broken = tmp_path / "drawn_set.npz"
+    broken.write_bytes(b"not an npz")
+    with pytest.raises(data.DataError, match=r"drawn_set\.npz is missing or damaged.*python -m tests\.browser\.drawn_set"):
+        evaluation.drawn_set(broken)
