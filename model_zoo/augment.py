@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -42,17 +43,16 @@ def _affine(images: tf.Tensor, rotation_rad, scale_x, scale_y, shear, shift_x, s
     c = sin * scale_x
     d = (sin * shear + cos) * scale_y
     det = a * d - b * c
-    # ImageProjectiveTransform maps output coordinates to input ones: use A⁻¹.
+    # The transform maps output coordinates to input ones: use A⁻¹.
     ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
     ox, oy = CENTRE + shift_x, CENTRE + shift_y
     tx = CENTRE - (ia * ox + ib * oy)
     ty = CENTRE - (ic * ox + id_ * oy)
     zeros = tf.zeros_like(a)
     transforms = tf.stack([ia, ib, tx, ic, id_, ty, zeros, zeros], axis=1)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images[..., tf.newaxis], transforms=tf.cast(transforms, tf.float32),
-        output_shape=tf.constant([28, 28]), fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")
+    out = keras.ops.image.affine_transform(images[..., tf.newaxis], tf.cast(transforms, tf.float32),
+                                           interpolation="bilinear", fill_mode="constant", fill_value=0.0,
+                                           data_format="channels_last")  # one resampling per image
     return out[..., 0]
 
 
