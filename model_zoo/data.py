@@ -339,6 +339,28 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     return _check_digits(x, y, str(p), first_line=2)
 
 
+def load_training_csv(path: str | os.PathLike) -> Split:
+    """Labelled digits from either of the tutorial's formats, told apart by the CSV's header.
+
+    A Kaggle Digit Recognizer ``train.csv`` (label, pixel0…pixel783) or an
+    Analytics Vidhya ``train.csv`` (filename,label, PNGs beside it). A file
+    without labels (either format's test.csv) cannot train: DataError.
+    """
+    p = _require_file(path)
+    with open(p, newline="") as f:
+        header = _csv_header(p, f)
+    if header[:1] == ["filename"]:
+        x, y = load_analytics_vidhya(p)
+    elif header[:1] in (["label"], ["pixel0"]):
+        x, y = load_kaggle_csv(p)
+    else:
+        raise DataError(f"{p}: header starts {','.join(header[:3])!r}; expected a Kaggle Digit Recognizer "
+                        "CSV (label,pixel0,…) or an Analytics Vidhya CSV (filename,label)")
+    if y is None:
+        raise DataError(f"{p} has no labels (a test.csv?): training needs the train.csv with labels")
+    return x, y
+
+
 def _png_to_grey(img: Image.Image) -> np.ndarray:
     """Any PNG mode → (28, 28) uint8 white on black.
 

@@ -4,6 +4,7 @@
     python -m scripts.train --arch mlp_1x50 --epochs 3 --train-size 10000 --name quick-mlp
     python -m scripts.train --arch mlp_5x50 --width 100 --hidden-layers 3 --dropout 0.2 --optimizer sgd --lr 0.01
     python -m scripts.train --arch cnn_robust --no-augment --seed 7
+    python -m scripts.train --arch cnn --data train.csv   # the tutorial's Analytics Vidhya or Kaggle CSV
     RAY_ADDRESS=head:6379 python -m scripts.train --arch cnn --ray   # on the class's Ray cluster
 
 The same training function and settings as the app's Train page
@@ -24,6 +25,7 @@ import getpass
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -75,6 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="random seed: weights, split, order (default 0)")
     parser.add_argument("--name", default="", help="version name (default: <arch>@<date>T<time>)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
+    parser.add_argument("--data", default=None,
+                        help="train on this labelled CSV instead of MNIST's training digits (Kaggle Digit "
+                             "Recognizer or Analytics Vidhya train.csv); MNIST's test digits still score it")
     parser.add_argument("--ray", action="store_true",
                         help="queue it on Ray like the Train page (RAY_ADDRESS, or a local instance)")
     parser.add_argument("--owner", default=f"{getpass.getuser()} (scripts.train)",
@@ -90,15 +95,23 @@ def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
     return training.TrainingSettings.for_architecture(args.arch, **overrides)
 
 
-def train_here(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry:
+def digits(args: argparse.Namespace) -> tuple[data.Split, data.Split]:
+    """MNIST, or the --data CSV's digits to train on and MNIST's test digits to score them."""
     mnist = data.load_mnist(args.mnist)
+    return mnist if args.data is None else (data.load_training_csv(args.data), mnist[1])
+
+
+def train_here(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry:
+    mnist = digits(args)
+    extra = {"training_data": Path(args.data).name} if args.data else {}
     bar = BatchBar()
     with tempfile.TemporaryDirectory(prefix="digit_zoo_cli_") as logs:
         try:
             result = training.train(settings, mnist=mnist, progress=bar, tensorboard_dir=logs)
         finally:
             bar.close()
-        return store.save_result(result, name=args.name, trained_in="scripts.train", tensorboard_dir=logs)
+        return store.save_result(result, name=args.name, trained_in="scripts.train", tensorboard_dir=logs,
+                                 extra=extra)
 
 
 def train_on_ray(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry | None:
@@ -126,6 +139,10 @@ def main(argv=None) -> int:
         settings.validate(training.TrainingLimits.from_env())
     except training.SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.ray and args.data:
+        print("error: --data trains in this process (Ray's workers train on the MNIST they hold): "
+              "drop --ray or --data.", file=sys.stderr)
         return 2
     entry = train_on_ray(settings, args) if args.ray else train_here(settings, args)
     if entry is None:

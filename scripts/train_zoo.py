@@ -1,7 +1,7 @@
 """Train the zoo on the 60,000 MNIST training digits and ship it.
 
-cnn_robust also trains on USPS's 7,291 training digits (USPS_PATH, data/ or
-../shared/data/usps.npz; an error names where to put it if it is missing) and
+cnn_robust also trains on USPS's 7,291 training digits (USPS_PATH or
+data/usps.npz; an error names where to put it if it is missing) and
 on all its training digits redrawn with the canvas's pen (model_zoo.strokes:
 needs scikit-image from requirements-dev.txt the first time, ~10 min on one
 core, then cached in data/strokes/).
@@ -49,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", default=",".join(architectures.ZOO),
                         help="comma-separated zoo names (default: all)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
+    parser.add_argument("--data", default=None,
+                        help="train on this labelled CSV instead of MNIST's training digits (Kaggle or "
+                             "Analytics Vidhya train.csv, as the tutorial did); MNIST's test digits score them")
     parser.add_argument("--out", type=Path, default=store.TRAINED_DIR, help="where to write the models")
     parser.add_argument("--seed", type=int, default=0, help="random seed (weights, split, order)")
     # ------------------------------------------------------------------------
@@ -62,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     mnist = data.load_mnist(args.mnist)
+    if args.data:
+        mnist = (data.load_training_csv(args.data), mnist[1])
     rows = []
     for name in args.models:
         settings = training.TrainingSettings.for_architecture(name, seed=args.seed)

@@ -275,3 +275,16 @@ def test_jobs_on_postgresql(postgres_server, monkeypatch):
     view = ended(job_id)  # the worker wrote its progress and its version into PostgreSQL
     assert view.state == JobState.SAVED and view.saved_name == "on-postgres"
     assert store.scan().get("on-postgres").record["job"] == job_id
+
+
+def test_the_cli_trains_on_the_tutorials_csv(mnist, tmp_path, capsys):
+    (x, y), _ = mnist
+    csv = tmp_path / "train.csv"  # the Kaggle Digit Recognizer layout: label, pixel0…pixel783
+    rows = np.column_stack([y[:500], x[:500].reshape(500, -1)])
+    np.savetxt(csv, rows, fmt="%d", delimiter=",", comments="",
+               header="label," + ",".join(f"pixel{i}" for i in range(784)))
+    assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--data", str(csv), "--name", "csv"]) == 0
+    record = store.scan().get("csv").record
+    assert record["training_data"] == "train.csv" and record["train_digits"] == 450  # 10 % validation
+    assert train_script.main(["--arch", "mlp_1x50", "--data", str(csv), "--ray"]) == 2
+    assert "--data trains in this process" in capsys.readouterr().err
