@@ -94,3 +94,33 @@ def test_two_nodes_train_two_learners_at_once(two_nodes, tmp_path, mnist):
     first, second = sorted(rows, key=lambda row: row.started_at)
     assert second.started_at < first.ended_at, "the second job waited for the first: one slot only"
     assert first.worker != second.worker  # two worker processes, one per node's slot
+
+
+def test_a_job_on_the_cluster_outlives_the_process_that_submitted_it(two_nodes, tmp_path, mnist):
+    """The web server (here: scripts.train --ray) is killed mid-job; the cluster trains it to the end."""
+    address, env = two_nodes
+    database = f"sqlite:///{tmp_path / 'school.db'}"
+    env = env | {"RAY_ADDRESS": address, db.URL_VARIABLE: database, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    submitter = subprocess.Popen([sys.executable, "-m", "scripts.train", "--ray", "--arch", "mlp_1x50",
+                                  "--epochs", "2", "--train-size", "20000", "--batch-size", "16",
+                                  "--name", "survivor"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+    engine = db.engine(database)
+    deadline = time.monotonic() + JOB_SECONDS
+    while True:  # until the job trains: it is then the cluster's, not the submitter's
+        with engine.connect() as connection:
+            state = connection.execute(sa.select(db.jobs.c.state)).scalar()
+        if state == "running":
+            break
+        assert time.monotonic() < deadline and submitter.poll() is None, f"job {state}"
+        time.sleep(0.5)
+    submitter.kill()
+    submitter.wait()
+    while True:
+        with engine.connect() as connection:
+            state, saved = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.saved_name)).one()
+        if state != "running":
+            break
+        assert time.monotonic() < deadline, "still training"
+        time.sleep(0.5)
+    assert (state, saved) == ("saved", "survivor")
