@@ -10,7 +10,9 @@ page (the canvas's own ~200 ms debounce included). Then a second browser tab
 starts a long job on the Train page (mlp_1x50, 60,000 digits in batches of 8)
 and the drawings are timed again while it trains. With --before, the same for
 another checkout (e.g. `git archive <commit> | tar -x -C /tmp/old_checkout`),
-so both are measured on the same machine in one run. Prints p50/p95 in ms.
+so both are measured on the same machine in one run. Prints p50/p95 in ms,
+and the cold start: launch to the first Prediction in the browser, beside a
+bare `python -c "import tensorflow"` timed in the same run.
 """
 
 from __future__ import annotations
@@ -122,19 +124,23 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-def bench(app_dir: Path, drawings: int, browser) -> dict[str, list[float]]:
+def bench(app_dir: Path, drawings: int, browser) -> tuple[float, dict[str, list[float]]]:
+    """(cold start in seconds, {condition: latencies})."""
     with tempfile.TemporaryDirectory(prefix="digit_zoo_bench_") as scratch:
+        launched = time.perf_counter()
         server, url = start_app(app_dir, Path(scratch))
         try:
             drawer = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             drawer.goto(f"{url}/draw?model=cnn")
             idle(drawer)
+            draw_once(drawer, 0)
+            cold = time.perf_counter() - launched
             results = {"no job": measure(drawer, drawings)}
             trainer = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             start_training(trainer, url)
             results["one job training"] = measure(drawer, drawings)
             trainer.get_by_role("button", name="Stop training").click()
-            return results
+            return cold, results
         finally:
             stop_app(server)
 
@@ -148,6 +154,9 @@ def main(argv=None) -> None:
     # ------------------------------------------------------------------------
     args = parser.parse_args(argv)
     checkouts = {"this checkout": ROOT} | ({f"{args.before}": args.before} if args.before else {})
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, capture_output=True)
+    import_seconds = time.perf_counter() - started
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
         rows = {name: bench(path, args.drawings, browser) for name, path in checkouts.items()}
@@ -155,12 +164,19 @@ def main(argv=None) -> None:
     print(f"\nmouse-up → Prediction on Draw (cnn), ms, {args.drawings} drawings each\n")
     print("| checkout | condition | p50 | p95 | p95 / idle p95 |")
     print("|---|---|---:|---:|---:|")
-    for name, results in rows.items():
+    for name, (_, results) in rows.items():
         idle_p95 = percentile(results["no job"], 95)
         for condition, values in results.items():
             p95 = percentile(values, 95)
             print(f"| {name} | {condition} | {statistics.median(values) * 1000:.0f} | {p95 * 1000:.0f} | "
                   f"{p95 / idle_p95:.2f} |")
+
+    print(f"\ncold start, launch → first Prediction in the browser (`import tensorflow` alone: "
+          f"{import_seconds:.1f} s)\n")
+    print("| checkout | seconds | minus import tensorflow |")
+    print("|---|---:|---:|")
+    for name, (cold, _) in rows.items():
+        print(f"| {name} | {cold:.1f} | {cold - import_seconds:+.1f} |")
 
 
 if __name__ == "__main__":
