@@ -247,9 +247,9 @@ def save_or_discard(view: jobs.JobView) -> None:
 def class_jobs(views: list[jobs.JobView], me: str) -> None:
     st.subheader("The class's jobs")
     capacity = cluster.capacity()
-    st.caption(f"Training capacity: {capacity}." if capacity else
-               f"Training runs on Ray, which starts with the first job ({cluster.training_slots()} "
-               "training slot(s) on this machine).")
+    st.caption((f"Training capacity: {capacity}." if capacity else
+                f"Training runs on Ray, which starts with the first job ({cluster.training_slots()} "
+                "training slot(s) on this machine).") + f" Jobs and versions are kept in the {db.describe()}.")
     if not views:
         st.caption("No jobs yet: yours will be the first.")
         return

@@ -339,14 +339,17 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     return _check_digits(x, y, str(p), first_line=2)
 
 
-def load_training_csv(path: str | os.PathLike) -> Split:
-    """Labelled digits from either of the tutorial's formats, told apart by the CSV's header.
+def load_training_digits(path: str | os.PathLike) -> Split:
+    """Labelled digits to train on: a Keras-layout .npz's training split, or either tutorial CSV.
 
-    A Kaggle Digit Recognizer ``train.csv`` (label, pixel0…pixel783) or an
-    Analytics Vidhya ``train.csv`` (filename,label, PNGs beside it). A file
-    without labels (either format's test.csv) cannot train: DataError.
+    A CSV is told apart by its header: a Kaggle Digit Recognizer ``train.csv``
+    (label, pixel0…pixel783) or an Analytics Vidhya ``train.csv`` (filename,label,
+    PNGs beside it). A file without labels (either format's test.csv) cannot
+    train: DataError.
     """
     p = _require_file(path)
+    if p.suffix == ".npz":
+        return load_npz_digits(p)[0]
     with open(p, newline="") as f:
         header = _csv_header(p, f)
     if header[:1] == ["filename"]:

@@ -294,21 +294,6 @@ def insert_version(connection: sa.Connection, requested_name: str, record: dict,
     raise VersionError(f"No free name near {base!r}: choose another version name.")
 
 
-def save_version(model: keras.Model, record: dict, requested_name: str = "") -> ZooEntry:
-    """Save a model as a new user version; never touches shipped models."""
-    with db.engine().begin() as connection:
-        return insert_version(connection, requested_name, record | {"params": int(model.count_params())},
-                              model_bytes(model))
-
-
-def version_name(arch: str, requested: str = "", when: datetime | None = None) -> str:
-    """The name a version saved now would get: the requested one (made safe) or ``<arch>@<time>``."""
-    base = _base_name(arch, requested, when)
-    with db.engine().connect() as connection:
-        taken = _taken_names(connection, base)
-    return next(name for name in _candidates(base) if name not in taken)
-
-
 def _base_name(arch: str, requested: str, when: datetime | None = None) -> str:
     name = NAME_PATTERN.sub("-", requested.strip()).strip(".-")[:MAX_NAME_LENGTH]
     return name or f"{arch}@{(when or datetime.now()):%Y-%m-%dT%H-%M}"

@@ -78,8 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--name", default="", help="version name (default: <arch>@<date>T<time>)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
     parser.add_argument("--data", default=None,
-                        help="train on this labelled CSV instead of MNIST's training digits (Kaggle Digit "
-                             "Recognizer or Analytics Vidhya train.csv); MNIST's test digits still score it")
+                        help="train on these digits instead of MNIST's training digits: a Kaggle Digit "
+                             "Recognizer or Analytics Vidhya train.csv, or a Keras-layout .npz; MNIST's "
+                             "test digits still score it")
     parser.add_argument("--ray", action="store_true",
                         help="queue it on Ray like the Train page (RAY_ADDRESS, or a local instance)")
     parser.add_argument("--owner", default=f"{getpass.getuser()} (scripts.train)",
@@ -98,7 +99,7 @@ def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
 def digits(args: argparse.Namespace) -> tuple[data.Split, data.Split]:
     """MNIST, or the --data CSV's digits to train on and MNIST's test digits to score them."""
     mnist = data.load_mnist(args.mnist)
-    return mnist if args.data is None else (data.load_training_csv(args.data), mnist[1])
+    return mnist if args.data is None else (data.load_training_digits(args.data), mnist[1])
 
 
 def train_here(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry:

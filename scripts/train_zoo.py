@@ -50,8 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma-separated zoo names (default: all)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
     parser.add_argument("--data", default=None,
-                        help="train on this labelled CSV instead of MNIST's training digits (Kaggle or "
-                             "Analytics Vidhya train.csv, as the tutorial did); MNIST's test digits score them")
+                        help="train on these digits instead of MNIST's training digits (Kaggle or Analytics "
+                             "Vidhya train.csv, as the tutorial did, or a Keras-layout .npz); MNIST's test "
+                             "digits score them")
     parser.add_argument("--out", type=Path, default=store.TRAINED_DIR, help="where to write the models")
     parser.add_argument("--seed", type=int, default=0, help="random seed (weights, split, order)")
     # ------------------------------------------------------------------------
@@ -66,7 +67,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     mnist = data.load_mnist(args.mnist)
     if args.data:
-        mnist = (data.load_training_csv(args.data), mnist[1])
+        mnist = (data.load_training_digits(args.data), mnist[1])
     rows = []
     for name in args.models:
         settings = training.TrainingSettings.for_architecture(name, seed=args.seed)

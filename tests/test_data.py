@@ -498,13 +498,16 @@ def test_file_sha256(tmp_path):
 def test_training_csv_reads_either_tutorial_format_and_refuses_unlabelled_ones(tmp_path):
     x, y = digits(5)
     kaggle = write_csv(tmp_path / "kaggle.csv", HEADER_TRAIN, kaggle_rows(x, y))
-    np.testing.assert_array_equal(data.load_training_csv(kaggle)[1], y)
+    np.testing.assert_array_equal(data.load_training_digits(kaggle)[1], y)
     expected = av_pngs(tmp_path / "Images" / "train")
     av = write_csv(tmp_path / "train.csv", "filename,label", list(zip(expected, [1, 2, 3, 4, 5])))
-    np.testing.assert_array_equal(data.load_training_csv(av)[0], np.stack(list(expected.values())))
+    np.testing.assert_array_equal(data.load_training_digits(av)[0], np.stack(list(expected.values())))
     unlabelled = write_csv(tmp_path / "test.csv", HEADER_TEST, kaggle_rows(x, None))
     with pytest.raises(DataError, match=r"has no labels \(a test\.csv\?\): training needs the train\.csv"):
-        data.load_training_csv(unlabelled)
+        data.load_training_digits(unlabelled)
+    npz = write_npz(tmp_path / "class.npz")
+    with np.load(npz) as archive:
+        np.testing.assert_array_equal(data.load_training_digits(npz)[1], archive["y_train"])
     other = write_csv(tmp_path / "other.csv", "a,b", [[1, 2]])
     with pytest.raises(DataError, match="expected a Kaggle Digit Recognizer CSV"):
-        data.load_training_csv(other)
+        data.load_training_digits(other)
