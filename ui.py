@@ -112,6 +112,7 @@ def model_picker(listing: store.ZooListing, *, key: str = "model") -> store.ZooE
 # big digits drawn with it are thickened to MNIST's width.
 CANVAS_SIZE = 280
 DEFAULT_STROKE_WIDTH = 12
+MAX_PICTURE_PIXELS = 16_000_000  # a 16-megapixel phone photo; a bigger picture is refused unread
 HINT = "Draw a digit on the black square (or upload a photo of one): the prediction appears as you draw."
 
 
@@ -288,7 +289,11 @@ def _clear(key: str) -> None:
 @st.cache_data(max_entries=32, show_spinner=False)
 def _picture_to_mnist(data: bytes) -> np.ndarray:
     """An uploaded file's bytes → (28, 28); cached, as the picture stays across reruns."""
-    with Image.open(io.BytesIO(data)) as picture:
+    with Image.open(io.BytesIO(data)) as picture:  # reads the header only
+        width, height = picture.size
+        if width * height > MAX_PICTURE_PIXELS:  # a few hundred KB can unpack to gigabytes
+            raise ValueError(f"it is {width} × {height} pixels; at most {MAX_PICTURE_PIXELS // 10**6} million "
+                             "are read. Crop or shrink it")
         picture.load()  # a truncated file fails here, as OSError
         return preprocess.to_mnist(picture)
 

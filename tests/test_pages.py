@@ -165,3 +165,14 @@ def test_compare_shows_one_row_per_model():
         assert table.set_index("Model").loc["cnn_robust", "Note"] == "beyond the tutorial"
     agreement = [m.value for m in (*at.success, *at.warning)]
     assert any(v.startswith(("All ", "The models disagree")) for v in agreement), agreement
+
+
+def test_a_picture_bomb_is_refused_before_it_is_unpacked():
+    """13000 × 13000 black pixels: ~0.5 MB as a PNG, 169 million pixels (1.3 GB) unpacked."""
+    shipped()
+    at = open_page(DRAW)
+    bomb = io.BytesIO()
+    Image.new("1", (13_000, 13_000)).save(bomb, "PNG")
+    at.file_uploader(key="draw_upload_0").set_value(("bomb.png", bomb.getvalue(), "image/png")).run()
+    assert not at.exception, at.exception
+    assert any("it is 13000 × 13000 pixels; at most 16 million are read" in e.value for e in at.error)
