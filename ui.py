@@ -46,6 +46,12 @@ def sidebar() -> None:
                    "regularisation overfits, dropout needs more epochs.")
 
 
+def literal(text: str, limit: int = 60) -> str:
+    """Text from a link, shown as typed: a code span, so Markdown in it (a link, an image) stays text."""
+    text = text.replace("`", "'").replace("\n", " ")
+    return f"`{text[:limit]}{'…' if len(text) > limit else ''}`"
+
+
 def zoo() -> store.ZooListing:
     """The zoo as it is on disk now (a few small JSON reads), with any skipped files shown."""
     try:
@@ -91,7 +97,7 @@ def model_picker(listing: store.ZooListing, *, key: str = "model") -> store.ZooE
     names = listing.names
     wanted = st.query_params.get("model")
     if wanted is not None and wanted not in names:
-        st.warning(f"Unknown model {wanted!r} in the link. Expected one of: {', '.join(names)}.")
+        st.warning(f"Unknown model {literal(wanted)} in the link. Expected one of: {', '.join(names)}.")
         wanted = None
     # The link wins only when it changed since this session last wrote it (a new
     # link, an edited URL); otherwise it would undo every pick in the select box.

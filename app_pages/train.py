@@ -36,7 +36,7 @@ def watched_job() -> jobs.JobView | None:
     wanted = st.query_params.get("job") or st.session_state.get("train_job")
     view = jobs.view(wanted) if wanted else None
     if wanted and view is None:
-        st.info(f"There is no job {wanted} in the database: check the link. "
+        st.info(f"There is no job {ui.literal(wanted)} in the database: check the link. "
                 "Every version ever saved is still in the zoo.")
         st.query_params.pop("job", None)
         st.session_state.pop("train_job", None)

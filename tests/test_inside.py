@@ -227,7 +227,7 @@ def test_inside_page_names_an_unknown_model_in_the_link():
     at = open_page(INSIDE)
     at.query_params["model"] = "mlp_5x5"  # as if /inside?model=mlp_5x5 were opened
     at.run()
-    assert any("Unknown model 'mlp_5x5'" in text for text in _texts(at.warning))
+    assert any("Unknown model `mlp_5x5`" in text for text in _texts(at.warning))
     assert not at.exception
 
 

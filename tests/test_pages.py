@@ -104,7 +104,13 @@ def test_model_in_the_link_is_preselected_and_the_link_follows_the_picker():
 def test_unknown_model_in_the_link_is_a_warning_not_a_crash():
     shipped()
     at = open_page(DRAW, model="mlp_5x5")
-    assert any("Unknown model 'mlp_5x5'" in w.value for w in at.warning)
+    assert any("Unknown model `mlp_5x5`" in w.value for w in at.warning)
+
+
+def test_markdown_in_a_link_stays_text():
+    shipped()
+    at = open_page(DRAW, model="[click me](https://evil.example)")
+    assert any("Unknown model `[click me](https://evil.example)` in the link" in w.value for w in at.warning)
 
 
 def test_drawing_reaches_a_prediction_and_the_model_input():

@@ -188,4 +188,4 @@ def test_a_reload_finds_the_job_by_its_link():
     gone.query_params["job"] = "00000000"
     gone.run()
     gone.switch_page(TRAIN).run()
-    assert any("There is no job 00000000 in the database" in info for info in texts(gone.info))
+    assert any("There is no job `00000000` in the database" in info for info in texts(gone.info))
