@@ -70,6 +70,11 @@ class ZooEntry:
         return self.file if self.file is not None else _materialise(self.name, self.sha256)
 
     @property
+    def record_path(self) -> Path | None:
+        """The record's JSON file (shipped models); a version keeps its record in the database."""
+        return self.file.with_suffix(".json") if self.file is not None else None
+
+    @property
     def cache_key(self) -> str:
         """Changes whenever the model does: for caches of loaded models."""
         if self.file is not None:
@@ -322,8 +327,8 @@ def delete_version(entry: ZooEntry) -> None:
 def update_record(entry: ZooEntry, **fields) -> ZooEntry:
     """Add computed results (USPS accuracy, robustness curves…) to a model's record."""
     record = entry.record | fields
-    if entry.file is not None:
-        write_record(entry.file.with_suffix(".json"), record)
+    if entry.record_path is not None:
+        write_record(entry.record_path, record)
     else:
         with db.engine().begin() as connection:
             connection.execute(db.versions.update().where(db.versions.c.name == entry.name)

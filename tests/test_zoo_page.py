@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from model_zoo import store
+from model_zoo import db, store
 from model_zoo.architectures import TUTORIAL_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +35,7 @@ def table_models(at: AppTest) -> list[str]:
     return list(at.dataframe[0].value["model"])
 
 
-def test_page_runs_on_the_shipped_models(mnist, shipped, user_dir):
+def test_page_runs_on_the_shipped_models(mnist, shipped, database):
     at = run_page()
     assert at.title[0].value == "Zoo"
     assert table_models(at) == [entry.name for entry in shipped]
@@ -53,21 +51,18 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, user_dir):
         assert any("cannot be deleted" in caption.value for caption in at.caption)
 
 
-def test_page_without_mnist_still_shows_the_table(shipped, user_dir, tmp_path, monkeypatch):
+def test_page_without_mnist_still_shows_the_table(shipped, database, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_PATH", str(tmp_path / "missing" / "mnist.npz"))
     at = run_page()
     assert any("MNIST_PATH" in info.value for info in at.info)
     assert table_models(at) == [entry.name for entry in shipped]
 
 
-def test_deleting_a_user_version(mnist, shipped, user_dir):
+def test_deleting_a_user_version(mnist, shipped, database):
     source = shipped[0]
-    user_dir.mkdir(parents=True)
     version = f"{source.name}@test"
-    shutil.copy(source.path, user_dir / f"{version}.keras")
-    record = json.loads(source.record_path.read_text()) | {"name": version,
-                                                           "created": "2099-01-01T00:00:00+00:00"}
-    (user_dir / f"{version}.json").write_text(json.dumps(record))
+    with db.engine().begin() as connection:  # as a learner's saved job would be
+        store.insert_version(connection, version, source.record, source.path.read_bytes())
 
     at = run_page()
     assert table_models(at) == [entry.name for entry in shipped] + [version]
@@ -79,14 +74,13 @@ def test_deleting_a_user_version(mnist, shipped, user_dir):
     at.button(key="zoo_delete").click()
     run_page(at)
 
-    assert not (user_dir / f"{version}.keras").exists()
-    assert not (user_dir / f"{version}.json").exists()
+    assert version not in store.scan().names
     assert table_models(at) == [entry.name for entry in shipped]
     assert any(f"Deleted {version}" in message.value for message in at.success)
     assert at.selectbox(key="zoo_model").value == shipped[0].name
 
 
-def test_a_wrong_usps_path_is_a_warning(shipped, user_dir, tmp_path, monkeypatch):
+def test_a_wrong_usps_path_is_a_warning(shipped, database, tmp_path, monkeypatch):
     monkeypatch.setenv("USPS_PATH", str(tmp_path / "nowhere.npz"))
     monkeypatch.setenv("MNIST_PATH", str(tmp_path / "missing" / "mnist.npz"))  # nothing to score: quick
     at = run_page()
