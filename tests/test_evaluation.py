@@ -31,13 +31,13 @@ def mlp(mnist):
 
 @pytest.fixture
 def model_copy(mnist, mlp, tmp_path):
-    """A user version in tmp_path (never a shipped record), with a training-like record."""
+    """A model file in tmp_path (never a shipped record), with a training-like record."""
     path = tmp_path / "copy.keras"
     mlp.save(path)
     record = {"arch": "mlp_1x50", "name": "copy", "params": int(mlp.count_params()),
               "test_accuracy": 0.95, "history": {}, "seconds_per_epoch": [1.0]}
     store.write_record(path.with_suffix(".json"), record)
-    return store.ZooEntry("copy", path, record, shipped=False)
+    return store.ZooEntry("copy", record, shipped=False, file=path)
 
 
 def test_confusion_matrix_counts_every_digit_once(mnist, mlp):
@@ -127,7 +127,7 @@ def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_co
 
     monkeypatch.setattr(evaluation, "evaluate_fields", no_work)
     monkeypatch.setattr(store, "load_model", no_work)
-    warm = store.ZooEntry(model_copy.name, model_copy.path, stored, shipped=False)
+    warm = model_copy.with_record(stored)
     assert evaluation.ensure_evaluated(warm) is warm
 
 
@@ -135,7 +135,7 @@ def test_a_changed_robustness_setup_is_recomputed(model_copy):
     record = model_copy.record | {"robustness": {}, "robustness_setup": {"version": 0},
                                   "confusion_matrix": [], "mistakes": [], "usps_accuracy": 0.9,
                                   "drawn_set_sha256": evaluation.drawn_set().sha256}
-    entry = store.ZooEntry(model_copy.name, model_copy.path, record, shipped=False)
+    entry = model_copy.with_record(record)
     assert evaluation.missing_fields(entry, usps=True) == ["robustness"]
     assert evaluation.missing_fields(entry, usps=True, recompute=True) == [
         "robustness", "confusion_matrix", "usps_accuracy", "drawn"]
@@ -157,7 +157,7 @@ def test_layer_table_adds_up(mlp):
     assert rows[-1]["output shape"] == "(N, 10)"
 
 
-def test_evaluate_script_prints_one_row_per_model(mnist, user_dir, capsys):
+def test_evaluate_script_prints_one_row_per_model(mnist, database, capsys):
     listing = store.scan()
     before = {entry.record_path: entry.record_path.read_text() for entry in listing.entries}
     evaluate.main(["--json"])
@@ -173,7 +173,7 @@ def test_evaluate_script_prints_one_row_per_model(mnist, user_dir, capsys):
     assert {entry.record_path: entry.record_path.read_text() for entry in listing.entries} == before
 
 
-def test_evaluate_script_updates_records(mnist, model_copy, monkeypatch, user_dir, capsys):
+def test_evaluate_script_updates_records(mnist, model_copy, monkeypatch, database, capsys):
     # The copy stands in for the shipped folder, so nothing under model_zoo/trained is touched.
     monkeypatch.setattr(store, "TRAINED_DIR", model_copy.path.parent)
     evaluate.main(["--update-records", "--robustness", "--json"])
@@ -190,7 +190,7 @@ def test_evaluate_script_help():
     assert exit_info.value.code == 0
 
 
-def test_evaluate_script_rejects_an_unknown_model(user_dir):
+def test_evaluate_script_rejects_an_unknown_model(database):
     with pytest.raises(SystemExit, match="Unknown model 'mlp_5x5'. Expected one of"):
         evaluate.main(["--models", "mlp_5x5"])
 
