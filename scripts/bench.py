@@ -11,8 +11,8 @@ whole path from a 280×280 canvas image to every model's probabilities.
 With ``--class-jobs N`` it measures a class instead: N learners submit
 mlp_1x50 jobs (10,000 digits, 2 epochs) at once; the wall time to all done on
 Ray (a local instance with DIGIT_ZOO_TRAINING_SLOTS slots, or RAY_ADDRESS's
-cluster) against the same N trainings one after another in this process, as
-the app trained before Ray. The jobs' versions go to a throwaway database.
+cluster) against the same N trainings, each saved as a version, one after
+another in this process, as the app trained before Ray. The jobs' versions go to a throwaway database.
 Timings are machine- and load-dependent: compare ratios, not absolute numbers.
 """
 
