@@ -85,7 +85,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                           help="Share of units switched off at random while training, "
                                "{:g} to {:g}.".format(*limits.dropout))
         right.checkbox("Decay the learning rate (cosine, to 0)", key="train_lr_decay")
-        if arch.kind == "mlp":
+        if arch.family == "mlp":
             left.number_input("Width (units per hidden layer)", step=50, key="train_width",
                               help=f"1 to {limits.max_width}.")
             right.number_input("Hidden layers", step=1, key="train_hidden_layers",
@@ -112,7 +112,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
     if not started:
         return None
     state = st.session_state
-    mlp = arch.kind == "mlp"
+    mlp = arch.family == "mlp"
     settings = TrainingSettings(
         arch=arch.name, epochs=int(state.train_epochs), batch_size=int(state.train_batch_size),
         learning_rate=float(state.train_learning_rate), lr_decay=bool(state.train_lr_decay),

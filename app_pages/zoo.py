@@ -49,22 +49,10 @@ def _evaluated_record(model_key: str, usps: bool, _entry: store.ZooEntry,
                       _mnist: tuple[np.ndarray, np.ndarray]) -> dict:
     """The record with its missing computed fields, once per model (its cache key).
 
-    User versions keep the results in their record; shipped records are only
-    written by ``python -m scripts.evaluate --update-records``, so for them
-    the results live in this cache.
+    A user version keeps them in its record; a shipped model's live in this cache.
     """
-    model = ui.fast_model(_entry)
-
-    def run(save: bool) -> dict:
-        return evaluation.ensure_evaluated(_entry, model=model, mnist=_mnist, with_usps=usps,
-                                           save=save).record
-
-    if _entry.shipped:
-        return run(save=False)
-    try:
-        return run(save=True)
-    except OSError:  # a read-only user folder: keep the results in this cache only
-        return run(save=False)
+    return evaluation.ensure_evaluated(_entry, model=ui.fast_model(_entry), mnist=_mnist,
+                                       with_usps=usps).record
 
 
 def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
@@ -91,6 +79,200 @@ def _delete(entry: store.ZooEntry) -> None:
     st.session_state.pop("zoo_confirm_delete", None)
 
 
+# ------------------------------------------------------------------ sections
+
+
+def zoo_table(entries: list[store.ZooEntry]) -> None:
+    """The table of every model, and accuracy against size."""
+    st.header("The zoo table")
+    rows = [evaluation.table_row(entry) for entry in entries]
+    table = pd.DataFrame(rows).rename(columns=evaluation.TABLE_HEADERS)
+    for column in ("USPS test", "drawn"):
+        if table[column].isna().all():
+            table = table.drop(columns=column)
+    accuracy_format = st.column_config.NumberColumn(format="%.4f")
+    st.dataframe(
+        table, hide_index=True, width="stretch", key="zoo_table",
+        column_config={
+            "params": st.column_config.NumberColumn(format="localized"),
+            "train s/epoch": st.column_config.NumberColumn(format="%.1f"),
+            "MNIST test": accuracy_format, "tutorial": accuracy_format, "USPS test": accuracy_format,
+            "drawn": accuracy_format,
+            "difference": st.column_config.NumberColumn(format="%+.4f",
+                                                         help="MNIST test minus the tutorial's accuracy"),
+        })
+    st.caption(TABLE_CAPTION)
+    scatter = px.scatter(table, x="params", y="MNIST test", text="model", color="origin", log_x=True,
+                         labels={"params": "parameters (log scale)", "MNIST test": "MNIST test accuracy"},
+                         title="Accuracy against size")
+    scatter.update_traces(textposition="top center", marker_size=10)
+    st.plotly_chart(scatter, width="stretch", key="zoo_scatter")
+
+
+TABLE_CAPTION = (
+    "MNIST test: the 10,000 test digits, never seen in training. Tutorial: the validation "
+    "accuracy the 2017 tutorial reported for the same model. USPS test: 2,007 postal-code "
+    "digits written by other people, never seen in training. For a model trained on MNIST "
+    "alone it checks that it reads handwriting that is not MNIST; a model that also "
+    "learned from USPS's training digits has met that style of handwriting before. "
+    "Drawn: digits drawn with the mouse on this app's canvas in many styles (0s, 6s and 9s "
+    "whose loop runs past its start, 4s and 5s in two strokes, crossed 7s, European 1s…), "
+    "never trained on. Pen strokes: the training digits redrawn with the canvas's round pen.")
+
+
+def robustness(entries: list[store.ZooEntry], mnist) -> None:
+    """Accuracy on shifted, rotated, scaled and thickened digits, model by model."""
+    st.header("Robustness: digits as people draw them")
+    st.write("An MLP learns each pixel's place, so a digit moved by two or three pixels is a new picture "
+             "to it and its accuracy collapses; a CNN slides the same small filters over the whole image "
+             "and forgives small moves, and `cnn_robust`, trained on shifted, rotated, scaled and "
+             "thickened digits, holds on the longest.")
+    curves = [(entry, entry.record["robustness"]) for entry in entries if "robustness" in entry.record]
+    if curves:
+        setup = evaluation.ROBUSTNESS_SETUP
+        st.caption(f"Accuracy on a fixed random subset of {setup['digits']:,} MNIST test digits (seed "
+                   f"{setup['seed']}), each shifted by the given distance in a random direction, rotated "
+                   "by the given angle either way, scaled about the centre, or drawn thinner/thicker. "
+                   "Solid lines: CNNs; dashed: MLPs.")
+        dashes = {entry.name: "dash" if entry.arch.family == "mlp" else "solid" for entry, _ in curves}
+        columns = st.columns(2)
+        for i, distortion in enumerate(evaluation.DISTORTIONS):
+            frame = pd.DataFrame([{"model": entry.name, "value": value, "accuracy": score}
+                                  for entry, curve in curves for value, score in curve[distortion]])
+            chart = px.line(frame, x="value", y="accuracy", color="model", markers=True,
+                            labels={"value": evaluation.DISTORTION_LABELS[distortion]}, range_y=[0, 1.02],
+                            title=distortion.capitalize())
+            chart.for_each_trace(lambda trace: trace.update(line_dash=dashes[trace.name]))
+            chart.update_layout(legend={"title_text": "", "orientation": "h", "y": -0.25},
+                                margin={"t": 40, "b": 10}, height=480)
+            columns[i % 2].plotly_chart(chart, width="stretch", key=f"zoo_robustness_{distortion}")
+    else:
+        st.info("No robustness curves yet: they need the MNIST test digits (see above).")
+    if mnist is not None:
+        with st.expander("What the distorted digits look like"):
+            sets = evaluation.distorted_sets(*mnist)
+            for distortion in evaluation.DISTORTIONS:
+                points = [(i, value) for i, (d, value) in enumerate(sets.points) if d == distortion]
+                st.caption(evaluation.DISTORTION_LABELS[distortion].capitalize())
+                st.image([sets.image(i) for i, _ in points], width=56,
+                         caption=[f"{value:g}" for _, value in points])
+    missing = [entry.name for entry in entries if "robustness" not in entry.record]
+    if curves and missing:
+        st.caption(f"No curves for: {', '.join(missing)}.")
+
+
+def layers(entry: store.ZooEntry) -> None:
+    st.subheader("Layers")
+    try:
+        rows = evaluation.layer_table(ui.fast_model(entry))
+    except store.ModelFileError as error:
+        st.error(str(error))
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="zoo_layers",
+                 column_config={"params": st.column_config.NumberColumn(format="localized")})
+    st.caption(f"{sum(row['params'] for row in rows):,} parameters. N is the batch: any number of digits.")
+
+
+def training_curves(record: dict) -> None:
+    st.subheader("Training")
+    history = record.get("history") or {}
+    if history.get("loss"):
+        epochs = range(1, len(history["loss"]) + 1)
+        left, right = st.columns(2)
+        for column, metric in ((left, "loss"), (right, "accuracy")):
+            frame = pd.DataFrame(
+                [{"epoch": epoch, metric: value, "data": "training"}
+                 for epoch, value in zip(epochs, history.get(metric, []))]
+                + [{"epoch": epoch, metric: value, "data": "validation"}
+                   for epoch, value in zip(epochs, history.get(f"val_{metric}", []))])
+            chart = px.line(frame, x="epoch", y=metric, color="data", markers=True,
+                            title=f"{metric.capitalize()} per epoch")
+            column.plotly_chart(chart, width="stretch", key=f"zoo_history_{metric}")
+        settings = record.get("settings", {})
+        if {"train_digits", "val_digits"} <= record.keys() and settings:
+            st.caption(f"{record['train_digits']:,} training and {record['val_digits']:,} validation "
+                       f"digits, batch size {settings.get('batch_size')}, {settings.get('optimizer')} at "
+                       f"learning rate {settings.get('learning_rate')}"
+                       + (", stopped early" if record.get("stopped_early") else "") + ".")
+    if record.get("batch_loss"):
+        steps, losses = zip(*record["batch_loss"])
+        chart = px.line(x=steps, y=losses, labels={"x": "batch", "y": "loss"},
+                        title="Loss per batch (running mean within each epoch)")
+        st.plotly_chart(chart, width="stretch", key="zoo_batch_loss")
+    if not history.get("loss") and not record.get("batch_loss"):
+        st.info("This record has no training curves.")
+
+
+def confusion_matrix(record: dict) -> None:
+    st.subheader("Confusion matrix")
+    if "confusion_matrix" not in record:
+        st.info("No confusion matrix yet: it needs the MNIST test digits (see above).")
+        return
+    counts = np.array(record["confusion_matrix"])
+    off_diagonal = counts.astype(float)
+    np.fill_diagonal(off_diagonal, np.nan)  # colour only the mistakes; the diagonal dwarfs them
+    heatmap = go.Figure(go.Heatmap(
+        z=off_diagonal, x=list(range(10)), y=list(range(10)), text=counts, texttemplate="%{text}",
+        colorscale="Reds", hovertemplate="true %{y}, said %{x}: %{text}<extra></extra>",
+        colorbar={"title": "mistakes"}))
+    heatmap.update_layout(xaxis_title="predicted digit", yaxis_title="true digit",
+                          xaxis={"dtick": 1, "side": "top"}, yaxis={"dtick": 1, "autorange": "reversed"},
+                          height=480, margin={"t": 60})
+    st.plotly_chart(heatmap, width="stretch", key="zoo_confusion")
+    correct = int(np.trace(counts))
+    st.caption(f"The {counts.sum():,} MNIST test digits: {correct:,} read correctly (the diagonal, "
+               f"not coloured), {counts.sum() - correct:,} mistakes.")
+
+
+def mistakes(record: dict, mnist) -> None:
+    st.subheader("Mistakes")
+    if mnist is None:
+        st.info("The gallery of mistakes needs the MNIST test digits (see above).")
+        return
+    if "mistakes" not in record:
+        return
+    wrong = evaluation.Mistakes.from_record(record["mistakes"][:GALLERY_SIZE])
+    if len(wrong) == 0:
+        st.write("No mistakes on the test set.")
+    x_test = mnist[0]
+    columns = st.columns(GALLERY_COLUMNS)
+    for i, (index, true, said, confidence) in enumerate(
+            zip(wrong.indices, wrong.true, wrong.predicted, wrong.confidence)):
+        big = np.kron(x_test[index], np.ones((3, 3), np.uint8))  # 84 × 84, sharp pixels
+        columns[i % GALLERY_COLUMNS].image(big, caption=f"true {true} → said {said} ({confidence:.0%})")
+    st.caption(f"The first {len(wrong)} test digits this model gets wrong, in test-set order.")
+
+
+def delete(entry: store.ZooEntry) -> None:
+    st.subheader("Delete")
+    if entry.shipped:
+        st.caption("Shipped models cannot be deleted: they are the zoo every page compares against. "
+                   "Versions you train on the Train page can be.")
+        return
+    confirm = st.checkbox(f"Yes, delete {entry.name} for good", key="zoo_confirm_delete")
+    st.button("Delete this version", key="zoo_delete", disabled=not confirm, type="primary",
+              on_click=_delete, args=(entry,), icon=":material/delete:")
+
+
+def one_model(entries: list[store.ZooEntry], mnist) -> None:
+    """One model up close: its layers, training, confusion matrix and mistakes."""
+    st.header("One model up close")
+    names = [entry.name for entry in entries]
+    by_name = {entry.name: entry for entry in entries}
+    if st.session_state.get("zoo_model") not in names:
+        st.session_state["zoo_model"] = names[0]
+    name = st.selectbox("Model", names, key="zoo_model", format_func=lambda n: by_name[n].label)
+    entry = by_name[name]
+    st.markdown(f"**{entry.arch.summary}** · {entry.origin}")
+    if entry.arch.lesson:
+        st.markdown(entry.arch.lesson)
+    layers(entry)
+    training_curves(entry.record)
+    confusion_matrix(entry.record)
+    mistakes(entry.record, mnist)
+    delete(entry)
+
+
 # ------------------------------------------------------------------ the page
 
 if "zoo_message" in st.session_state:
@@ -110,170 +292,6 @@ if mnist is None:
             icon=":material/info:")
 with_usps = usps_found()
 entries = [evaluated(entry, mnist, with_usps) for entry in listing.entries]
-
-# The zoo table -----------------------------------------------------------
-st.header("The zoo table")
-rows = [evaluation.table_row(entry) for entry in entries]
-table = pd.DataFrame(rows).rename(columns=evaluation.TABLE_HEADERS)
-for column in ("USPS test", "drawn"):
-    if table[column].isna().all():
-        table = table.drop(columns=column)
-accuracy_format = st.column_config.NumberColumn(format="%.4f")
-st.dataframe(
-    table, hide_index=True, width="stretch", key="zoo_table",
-    column_config={
-        "params": st.column_config.NumberColumn(format="localized"),
-        "train s/epoch": st.column_config.NumberColumn(format="%.1f"),
-        "MNIST test": accuracy_format, "tutorial": accuracy_format, "USPS test": accuracy_format,
-        "drawn": accuracy_format,
-        "difference": st.column_config.NumberColumn(format="%+.4f",
-                                                     help="MNIST test minus the tutorial's accuracy"),
-    })
-st.caption("MNIST test: the 10,000 test digits, never seen in training. Tutorial: the validation "
-           "accuracy the 2017 tutorial reported for the same model. USPS test: 2,007 postal-code "
-           "digits written by other people, never seen in training. For a model trained on MNIST "
-           "alone it checks that it reads handwriting that is not MNIST; a model that also "
-           "learned from USPS's training digits has met that style of handwriting before. "
-           "Drawn: digits drawn with the mouse on this app's canvas in many styles (0s, 6s and 9s "
-           "whose loop runs past its start, 4s and 5s in two strokes, crossed 7s, European 1s…), "
-           "never trained on. Pen strokes: the training digits redrawn with the canvas's round pen.")
-
-scatter = px.scatter(table, x="params", y="MNIST test", text="model", color="kind", log_x=True,
-                     labels={"params": "parameters (log scale)", "MNIST test": "MNIST test accuracy"},
-                     title="Accuracy against size")
-scatter.update_traces(textposition="top center", marker_size=10)
-st.plotly_chart(scatter, width="stretch", key="zoo_scatter")
-
-# Robustness --------------------------------------------------------------
-st.header("Robustness: digits as people draw them")
-st.write("An MLP learns each pixel's place, so a digit moved by two or three pixels is a new picture "
-         "to it and its accuracy collapses; a CNN slides the same small filters over the whole image "
-         "and forgives small moves, and `cnn_robust`, trained on shifted, rotated, scaled and "
-         "thickened digits, holds on the longest.")
-curves = [(entry, entry.record["robustness"]) for entry in entries if "robustness" in entry.record]
-if curves:
-    setup = evaluation.ROBUSTNESS_SETUP
-    st.caption(f"Accuracy on a fixed random subset of {setup['digits']:,} MNIST test digits (seed "
-               f"{setup['seed']}), each shifted by the given distance in a random direction, rotated "
-               "by the given angle either way, scaled about the centre, or drawn thinner/thicker. "
-               "Solid lines: CNNs; dashed: MLPs.")
-    dashes = {entry.name: "dash" if entry.arch.kind == "mlp" else "solid" for entry, _ in curves}
-    columns = st.columns(2)
-    for i, kind in enumerate(evaluation.DISTORTIONS):
-        frame = pd.DataFrame([{"model": entry.name, "value": value, "accuracy": score}
-                              for entry, curve in curves for value, score in curve[kind]])
-        chart = px.line(frame, x="value", y="accuracy", color="model", markers=True,
-                        labels={"value": evaluation.DISTORTION_LABELS[kind]}, range_y=[0, 1.02],
-                        title=kind.capitalize())
-        chart.for_each_trace(lambda trace: trace.update(line_dash=dashes[trace.name]))
-        chart.update_layout(legend={"title_text": "", "orientation": "h", "y": -0.25},
-                            margin={"t": 40, "b": 10}, height=480)
-        columns[i % 2].plotly_chart(chart, width="stretch", key=f"zoo_robustness_{kind}")
-else:
-    st.info("No robustness curves yet: they need the MNIST test digits (see above).")
-if mnist is not None:
-    with st.expander("What the distorted digits look like"):
-        sets = evaluation.distorted_sets(*mnist)
-        for kind in evaluation.DISTORTIONS:
-            points = [(i, value) for i, (k, value) in enumerate(sets.points) if k == kind]
-            st.caption(evaluation.DISTORTION_LABELS[kind].capitalize())
-            st.image([sets.image(i) for i, _ in points], width=56,
-                     caption=[f"{value:g}" for _, value in points])
-missing = [entry.name for entry in entries if "robustness" not in entry.record]
-if curves and missing:
-    st.caption(f"No curves for: {', '.join(missing)}.")
-
-# One model ---------------------------------------------------------------
-st.header("One model up close")
-names = [entry.name for entry in entries]
-by_name = {entry.name: entry for entry in entries}
-if st.session_state.get("zoo_model") not in names:
-    st.session_state["zoo_model"] = names[0]
-name = st.selectbox("Model", names, key="zoo_model", format_func=lambda n: by_name[n].label)
-entry = by_name[name]
-record = entry.record
-
-st.markdown(f"**{entry.arch.summary}** · {entry.origin}")
-if entry.arch.lesson:
-    st.markdown(entry.arch.lesson)
-
-st.subheader("Layers")
-try:
-    layers = evaluation.layer_table(ui.fast_model(entry))
-except store.ModelFileError as error:
-    st.error(str(error))
-else:
-    st.dataframe(pd.DataFrame(layers), hide_index=True, width="stretch", key="zoo_layers",
-                 column_config={"params": st.column_config.NumberColumn(format="localized")})
-    st.caption(f"{sum(row['params'] for row in layers):,} parameters. N is the batch: any number of digits.")
-
-st.subheader("Training")
-history = record.get("history") or {}
-if history.get("loss"):
-    epochs = range(1, len(history["loss"]) + 1)
-    left, right = st.columns(2)
-    for column, metric in ((left, "loss"), (right, "accuracy")):
-        frame = pd.DataFrame(
-            [{"epoch": epoch, metric: value, "data": "training"}
-             for epoch, value in zip(epochs, history.get(metric, []))]
-            + [{"epoch": epoch, metric: value, "data": "validation"}
-               for epoch, value in zip(epochs, history.get(f"val_{metric}", []))])
-        chart = px.line(frame, x="epoch", y=metric, color="data", markers=True,
-                        title=f"{metric.capitalize()} per epoch")
-        column.plotly_chart(chart, width="stretch", key=f"zoo_history_{metric}")
-    settings = record.get("settings", {})
-    if {"train_digits", "val_digits"} <= record.keys() and settings:
-        st.caption(f"{record['train_digits']:,} training and {record['val_digits']:,} validation "
-                   f"digits, batch size {settings.get('batch_size')}, {settings.get('optimizer')} at "
-                   f"learning rate {settings.get('learning_rate')}"
-                   + (", stopped early" if record.get("stopped_early") else "") + ".")
-if record.get("batch_loss"):
-    steps, losses = zip(*record["batch_loss"])
-    chart = px.line(x=steps, y=losses, labels={"x": "batch", "y": "loss"},
-                    title="Loss per batch (running mean within each epoch)")
-    st.plotly_chart(chart, width="stretch", key="zoo_batch_loss")
-if not history.get("loss") and not record.get("batch_loss"):
-    st.info("This record has no training curves.")
-
-st.subheader("Confusion matrix")
-if "confusion_matrix" in record:
-    counts = np.array(record["confusion_matrix"])
-    off_diagonal = counts.astype(float)
-    np.fill_diagonal(off_diagonal, np.nan)  # colour only the mistakes; the diagonal dwarfs them
-    heatmap = go.Figure(go.Heatmap(
-        z=off_diagonal, x=list(range(10)), y=list(range(10)), text=counts, texttemplate="%{text}",
-        colorscale="Reds", hovertemplate="true %{y}, said %{x}: %{text}<extra></extra>",
-        colorbar={"title": "mistakes"}))
-    heatmap.update_layout(xaxis_title="predicted digit", yaxis_title="true digit",
-                          xaxis={"dtick": 1, "side": "top"}, yaxis={"dtick": 1, "autorange": "reversed"},
-                          height=480, margin={"t": 60})
-    st.plotly_chart(heatmap, width="stretch", key="zoo_confusion")
-    correct = int(np.trace(counts))
-    st.caption(f"The {counts.sum():,} MNIST test digits: {correct:,} read correctly (the diagonal, "
-               f"not coloured), {counts.sum() - correct:,} mistakes.")
-else:
-    st.info("No confusion matrix yet: it needs the MNIST test digits (see above).")
-
-st.subheader("Mistakes")
-if "mistakes" in record and mnist is not None:
-    wrong = evaluation.Mistakes.from_record(record["mistakes"][:GALLERY_SIZE])
-    if len(wrong) == 0:
-        st.write("No mistakes on the test set.")
-    x_test = mnist[0]
-    columns = st.columns(GALLERY_COLUMNS)
-    for i, (index, true, said, confidence) in enumerate(
-            zip(wrong.indices, wrong.true, wrong.predicted, wrong.confidence)):
-        big = np.kron(x_test[index], np.ones((3, 3), np.uint8))  # 84 × 84, sharp pixels
-        columns[i % GALLERY_COLUMNS].image(big, caption=f"true {true} → said {said} ({confidence:.0%})")
-    st.caption(f"The first {len(wrong)} test digits this model gets wrong, in test-set order.")
-elif mnist is None:
-    st.info("The gallery of mistakes needs the MNIST test digits (see above).")
-
-st.subheader("Delete")
-if entry.shipped:
-    st.caption("Shipped models cannot be deleted: they are the zoo every page compares against. "
-               "Versions you train on the Train page can be.")
-else:
-    confirm = st.checkbox(f"Yes, delete {entry.name} for good", key="zoo_confirm_delete")
-    st.button("Delete this version", key="zoo_delete", disabled=not confirm, type="primary",
-              on_click=_delete, args=(entry,), icon=":material/delete:")
+zoo_table(entries)
+robustness(entries, mnist)
+one_model(entries, mnist)

@@ -24,7 +24,7 @@ class Architecture:
     """One zoo entry: how to build it and the settings it is trained with."""
 
     name: str
-    kind: Literal["mlp", "cnn", "cnn_robust"]
+    family: Literal["mlp", "cnn", "cnn_robust"]  # which builder: how the layers are laid out
     summary: str  # one line for pickers and tables
     epochs: int
     tutorial_accuracy: float | None  # the 2017 tutorial's validation accuracy
@@ -48,10 +48,10 @@ class Architecture:
         """A fresh, uncompiled model; the overrides serve the Train page."""
         dropout = self.dropout if dropout is None else dropout
         name = name or self.name
-        if self.kind == "mlp":
+        if self.family == "mlp":
             return build_mlp(name, hidden_layers or self.hidden_layers,
                              width or self.width, dropout)
-        if self.kind == "cnn":
+        if self.family == "cnn":
             return build_tutorial_cnn(name, dropout)
         return build_robust_cnn(name, dropout)
 

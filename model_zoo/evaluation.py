@@ -266,14 +266,14 @@ def _build_sets(x: np.ndarray, y: np.ndarray) -> DistortedSets:
     }
     undistorted = {"shift": 0, "rotation": 0, "scale": 1, "thickness": 0}
     points, blocks, batches = [], [], [np.asarray(x, np.uint8)]  # block 0: the digits as they are
-    for kind in DISTORTIONS:
-        for value in ROBUSTNESS_SETUP[kind]:
-            points.append((kind, value))
-            if value == undistorted[kind]:
+    for distortion in DISTORTIONS:
+        for value in ROBUSTNESS_SETUP[distortion]:
+            points.append((distortion, value))
+            if value == undistorted[distortion]:
                 blocks.append(0)
             else:
                 blocks.append(len(batches))
-                batches.append(_to_uint8(make[kind](value)))
+                batches.append(_to_uint8(make[distortion](value)))
     return DistortedSets(np.concatenate(batches), y, points, blocks)
 
 
@@ -298,9 +298,9 @@ def robustness_curves(model, x: np.ndarray, y: np.ndarray) -> Curves:
     n = sets.digits
     predicted = predicted_digits(model, sets.images).reshape(-1, n)  # (B, n)
     correct = (predicted == sets.labels[np.newaxis]).mean(axis=1)  # (B,)
-    curves: Curves = {kind: [] for kind in DISTORTIONS}
-    for (kind, value), block in zip(sets.points, sets.blocks):
-        curves[kind].append([value, round(float(correct[block]), 4)])
+    curves: Curves = {distortion: [] for distortion in DISTORTIONS}
+    for (distortion, value), block in zip(sets.points, sets.blocks):
+        curves[distortion].append([value, round(float(correct[block]), 4)])
     return curves
 
 
@@ -378,13 +378,15 @@ def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.nda
 def ensure_evaluated(entry: store.ZooEntry, *, model=None,
                      mnist: tuple[np.ndarray, np.ndarray] | None = None,
                      usps_path: str | os.PathLike | None = None, with_usps: bool | None = None,
-                     save: bool = True, recompute: bool = False) -> store.ZooEntry:
+                     save: bool | None = None, recompute: bool = False) -> store.ZooEntry:
     """The entry with USPS accuracy, robustness curves, confusion matrix and mistakes.
 
     Only what the record lacks is computed (nothing, on a warm record: the
     model and MNIST are not even loaded); with ``save`` the new fields are
     written into the record with ``store.update_record``, otherwise they are
-    only in the returned entry. ``model`` defaults to loading ``entry.path``;
+    only in the returned entry. By default a user version keeps them in its
+    record, and a shipped record is left as ``scripts.train_zoo`` wrote it
+    (``scripts.evaluate --update-records`` asks with ``save=True``). ``model`` defaults to loading ``entry.path``;
     ``mnist`` to the MNIST test set (``x_test``, ``y_test``). USPS accuracy
     is computed when ``with_usps``, by default when the USPS file is found. Raises
     ``data.DataError`` when MNIST is needed but not found and
@@ -397,7 +399,7 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
         return entry
     model = model if model is not None else store.load_model(entry.path)
     computed = evaluate_fields(model, fields, mnist=mnist, usps_path=usps_path)
-    if save:
+    if save if save is not None else not entry.shipped:
         return store.update_record(entry, **computed)
     return entry.with_record(entry.record | computed)
 
@@ -424,7 +426,7 @@ def table_row(entry: store.ZooEntry) -> dict:
     tutorial = entry.arch.tutorial_accuracy  # a user version is compared with the model it retrains
     return {
         "model": entry.name,
-        "kind": entry.origin,
+        "origin": entry.origin,
         "trained_on": trained_on(record.get("settings", {})),
         "params": record.get("params"),
         "epochs": record.get("epochs_done", len(seconds) or None),
@@ -444,17 +446,17 @@ def trained_on(settings: dict) -> str:
 
 
 TABLE_HEADERS = {  # row key → column title
-    "model": "model", "kind": "kind", "trained_on": "trained on", "params": "params", "epochs": "epochs",
+    "model": "model", "origin": "origin", "trained_on": "trained on", "params": "params", "epochs": "epochs",
     "s_per_epoch": "train s/epoch", "mnist_test": "MNIST test", "tutorial": "tutorial",
     "difference": "difference", "usps_test": "USPS test", "drawn": "drawn",
 }
 
 
-def robustness_rows(entries: list[store.ZooEntry], kind: str) -> list[dict]:
+def robustness_rows(entries: list[store.ZooEntry], distortion: str) -> list[dict]:
     """One row per model with a curve: {"model": name, <value>: accuracy, ...}."""
     rows = []
     for entry in entries:
-        curve = (entry.record.get("robustness") or {}).get(kind)
+        curve = (entry.record.get("robustness") or {}).get(distortion)
         if curve:
             rows.append({"model": entry.name} | {_value_text(v): acc for v, acc in curve})
     return rows

@@ -107,7 +107,7 @@ class TrainingSettings:
         check("dropout", self.dropout, *limits.dropout)
         check("training digits", self.train_size, limits.min_train_size, limits.max_train_size)
         check("validation fraction", self.val_fraction, *limits.val_fraction)
-        if spec.kind == "mlp":
+        if spec.family == "mlp":
             check("width", self.width, 1, limits.max_width)
             check("hidden layers", self.hidden_layers, 1, limits.max_hidden_layers)
         if self.optimizer not in OPTIMIZERS:

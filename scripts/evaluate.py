@@ -124,10 +124,10 @@ def main(argv=None) -> None:
         setup = evaluation.ROBUSTNESS_SETUP
         print(f"\nRobustness: accuracy on {setup['digits']:,} MNIST test digits "
               f"(seeded subset, seed {setup['seed']}), distorted.")
-        for kind in evaluation.DISTORTIONS:
-            table = evaluation.robustness_rows(entries, kind)
-            values = [f"{v:g}" for v in setup[kind]]
-            print(f"\n{evaluation.DISTORTION_LABELS[kind]}\n")
+        for distortion in evaluation.DISTORTIONS:
+            table = evaluation.robustness_rows(entries, distortion)
+            values = [f"{v:g}" for v in setup[distortion]]
+            print(f"\n{evaluation.DISTORTION_LABELS[distortion]}\n")
             print(markdown_table(table, {"model": "model"} | {v: v for v in values}))
 
 

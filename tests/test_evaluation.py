@@ -86,8 +86,8 @@ def test_robustness_curves_shape_and_the_mlp_lesson(mnist, mlp):
     curves = evaluation.robustness_curves(mlp, x_test, y_test)
     setup = evaluation.ROBUSTNESS_SETUP
     assert list(curves) == list(evaluation.DISTORTIONS)
-    for kind, curve in curves.items():
-        assert [value for value, _ in curve] == setup[kind]
+    for distortion, curve in curves.items():
+        assert [value for value, _ in curve] == setup[distortion]
         assert all(0 <= score <= 1 for _, score in curve)
     # The undistorted point is the same digits in all four curves.
     plain = {dict(curves["shift"])[0], dict(curves["rotation"])[0], dict(curves["scale"])[1.0],

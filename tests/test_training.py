@@ -14,8 +14,8 @@ class Recorder(training.TrainingProgress):
         self.batches, self.epochs, self.started = [], [], None
         self.stop_after_batches, self.stop = stop_after_batches, stop
 
-    def on_start(self, settings, steps_per_epoch):
-        self.started = (settings.arch, steps_per_epoch)
+    def on_start(self, settings, steps_per_epoch, train_digits):
+        self.started = (settings.arch, steps_per_epoch, train_digits)
 
     def on_batch(self, epoch, step, loss):
         self.batches.append((epoch, step, loss))
@@ -31,7 +31,7 @@ def test_one_epoch_on_a_few_hundred_digits_reports_progress(mnist):
     settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=600)
     progress = Recorder()
     result = training.train(settings, mnist=mnist, progress=progress)
-    assert progress.started == ("mlp_1x50", 5)  # 540 training digits / 128
+    assert progress.started == ("mlp_1x50", 5, 540)  # 540 training digits / 128
     assert [step for _, step, _ in progress.batches] == [1, 2, 3, 4, 5]
     assert [epoch for epoch, _, _ in progress.epochs] == [1]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(progress.epochs[0][1])
@@ -116,3 +116,21 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("DIGIT_ZOO_MAX_EPOCHS", "many")
     with pytest.raises(SettingsError, match="DIGIT_ZOO_MAX_EPOCHS='many' is not a whole number"):
         training.TrainingLimits.from_env()
+
+
+def test_the_progress_receiver_counts_the_added_usps_digits(mnist, usps_path):
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=600, usps=True)
+    progress = Recorder()
+    result = training.train(settings, mnist=mnist, progress=progress)
+    assert progress.started[2] == result.train_digits == 540 + 7291  # USPS's training digits too
+    assert result.digits_trained == result.train_digits
+
+
+def test_the_loss_curve_thins_itself_and_keeps_the_newest_point():
+    curve = training.LossCurve(limit=10)
+    for step in range(1, 101):
+        curve.add(step, 1.0 / step)
+    steps, loss, smoothed = curve.points()
+    assert len(steps) <= 11 and steps[0] == 1 and steps[-1] == 100
+    assert loss[-1] == round(1 / 100, 5) and len(loss) == len(smoothed) == len(steps)
+    assert smoothed[-1] > loss[-1]  # a moving average lags behind a falling loss
