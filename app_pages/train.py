@@ -298,8 +298,9 @@ st.write("Retrain any architecture of the zoo with your own settings and watch t
          "accuracy curves grow; the result becomes a new version you can draw with.")
 try:
     limits = TrainingLimits.from_env()
+    cluster.training_slots(), jobs.max_active_jobs()  # the class's settings, checked before any job
 except SettingsError as error:
-    st.error(f"This server's training limits are misconfigured: {error}", icon=":material/error:")
+    st.error(f"This server's training settings are misconfigured: {error}", icon=":material/error:")
     st.stop()
 
 cluster.connect_in_background()  # Ray is ready by the time the form is filled in

@@ -71,16 +71,8 @@ _release = threading.Event()  # tells it to end
 
 
 def training_slots() -> int:
-    text = os.environ.get(SLOTS_VARIABLE, "")
-    if not text:
-        return max(1, (os.cpu_count() or 1) // CPUS_PER_SLOT)
-    try:
-        slots = int(text)
-    except ValueError:
-        raise training.SettingsError(f"{SLOTS_VARIABLE}={text!r} is not a whole number.") from None
-    if slots < 1:
-        raise training.SettingsError(f"{SLOTS_VARIABLE} must be at least 1, got {slots}.")
-    return slots
+    """Slots of a local Ray instance: ``DIGIT_ZOO_TRAINING_SLOTS``, else one per two cores."""
+    return training.whole_number_from_env(SLOTS_VARIABLE, max(1, (os.cpu_count() or 1) // CPUS_PER_SLOT))
 
 
 def connect() -> Connection:

@@ -303,14 +303,7 @@ def discard(job_id: str) -> None:
 
 def max_active_jobs() -> int:
     """The teacher's cap on jobs waiting or training at once (``DIGIT_ZOO_MAX_ACTIVE_JOBS``)."""
-    text = os.environ.get(MAX_ACTIVE_VARIABLE, str(DEFAULT_MAX_ACTIVE))
-    try:
-        value = int(text)
-    except ValueError:
-        raise training.SettingsError(f"{MAX_ACTIVE_VARIABLE}={text!r} is not a whole number.") from None
-    if value < 1:
-        raise training.SettingsError(f"{MAX_ACTIVE_VARIABLE} must be at least 1, got {value}.")
-    return value
+    return training.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
 
 
 # ------------------------------------------------------------------ the worker's writes

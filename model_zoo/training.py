@@ -29,6 +29,20 @@ class SettingsError(ValueError):
     """A training setting outside what this server allows."""
 
 
+def whole_number_from_env(variable: str, default: int, minimum: int = 1) -> int:
+    """A server setting from the environment; SettingsError names the variable if it is not usable."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{variable}={text!r} is not a whole number.") from None
+    if value < minimum:
+        raise SettingsError(f"{variable} must be at least {minimum}, got {value}.")
+    return value
+
+
 @dataclass(frozen=True)
 class TrainingLimits:
     """Caps that keep one student from freezing a classroom server.
@@ -52,14 +66,9 @@ class TrainingLimits:
         env = {"max_epochs": "DIGIT_ZOO_MAX_EPOCHS", "max_width": "DIGIT_ZOO_MAX_WIDTH",
                "max_hidden_layers": "DIGIT_ZOO_MAX_HIDDEN_LAYERS",
                "max_train_size": "DIGIT_ZOO_MAX_TRAIN_SIZE"}
-        values = {}
-        for field_name, variable in env.items():
-            if variable in os.environ:
-                try:
-                    values[field_name] = int(os.environ[variable])
-                except ValueError:
-                    raise SettingsError(f"{variable}={os.environ[variable]!r} is not a whole number.") from None
-        return cls(**values)
+        defaults = cls()
+        return cls(**{name: whole_number_from_env(variable, getattr(defaults, name))
+                      for name, variable in env.items()})
 
 
 @dataclass(frozen=True)

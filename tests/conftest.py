@@ -74,6 +74,17 @@ def any_database(request, tmp_path, monkeypatch) -> str:
     return url
 
 
+@pytest.fixture
+def on_ray(ray_local, database, mnist):
+    """The session's Ray instance and a fresh database; the test's jobs are stopped after it."""
+    from model_zoo import jobs
+
+    yield
+    for view in jobs.views():
+        if view.active:
+            jobs.stop(view.id)
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """One local Ray instance (one training slot) for the whole test session, as the app starts it."""

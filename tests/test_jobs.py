@@ -29,13 +29,7 @@ LONG = dict(epochs=3, train_size=60_000, batch_size=8)  # 6,750 batches an epoch
 JOB_SECONDS = 240  # a worker's start (TensorFlow import) and a tiny job, on a busy 2-core machine
 
 
-@pytest.fixture(autouse=True)
-def on_ray(ray_local, database, mnist):
-    """Each test: the session's Ray instance, a fresh database; no job of an earlier test left."""
-    yield
-    for view in jobs.views():
-        if view.active:
-            jobs.stop(view.id)
+pytestmark = pytest.mark.usefixtures("on_ray")
 
 
 def tiny(arch="mlp_1x50", **overrides) -> TrainingSettings:

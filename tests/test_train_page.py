@@ -27,12 +27,7 @@ JOB_SECONDS = 240
 LONG = dict(train_size=60_000, epochs=1, batch_size=8)  # 6,750 batches: minutes
 
 
-@pytest.fixture(autouse=True)
-def on_ray(ray_local, database, mnist):
-    yield
-    for view in jobs.views():
-        if view.active:
-            jobs.stop(view.id)
+pytestmark = pytest.mark.usefixtures("on_ray")
 
 
 def open_train() -> AppTest:
@@ -189,3 +184,14 @@ def test_a_reload_finds_the_job_by_its_link():
     gone.run()
     gone.switch_page(TRAIN).run()
     assert any("There is no job `00000000` in the database" in info for info in texts(gone.info))
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("DIGIT_ZOO_MAX_EPOCHS", "many", "DIGIT_ZOO_MAX_EPOCHS='many' is not a whole number"),
+    ("DIGIT_ZOO_TRAINING_SLOTS", "0", "DIGIT_ZOO_TRAINING_SLOTS must be at least 1, got 0"),
+    ("DIGIT_ZOO_MAX_ACTIVE_JOBS", "thirty", "DIGIT_ZOO_MAX_ACTIVE_JOBS='thirty' is not a whole number"),
+])
+def test_a_misconfigured_server_says_which_setting(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    at = open_train()
+    assert any(message in error for error in texts(at.error))
