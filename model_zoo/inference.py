@@ -119,11 +119,6 @@ def numpy_steps(model: keras.Model) -> list[Forward]:
     return steps
 
 
-def numpy_forward(model: keras.Model) -> Forward:
-    """The model's inference pass as a NumPy function; raises UnsupportedLayerError."""
-    return _chain(numpy_steps(model))
-
-
 def _chain(steps: list[Forward]) -> Forward:
     def forward(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)

@@ -47,7 +47,7 @@ def test_unknown_layers_fall_back_to_keras():
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
                               keras.layers.GaussianNoise(0.1), keras.layers.Dense(10, activation="softmax")])
     with pytest.raises(inference.UnsupportedLayerError, match="GaussianNoise"):
-        inference.numpy_forward(model)
+        inference.numpy_steps(model)
     x = _random_batch(4)
     assert np.allclose(inference.FastModel(model).predict_batch(x), model.predict(x, verbose=0), atol=1e-6)
 
