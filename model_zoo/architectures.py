@@ -83,7 +83,7 @@ ZOO: dict[str, Architecture] = {a.name: a for a in [
     # thinner/thicker digits so that it reads real drawings.
     Architecture("cnn_robust", "cnn_robust",
                  "2 × (2 × Conv 3×3 + BatchNorm, pool) → Dense 128 → 10, drawing augmentation",
-                 12, None, dropout=0.3, augment=True, lr_decay=True, usps=True, strokes=True,
+                 12, None, dropout=0.3, augment=True, lr_decay=True, usps=True,
                  lesson="Beyond the tutorial: augmentation and a second set of writers (USPS) "
                         "teach it how people really draw."),
 ]}

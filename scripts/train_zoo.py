@@ -1,10 +1,10 @@
 """Train the zoo on the 60,000 MNIST training digits and ship it.
 
 cnn_robust also trains on USPS's 7,291 training digits (USPS_PATH or
-data/usps.npz; an error names where to put it if it is missing) and
-on all its training digits redrawn with the canvas's pen (model_zoo.strokes:
-needs scikit-image from requirements-dev.txt the first time, ~10 min on one
-core, then cached in data/strokes/).
+data/usps.npz; an error names where to put it if it is missing). A registry
+entry with strokes=True also trains on its training digits redrawn with the
+canvas's pen (model_zoo.strokes: needs scikit-image from requirements-dev.txt
+the first time, ~10 ms a digit on one core, then cached in data/strokes/).
 
     python -m scripts.train_zoo                       # all eight, ~20 min on 2 idle cores
     python -m scripts.train_zoo --models cnn,mlp_1x50

@@ -114,7 +114,6 @@ def test_training_adds_the_pen_versions_of_training_and_validation_digits(mnist,
     assert (result.train_digits, result.val_digits) == (2 * 270, 2 * 30)
     assert result.record()["settings"]["strokes"] is True
     assert list(tmp_path.glob("pen-v*.npy"))
-    assert training.TrainingSettings.for_architecture("cnn_robust").strokes
 
 
 def test_the_app_and_training_without_strokes_never_import_scikit_image():
