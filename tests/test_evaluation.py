@@ -222,3 +222,12 @@ def test_a_damaged_drawn_set_says_how_to_redraw_it(tmp_path):
     broken.write_bytes(b"not an npz")
     with pytest.raises(data.DataError, match=r"drawn_set\.npz is missing or damaged.*python -m tests\.browser\.drawn_set"):
         evaluation.drawn_set(broken)
+
+
+@pytest.mark.parametrize("name", architectures.ZOO)
+def test_shipped_records_hold_their_drawn_scores(name):
+    entry = store.scan_shipped().get(name)
+    scores = evaluation.drawn_scores(store.load_model(entry.path), evaluation.drawn_set())
+    assert {key: entry.record.get(key) for key in scores} == scores, (
+        "stale drawn scores: python -m scripts.evaluate --update-records")
+    assert min(scores["drawn_overshoot_accuracy"].values()) >= 0.98  # issue 12's floor for loops
