@@ -360,6 +360,9 @@ def drawn_strokes(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND
     paths = []
     for stroke in strokes:
         points = _resample(stroke.points, 0.25)
+        if len(points) < 3:  # a dot: nothing to vary
+            paths.append(points)
+            continue
         if stroke.closed:
             points = _vary_loop(points, size, rng, hand)
         else:

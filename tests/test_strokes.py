@@ -61,6 +61,14 @@ def test_loops_overshoot_close_or_stay_open_as_the_hand_says(mnist):
         assert np.linalg.norm(opened[-1] - opened[0]) > 0.01 * np.ptp(opened[:, 1])
 
 
+def test_a_stroke_that_is_only_a_dot_is_drawn_as_a_dot(mnist):
+    (x_train, _), _ = mnist
+    image = x_train[623]  # its skeleton has a piece less than half a pixel long
+    assert min(np.ptp(s.points, axis=0).max() for s in strokes.trace(image)) < 0.5
+    for seed in range(10):  # every way of varying the other strokes
+        assert strokes.pen_version(image, np.random.default_rng(seed)).max() == 1
+
+
 def test_drawings_fit_the_canvas_with_a_pen_the_app_offers(mnist):
     rng = np.random.default_rng(0)
     for image in first_of(mnist, 5, 30):
