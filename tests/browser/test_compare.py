@@ -9,8 +9,8 @@ from playwright.sync_api import Page, expect
 
 from model_zoo import db, store
 
-from .conftest import (READINGS, clear, draw_and_wait, open_app, screenshot, set_pen_width,
-                       wait_until_idle)
+from .conftest import (READINGS, RESULT_SECONDS, clear, draw_and_wait, open_app, screenshot,
+                       set_pen_width, wait_until_idle)
 from .strokes import CORNERS, LARGE, NATURAL, SAMPLES, SLOPPY, Sample
 
 
@@ -25,7 +25,7 @@ def draw_and_read_all(page: Page, sample: Sample, models: int) -> dict[str, str]
     strokes = sample.points()
     draw_and_wait(page, strokes, f"Read from your drawing ({len(strokes)} stroke")
     table = page.get_by_test_id("stTable")
-    expect(table.locator("tbody tr")).to_have_count(models)  # one row per model
+    expect(table.locator("tbody tr")).to_have_count(models, timeout=RESULT_SECONDS * 1000)  # a row per model
     header = [cell.strip() for cell in table.locator("thead th").all_inner_texts()]
     model, reads = header.index("Model"), header.index("Reads")
     rows = [[cell.strip() for cell in row.locator("th, td").all_inner_texts()]
