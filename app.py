@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 PAGES = HERE / "app_pages"
 
 ui.keep_keras_between_runs()
+ui.one_blas_thread()
 st.set_page_config(page_title="Digit Recogniser", page_icon=":material/draw:", layout="wide")
 
 draw = st.Page(PAGES / "draw.py", title="Draw", icon=":material/draw:", url_path="draw")

@@ -10,7 +10,7 @@ import html
 import io
 import logging
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import streamlit as st
@@ -36,6 +36,18 @@ def keep_keras_between_runs() -> None:
         script_runner._clean_problem_modules = lambda: None
     else:
         LOG.warning("streamlit moved _clean_problem_modules: Keras is reset after every run")
+
+
+@cache  # once per server process: the limit holds for every thread
+def one_blas_thread() -> None:
+    """NumPy's matrix products on one thread in the web server (docs/facts.md).
+
+    A stroke's products are small: OpenBLAS's thread per core spins more than it
+    helps, doubling the CPU a stroke costs on a 2-core server that also trains.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 def sidebar() -> None:
