@@ -6,9 +6,11 @@ import Streamlit.
 
 from __future__ import annotations
 
+import hmac
 import html
 import io
 import logging
+import os
 from dataclasses import dataclass
 from functools import cache, partial
 
@@ -56,6 +58,36 @@ def sidebar() -> None:
         st.caption("Seven of the models come from a 2017 Keras tutorial on the Analytics Vidhya "
                    "digits, and carry [its lesson](/zoo): width helps, depth without "
                    "regularisation overfits, dropout needs more epochs.")
+        teacher_sign_in()
+
+
+TEACHER_PASSWORD_VARIABLE = "DIGIT_ZOO_TEACHER_PASSWORD"
+
+
+def teacher_password_set() -> bool:
+    return bool(os.environ.get(TEACHER_PASSWORD_VARIABLE))
+
+
+def is_teacher() -> bool:
+    """Signed in with the server's teacher password (this browser session only)."""
+    return teacher_password_set() and bool(st.session_state.get("teacher"))
+
+
+def teacher_sign_in() -> None:
+    """A password field for what only a teacher does; shown when the server has a teacher password."""
+    if not teacher_password_set():
+        return
+    with st.expander("Teacher", icon=":material/school:"):
+        if is_teacher():
+            st.caption("Signed in: you can stop, save or discard any learner's job and delete any version.")
+            st.button("Sign out", key="teacher_sign_out", on_click=st.session_state.pop, args=("teacher", None))
+            return
+        entered = st.text_input("Teacher password", type="password", key="teacher_password")
+        if entered:
+            if hmac.compare_digest(entered.encode(), os.environ[TEACHER_PASSWORD_VARIABLE].encode()):
+                st.session_state.teacher = True
+                st.rerun()
+            st.error("That is not the teacher password.")
 
 
 def literal(text: str, limit: int = 60) -> str:

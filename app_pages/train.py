@@ -31,10 +31,22 @@ def owner() -> str:
     return st.session_state.train_owner
 
 
+def job_key() -> str | None:
+    """The secret that makes this session the owner of its job: from the job's link, or kept here."""
+    return st.query_params.get("key") or st.session_state.get("train_key")
+
+
+def may_act(view: jobs.JobView) -> bool:
+    return jobs.owns(view.id, job_key(), ui.is_teacher())
+
+
 def watched_job() -> jobs.JobView | None:
     """The job this page shows: the session's latest, or the one in ``?job=`` after a reload."""
     wanted = st.query_params.get("job") or st.session_state.get("train_job")
     view = jobs.view(wanted) if wanted else None
+    if view is not None and job_key() and jobs.owns(view.id, job_key()):
+        st.session_state.train_owner = view.owner  # a reload keeps the learner's name and their one job
+        st.session_state.train_key = job_key()
     if wanted and view is None:
         st.info(f"There is no job {ui.literal(wanted)} in the database: check the link. "
                 "Every version ever saved is still in the zoo.")
@@ -178,10 +190,14 @@ def job_panel(view: jobs.JobView) -> None:
     st.caption(f"Job {view.id} · started by {view.owner}{where} · {view.phase}")
     for level, message in st.session_state.pop("train_messages", []):
         getattr(st, level)(message, icon=":material/error:")
+    mine = may_act(view)
+    if not mine and (view.active or view.undecided):
+        st.caption(f"This is {view.owner}'s job: only they, or the teacher, can stop, save or discard it.")
     if view.state == JobState.QUEUED:
         st.info(f"Waiting in the queue at position {view.position}: each training slot trains one "
                 "job at a time, and yours starts when a slot is free.", icon=":material/hourglass:")
-        st.button("Leave the queue", key="train_cancel", on_click=_act, args=(jobs.stop, view.id))
+        if mine:
+            st.button("Leave the queue", key="train_cancel", on_click=_act, args=(jobs.stop, view.id))
     elif view.state == JobState.RUNNING:
         batch = f" · batch {view.step} of {view.steps_per_epoch}" if view.steps_per_epoch else ""
         st.progress(view.fraction_done, text=f"Epoch {min(view.epoch + 1, view.epochs)} of {view.epochs}{batch}")
@@ -191,7 +207,7 @@ def job_panel(view: jobs.JobView) -> None:
         left.metric("Time left", _duration(view.seconds_left))
         if view.stop_requested:
             st.info("Stopping after this batch…", icon=":material/stop_circle:")
-        else:
+        elif mine:
             st.button("Stop training", key="train_stop", icon=":material/stop_circle:",
                       on_click=_act, args=(jobs.stop, view.id),
                       help="Ends after the current batch; you can then save what it learned.")
@@ -213,7 +229,7 @@ def job_panel(view: jobs.JobView) -> None:
                                     "tensorboard --logdir <that folder>.")
     elif view.state == JobState.DISCARDED:
         st.info("Discarded.", icon=":material/delete:")
-    elif view.undecided:
+    elif view.undecided and mine:
         save_or_discard(view)
     if view.state != JobState.QUEUED and view.batch_steps:
         curves(view)
@@ -222,7 +238,7 @@ def job_panel(view: jobs.JobView) -> None:
 def _act(action, job_id: str, *args) -> None:
     """A button's action, run before the page reruns, so a click is never lost to a rerun."""
     try:
-        action(job_id, *args)
+        action(job_id, *args, key=job_key(), teacher=ui.is_teacher())
     except (jobs.JobError, store.VersionError, db.DatabaseError) as error:
         st.session_state.train_messages = [("error", f"{error}")]
 
@@ -313,12 +329,13 @@ try:
             settings, name = submitted
             try:
                 with st.spinner("Handing the job to Ray…"):
-                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits)
+                    key = secrets.token_urlsafe(12)  # in the job's link: whoever has it owns the job
+                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits, key=key)
             except (SettingsError, jobs.JobError) as error:
                 st.error(str(error), icon=":material/error:")
             else:
-                st.session_state.train_job = new_job
-                st.query_params["job"] = new_job
+                st.session_state.train_job, st.session_state.train_key = new_job, key
+                st.query_params["job"], st.query_params["key"] = new_job, key
     with live_column:
         job = watched_job()
         interval = poll_interval(job, jobs.views())

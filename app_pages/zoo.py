@@ -249,6 +249,9 @@ def delete(entry: store.ZooEntry) -> None:
         st.caption("Shipped models cannot be deleted: they are the zoo every page compares against. "
                    "Versions you train on the Train page can be.")
         return
+    if ui.teacher_password_set() and not ui.is_teacher():
+        st.caption("On this server only the teacher deletes versions (sign in from the sidebar).")
+        return
     confirm = st.checkbox(f"Yes, delete {entry.name} for good", key="zoo_confirm_delete")
     st.button("Delete this version", key="zoo_delete", disabled=not confirm, type="primary",
               on_click=_delete, args=(entry,), icon=":material/delete:")

@@ -27,8 +27,10 @@ from model_zoo.data import PROJECT_ROOT
 
 URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, list[str]] = {}  # version → SQL that brings version - 1 up to it
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 up to it
+    2: ["ALTER TABLE jobs ADD COLUMN owner_key VARCHAR(64)"],
+}
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
 
 metadata = sa.MetaData()
@@ -53,6 +55,7 @@ jobs = sa.Table(
     "jobs", metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("owner_key", sa.String(64)),  # SHA-256 of the secret in its owner's link; None: anyone's
     sa.Column("settings", sa.JSON, nullable=False),
     sa.Column("requested_name", sa.String(100), nullable=False, default=""),
     sa.Column("state", sa.String(20), nullable=False, index=True),

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
+import hmac
 import math
 import os
 import socket
@@ -194,12 +196,14 @@ class JobProgress(training.TrainingProgress):
 
 
 def submit(settings: TrainingSettings, owner: str, name: str = "",
-           limits: TrainingLimits | None = None, trained_in: str = "app") -> str:
+           limits: TrainingLimits | None = None, trained_in: str = "app", key: str | None = None) -> str:
     """Queue a job on the Ray cluster; its id.
 
-    Raises ``SettingsError`` for a setting out of range and ``JobLimitError``
-    when the learner already has a job or the class's queue is full; nothing
-    is queued then. Loads MNIST into Ray's object store on the first job.
+    With a ``key`` (a secret in its owner's link), only that key's holder or
+    the teacher may stop, save or discard it. Raises ``SettingsError`` for a
+    setting out of range and ``JobLimitError`` when the learner already has a
+    job or the class's queue is full; nothing is queued then. Loads MNIST into
+    Ray's object store on the first job.
     """
     from model_zoo import cluster  # Ray starts with the first job, not with the app
 
@@ -226,7 +230,8 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
             raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
                                 f"at most {maximum}): try again when one has ended.")
         connection.execute(db.jobs.insert().values(
-            id=job_id, owner=owner, settings=dataclasses.asdict(settings), requested_name=name,
+            id=job_id, owner=owner, owner_key=_hashed(key), settings=dataclasses.asdict(settings),
+            requested_name=name,
             state=JobState.QUEUED.value, phase="waiting for a free training slot",
             cluster=connection_info.cluster, submitted_at=time.time()))
     try:
@@ -260,10 +265,28 @@ def views() -> list[JobView]:
     return [_view(row, positions.get(row.id), live=False) for row in rows]
 
 
-def stop(job_id: str) -> None:
+def owns(job_id: str, key: str | None, teacher: bool = False) -> bool:
+    """Whether this caller may stop, save or discard the job: its key's holder, or the teacher."""
+    with db.engine().connect() as connection:
+        owner_key = connection.execute(sa.select(db.jobs.c.owner_key).where(db.jobs.c.id == job_id)).scalar()
+    return teacher or owner_key is None or (key is not None and hmac.compare_digest(owner_key, _hashed(key)))
+
+
+def _authorise(job_id: str, key: str | None, teacher: bool, action: str) -> None:
+    if not owns(job_id, key, teacher):
+        raise JobError(f"Only the learner who started job {job_id}, or the teacher, can {action} it "
+                       "(from the link its Train page gave them).")
+
+
+def _hashed(key: str | None) -> str | None:
+    return hashlib.sha256(key.encode()).hexdigest() if key is not None else None
+
+
+def stop(job_id: str, *, key: str | None = None, teacher: bool = False) -> None:
     """A training job ends after its current batch; a queued one leaves the queue."""
     from model_zoo import cluster
 
+    _authorise(job_id, key, teacher, "stop")
     left = _end(job_id, JobState.DISCARDED, phase="left the queue before it started",
                 only_from=[JobState.QUEUED.value])
     if left:
@@ -275,8 +298,9 @@ def stop(job_id: str) -> None:
     cluster.stop(job_id)  # at once through Ray; the worker also reads the flag above
 
 
-def save(job_id: str, name: str = "") -> store.ZooEntry:
+def save(job_id: str, name: str = "", *, key: str | None = None, teacher: bool = False) -> store.ZooEntry:
     """Save a stopped (or finished, unsaved) job's model as a new user version."""
+    _authorise(job_id, key, teacher, "save")
     with db.engine().begin() as connection:
         row = connection.execute(sa.select(db.jobs).where(db.jobs.c.id == job_id)).first()
         if row is None:
@@ -294,8 +318,9 @@ def save(job_id: str, name: str = "") -> store.ZooEntry:
     return entry
 
 
-def discard(job_id: str) -> None:
+def discard(job_id: str, *, key: str | None = None, teacher: bool = False) -> None:
     """Drop a stopped or finished job's model."""
+    _authorise(job_id, key, teacher, "discard")
     if not _end(job_id, JobState.DISCARDED, phase="discarded", only_from=UNDECIDED):
         state = _state(job_id)
         raise JobError(f"Job {job_id} is {state or 'unknown'}: there is nothing to discard.")
@@ -378,7 +403,7 @@ def worker_failed(job_id: str, progress: JobProgress | None, error: BaseExceptio
 # ------------------------------------------------------------------ reading rows
 
 _VIEW_COLUMNS = [column for column in db.jobs.c
-                 if column.name not in ("result_record", "result_model", "result_tensorboard")]
+                 if column.name not in ("owner_key", "result_record", "result_model", "result_tensorboard")]
 
 
 def _view(row, position: int | None, *, live: bool) -> JobView:

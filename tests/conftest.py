@@ -82,7 +82,7 @@ def on_ray(ray_local, database, mnist):
     yield
     for view in jobs.views():
         if view.active:
-            jobs.stop(view.id)
+            jobs.stop(view.id, teacher=True)
 
 
 @pytest.fixture(scope="session")

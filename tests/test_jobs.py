@@ -282,3 +282,20 @@ def test_the_cli_trains_on_the_tutorials_csv(mnist, tmp_path, capsys):
     assert record["training_data"] == "train.csv" and record["train_digits"] == 450  # 10 % validation
     assert train_script.main(["--arch", "mlp_1x50", "--data", str(csv), "--ray"]) == 2
     assert "--data trains in this process" in capsys.readouterr().err
+
+
+def test_only_the_owner_or_the_teacher_acts_on_a_job():
+    job_id = jobs.submit(long(), owner="otter-1", key="otters-secret")
+    training(job_id)
+    assert jobs.owns(job_id, "otters-secret") and jobs.owns(job_id, None, teacher=True)
+    for wrong in (None, "guess"):
+        with pytest.raises(jobs.JobError, match=f"Only the learner who started job {job_id}, or the teacher"):
+            jobs.stop(job_id, key=wrong)
+    assert jobs.view(job_id).state == JobState.RUNNING and not jobs.view(job_id).stop_requested
+    jobs.stop(job_id, key="otters-secret")
+    assert ended(job_id).state == JobState.STOPPED
+    with pytest.raises(jobs.JobError, match="can save it"):
+        jobs.save(job_id, key="guess")
+    with pytest.raises(jobs.JobError, match="can discard it"):
+        jobs.discard(job_id)
+    assert jobs.save(job_id, "kept by the teacher", teacher=True).name == "kept-by-the-teacher"

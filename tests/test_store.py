@@ -213,3 +213,14 @@ def test_the_versions_table_keeps_the_bytes_a_plain_keras_can_load(tiny_model, a
         content = connection.execute(sa.select(db.versions.c.model)
                                      .where(db.versions.c.name == "bytes")).scalar()
     assert content == entry.path.read_bytes()
+
+
+def test_a_database_of_the_previous_schema_is_brought_up_to_date(database):
+    with db.engine().begin() as connection:  # as the first schema made it: no owner_key
+        connection.execute(sa.text("ALTER TABLE jobs DROP COLUMN owner_key"))
+        connection.execute(db.schema_version.update().values(version=1))
+    db._engines.clear()  # as a new server process would
+    with db.engine().connect() as connection:
+        assert connection.execute(sa.select(db.schema_version.c.version)).scalar() == db.SCHEMA_VERSION
+        assert "owner_key" in {column["name"] for column in sa.inspect(connection).get_columns("jobs")}
+    db._engines.clear()

@@ -159,7 +159,7 @@ def test_stop_then_discard():
     at = start(open_train(), **LONG)
     job_id = at.session_state["train_job"]
     wait_for(job_id, lambda view: view.state == JobState.RUNNING and view.step >= 1)
-    jobs.stop(job_id)
+    jobs.stop(job_id, key=at.session_state["train_key"])
     wait_for(job_id, lambda view: view.state == JobState.STOPPED)
     at.run()
     at.button(key="train_discard").click().run()
@@ -195,3 +195,42 @@ def test_a_misconfigured_server_says_which_setting(monkeypatch, variable, value,
     monkeypatch.setenv(variable, value)
     at = open_train()
     assert any(message in error for error in texts(at.error))
+
+
+def open_job(job_id: str, key: str | None = None) -> AppTest:
+    """The job's page in a new browser session: a classmate's, or its owner's after a reload."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["job"] = job_id
+    if key:
+        at.query_params["key"] = key
+    at.run()
+    at.switch_page(TRAIN).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def buttons(at: AppTest) -> set[str]:
+    return {button.key for button in at.button}
+
+
+def test_a_classmate_watches_a_job_only_its_owner_or_the_teacher_can_stop(monkeypatch):
+    monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "chalk")
+    at = start(open_train(), **LONG)
+    job_id, key, me = (at.session_state[name] for name in ("train_job", "train_key", "train_owner"))
+    assert at.query_params["key"] == key  # the owner's link
+    wait_for(job_id, lambda view: view.state == JobState.RUNNING)
+
+    classmate = open_job(job_id)
+    assert "train_stop" not in buttons(classmate)
+    assert any(f"This is {me}'s job: only they, or the teacher" in c for c in texts(classmate.caption))
+
+    reloaded = open_job(job_id, key)  # the owner's own link in a new session
+    assert "train_stop" in buttons(reloaded) and reloaded.session_state["train_owner"] == me
+
+    teacher = open_job(job_id)
+    teacher.text_input(key="teacher_password").input("wrong").run()
+    assert any("not the teacher password" in e for e in texts(teacher.error))
+    teacher.text_input(key="teacher_password").input("chalk").run()
+    assert "train_stop" in buttons(teacher)
+    teacher.button(key="train_stop").click().run()
+    assert jobs.view(job_id).stop_requested

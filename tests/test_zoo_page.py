@@ -86,3 +86,18 @@ def test_a_wrong_usps_path_is_a_warning(shipped, database, tmp_path, monkeypatch
     at = run_page()
     assert any("USPS_PATH" in warning.value for warning in at.warning)
     assert table_models(at) == [entry.name for entry in shipped]
+
+
+def test_where_there_is_a_teacher_only_the_teacher_deletes(mnist, shipped, database, monkeypatch):
+    monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "chalk")
+    source = shipped[0]
+    with db.engine().begin() as connection:
+        store.insert_version(connection, "learners", source.record, source.path.read_bytes())
+    at = run_page()
+    at.selectbox(key="zoo_model").set_value("learners")
+    run_page(at)
+    assert "zoo_delete" not in {button.key for button in at.button}
+    assert any("only the teacher deletes versions" in caption.value for caption in at.caption)
+    at.session_state["teacher"] = True  # signed in, as the sidebar's password field does
+    run_page(at)
+    assert "zoo_delete" in {button.key for button in at.button}
