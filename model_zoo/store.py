@@ -198,17 +198,28 @@ def read_record(path: Path) -> dict:
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """``keras.models.load_model`` with safe_mode on and one clear error for bad files."""
+    """``keras.models.load_model`` with safe_mode on, one clear error for bad files, the contract checked."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
     # Keras reports damage as any of these (docs/facts.md); all mean the same to a user.
     except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, TypeError) as error:
         raise ModelFileError(
             f"Model file is damaged: {path} ({type(error).__name__}: {str(error)[:200]}). "
             "Delete it, or retrain it with python -m scripts.train_zoo.") from None
+    _check_contract(model, path.name)
+    return model
+
+
+def _check_contract(model: keras.Model, name: str) -> None:
+    """Every zoo model takes (N, 28, 28) and gives (N, 10): anything else would be misread."""
+    takes, gives = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
+    if takes != architectures.INPUT_SHAPE or gives != (architectures.NUM_CLASSES,):
+        raise ModelFileError(
+            f"{name} does not fit the zoo: it takes {takes} and gives {gives}, where every zoo model "
+            f"takes {architectures.INPUT_SHAPE} digits and gives {architectures.NUM_CLASSES} probabilities.")
 
 
 def _materialise(name: str, sha256: str) -> Path:

@@ -224,3 +224,16 @@ def test_a_database_of_the_previous_schema_is_brought_up_to_date(database):
         assert connection.execute(sa.select(db.schema_version.c.version)).scalar() == db.SCHEMA_VERSION
         assert "owner_key" in {column["name"] for column in sa.inspect(connection).get_columns("jobs")}
     db._engines.clear()
+
+
+@pytest.mark.parametrize("layers, says", [
+    ([keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")],
+     r"takes \(32, 32\) and gives \(10,\)"),
+    ([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")],
+     r"takes \(28, 28\) and gives \(5,\)"),
+])
+def test_a_model_that_breaks_the_contract_is_refused_with_the_reason(tmp_path, layers, says):
+    path = tmp_path / "odd.keras"
+    keras.Sequential(layers).save(path)
+    with pytest.raises(store.ModelFileError, match=f"odd.keras does not fit the zoo: it {says}"):
+        store.load_model(path)
