@@ -6,6 +6,7 @@ import Streamlit.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import html
 import io
@@ -112,7 +113,19 @@ def zoo() -> store.ZooListing:
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
 def _fast_model(path: str, model_key: str) -> inference.FastModel:
     # ``model_key`` changes with the model: a re-saved one is loaded again.
-    return inference.FastModel(store.load_model(path))
+    model = inference.FastModel(store.load_model(path))
+    settle_long_lived_objects()
+    return model
+
+
+def settle_long_lived_objects() -> None:
+    """Keep Python's collector out of what lives as long as the server (docs/facts.md).
+
+    Its full collections walk TensorFlow's and the models' object graph: a
+    ~250 ms pause every few dozen strokes, for every session. Frozen objects
+    are not walked.
+    """
+    gc.freeze()
 
 
 def fast_model(entry: store.ZooEntry) -> inference.FastModel:
@@ -354,7 +367,9 @@ def _picture_to_mnist(data: bytes) -> np.ndarray:
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _saliency(path: str, model_key: str) -> inside.Saliency:
     # Built from the cached model: a Keras model of its layers, kept for the gradients.
-    return inside.Saliency(_fast_model(path, model_key).model)
+    saliency = inside.Saliency(_fast_model(path, model_key).model)
+    settle_long_lived_objects()
+    return saliency
 
 
 def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray, *,
