@@ -30,7 +30,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from model_zoo import data, db, jobs, training
+from model_zoo import data, db, job_records, training
 
 LOG = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ class Dispatcher:
                     pass  # left the queue: already recorded as discarded
                 except ray.exceptions.RayError as error:
                     reason = str(error).strip().splitlines()[0][:300]
-                    jobs.worker_lost(job_id, f"its Ray worker died ({type(error).__name__}: {reason})",
+                    job_records.worker_lost(job_id, f"its Ray worker died ({type(error).__name__}: {reason})",
                                      database)
                 with self._lock:
                     self._tasks.pop(job_id, None)
@@ -340,12 +340,12 @@ def train_job(job_id: str, settings: training.TrainingSettings, limits: training
     os.environ[db.URL_VARIABLE] = database  # this process trains one job at a time
     # Below the web server in the CPU's queue: a stroke's prediction goes first on a shared machine.
     os.nice(max(0, WORKER_NICENESS - os.nice(0)))
-    if not jobs.worker_started(job_id):
+    if not job_records.worker_started(job_id):
         return  # it left the queue meanwhile
     import keras
 
     keras.backend.clear_session()  # the previous job's graphs, in a reused worker
-    progress, stop_event, done = jobs.JobProgress(settings), threading.Event(), threading.Event()
+    progress, stop_event, done = job_records.JobProgress(settings), threading.Event(), threading.Event()
     reporter = _Reporter(job_id, progress, stop_event, dispatcher)
     threading.Thread(target=_heartbeat, args=(job_id, stop_event, done), daemon=True).start()
     threading.Thread(target=_listen_for_stop, args=(job_id, stop_event, dispatcher), daemon=True).start()
@@ -358,11 +358,11 @@ def train_job(job_id: str, settings: training.TrainingSettings, limits: training
                                         stop=stop_event, limits=limits, tensorboard_dir=logs)
             except Exception as error:  # any failure is the job's: recorded, shown to its owner
                 progress.ended("failed")
-                jobs.worker_failed(job_id, progress, error)
+                job_records.worker_failed(job_id, progress, error)
                 return
             progress.ended("saving")
             reporter.push()
-            jobs.worker_finished(job_id, progress, result, logs, trained_in)
+            job_records.worker_finished(job_id, progress, result, logs, trained_in)
     finally:
         done.set()
 
@@ -378,9 +378,9 @@ def _listen_for_stop(job_id: str, stop_event: threading.Event, dispatcher) -> No
 
 def _heartbeat(job_id: str, stop_event: threading.Event, done: threading.Event) -> None:
     """Say the job is alive between batches too (loading, scoring), and read the stop flag."""
-    while not done.wait(jobs.HEARTBEAT_SECONDS):
+    while not done.wait(job_records.HEARTBEAT_SECONDS):
         try:
-            if jobs.worker_report(job_id, None):
+            if job_records.worker_report(job_id, None):
                 stop_event.set()
         except Exception:  # a busy database: the next beat tries again
             LOG.warning("job %s: heartbeat not written", job_id, exc_info=True)
@@ -389,7 +389,7 @@ def _heartbeat(job_id: str, stop_event: threading.Event, done: threading.Event) 
 class _Reporter(training.TrainingProgress):
     """Feeds the job's progress: to the dispatcher often (the live curve), to the database each second."""
 
-    def __init__(self, job_id: str, progress: jobs.JobProgress, stop_event: threading.Event, dispatcher):
+    def __init__(self, job_id: str, progress: job_records.JobProgress, stop_event: threading.Event, dispatcher):
         self.job_id, self.progress, self.stop_event, self.dispatcher = job_id, progress, stop_event, dispatcher
         self._last_push = self._last_write = 0.0
 
@@ -402,7 +402,7 @@ class _Reporter(training.TrainingProgress):
         self.progress.on_batch(epoch, step, loss)
         if time.monotonic() - self._last_push >= PUSH_SECONDS:
             self.push()
-        if time.monotonic() - self._last_write >= jobs.FLUSH_SECONDS:
+        if time.monotonic() - self._last_write >= job_records.FLUSH_SECONDS:
             self._write()
 
     def on_epoch(self, epoch, metrics, seconds):
@@ -416,5 +416,5 @@ class _Reporter(training.TrainingProgress):
 
     def _write(self) -> None:
         self._last_write = time.monotonic()
-        if jobs.worker_report(self.job_id, self.progress):
+        if job_records.worker_report(self.job_id, self.progress):
             self.stop_event.set()

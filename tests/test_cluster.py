@@ -77,7 +77,8 @@ def test_two_nodes_train_two_learners_at_once(two_nodes, tmp_path, mnist):
                                "    time.sleep(1)\n"
                                "print(cluster.capacity())"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert capacity.stdout.strip().endswith("2 training slots on 2 Ray nodes (1 machine)"), capacity.stderr[-2000:]
+    assert capacity.stdout.strip().endswith("2 training slots on 2 Ray nodes (1 machine)"), \
+        capacity.stderr[-2000:]
 
     learners = [subprocess.Popen([sys.executable, "-m", "scripts.train", "--ray", "--arch", "mlp_1x50",
                                   "--epochs", "3", "--train-size", "20000", "--batch-size", "32",
