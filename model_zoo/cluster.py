@@ -47,7 +47,6 @@ PACKAGE = Path(__file__).resolve().parent
 @dataclass(frozen=True)
 class Connection:
     cluster: str  # names this Ray instance in the jobs table: "ray:<address>" or "local:<host>:<pid>:…"
-    local: bool  # started by this process (it ends with it)
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,6 @@ class Capacity:
 
 _connection: Connection | None = None
 _connect_lock = threading.Lock()
-_keeper: threading.Thread | None = None  # the thread that started Ray, alive as long as Ray is
-_release = threading.Event()  # tells it to end
 
 
 def training_slots() -> int:
@@ -77,17 +74,14 @@ def training_slots() -> int:
 
 def connect() -> Connection:
     """Attach to ``RAY_ADDRESS`` or start a local Ray instance: once per process."""
-    global _connection, _keeper
+    global _connection
     with _connect_lock:
         if _connection is not None and ray.is_initialized():
             return _connection
         # Ray's local processes die with the *thread* that started them (PR_SET_PDEATHSIG),
         # and a Streamlit script thread ends with its run: start them from a thread that stays.
         started, outcome = threading.Event(), {}
-        _release.clear()
-        _keeper = threading.Thread(target=_keep_ray, args=(started, outcome), name="digit-zoo-ray",
-                                   daemon=True)
-        _keeper.start()
+        threading.Thread(target=_keep_ray, args=(started, outcome), name="digit-zoo-ray", daemon=True).start()
         started.wait()
         if "error" in outcome:
             raise outcome["error"]
@@ -97,7 +91,7 @@ def connect() -> Connection:
 
 
 def _keep_ray(started: threading.Event, outcome: dict) -> None:
-    """Start or attach to Ray, then stay alive (and with it a local Ray instance) until disconnect."""
+    """Start or attach to Ray, then stay alive (and with it a local Ray instance) until the process ends."""
     try:
         outcome["connection"] = _init_ray()
     except Exception as error:  # handed to the caller of connect(), who says what failed
@@ -105,7 +99,7 @@ def _keep_ray(started: threading.Event, outcome: dict) -> None:
         started.set()
         return
     started.set()
-    _release.wait()
+    threading.Event().wait()
 
 
 def _init_ray() -> Connection:
@@ -117,21 +111,10 @@ def _init_ray() -> Connection:
                   logging_level=logging.WARNING)
     if address:
         ray.init(address=address, **common)
-        return Connection(f"ray:{ray.get_runtime_context().gcs_address}", local=False)
+        return Connection(f"ray:{ray.get_runtime_context().gcs_address}")
     ray.init(address="local", num_cpus=training_slots() * CPUS_PER_SLOT, include_dashboard=False, **common)
     gcs = ray.get_runtime_context().gcs_address
-    return Connection(f"local:{socket.gethostname()}:{os.getpid()}:{gcs}", local=True)
-
-
-def disconnect() -> None:
-    """Leave Ray (a local instance stops with it); the next job connects again."""
-    global _connection
-    with _connect_lock:
-        ray.shutdown()
-        _connection = None
-        _release.set()
-        if _keeper is not None:
-            _keeper.join()
+    return Connection(f"local:{socket.gethostname()}:{os.getpid()}:{gcs}")
 
 
 def connect_in_background() -> None:

@@ -102,7 +102,7 @@ class JobProgress(training.TrainingProgress):
                     "steps_per_epoch": self._steps_per_epoch, "train_digits": self._train_digits,
                     "batch_steps": steps, "batch_loss": loss, "batch_loss_smoothed": smoothed,
                     "history": {k: list(v) for k, v in self._history.items()},
-                    "seconds": round(seconds, 3), "running": self._ended is None}
+                    "seconds": round(seconds, 3)}
 
 
 def worker_started(job_id: str) -> bool:

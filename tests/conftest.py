@@ -90,6 +90,4 @@ def ray_local():
     """One local Ray instance (one training slot) for the whole test session, as the app starts it."""
     os.environ[cluster.SLOTS_VARIABLE] = "1"
     os.environ.pop("RAY_ADDRESS", None)
-    cluster.connect()
-    yield
-    cluster.disconnect()
+    cluster.connect()  # it stops with the test session's process

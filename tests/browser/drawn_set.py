@@ -30,9 +30,9 @@ from playwright.sync_api import Page, sync_playwright
 
 from model_zoo import evaluation, preprocess
 
-from .conftest import (CHROMIUM, CHROMIUM_FLAGS, VIEWPORT, canvas, clear, draw_and_wait, open_app,
+from .conftest import (CHROMIUM, CHROMIUM_FLAGS, VIEWPORT, clear, draw_and_wait, open_app,
                        running_app, set_pen_width)
-from .strokes import BOX_HEIGHT, BOX_WIDTH, CANVAS, DIGITS, Sample, _catmull_rom, render
+from .strokes import CANVAS, DIGITS, Sample, render
 
 # More ways of writing each digit, in the 60 × 100 box of strokes.DIGITS (x right, y down).
 # A name's first character is the digit; "over" marks a loop drawn in one stroke whose
@@ -123,22 +123,8 @@ class Drawing(Sample):
     def id(self) -> str:
         return f"{self.shape}#{self.number}-pen{self.pen}"
 
-    def points(self, step: float = 8.0):
-        if self.shape in DIGITS:
-            return super().points(step)
-        scale = self.height / BOX_HEIGHT
-        rng = np.random.default_rng(sum(map(ord, self.id)))
-        moved = {}
-        strokes = []
-        for stroke in SHAPES[self.shape]:
-            path = []
-            for run in stroke:
-                run = [moved.setdefault(p, tuple(p + rng.uniform(-self.wobble, self.wobble, 2)))
-                       for p in run]
-                curve = _catmull_rom(run, step / scale)
-                path.extend(curve if not path else curve[1:])
-            strokes.append([self._place(x, y, scale) for x, y in path])
-        return strokes
+    def outline(self) -> list:
+        return DIGITS[self.shape] if self.shape in DIGITS else SHAPES[self.shape]
 
 
 def drawings() -> list[Drawing]:

@@ -100,7 +100,7 @@ class Sample:
         rng = np.random.default_rng(sum(map(ord, self.id)))  # the same wobble every run
         moved: dict[Point, Point] = {}  # a corner shared by two runs moves once
         strokes = []
-        for stroke in DIGITS[self.shape]:
+        for stroke in self.outline():
             path: list[Point] = []
             for run in stroke:
                 run = [moved.setdefault(p, tuple(p + rng.uniform(-self.wobble, self.wobble, 2)))
@@ -109,6 +109,10 @@ class Sample:
                 path.extend(curve if not path else curve[1:])
             strokes.append([self._place(x, y, scale) for x, y in path])
         return strokes
+
+    def outline(self) -> list:
+        """The shape's strokes, each a list of runs of box points (see DIGITS)."""
+        return DIGITS[self.shape]
 
     def _place(self, x: float, y: float, scale: float) -> Point:
         """Box units → canvas pixels: stretch, slant, turn about the middle, scale, move."""
