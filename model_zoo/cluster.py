@@ -189,8 +189,8 @@ def why_gone(job_id: str, cluster: str) -> str | None:
     if kind == "local":
         host, pid, _ = rest.split(":", 2)
         if host == socket.gethostname() and not _process_alive(int(pid)):
-            return (f"the server process that ran its Ray instance (pid {pid}) stopped, "
-                    "and its local Ray instance with it")
+            return (f"the Ray instance it trained on stopped (its server, pid {pid}, "
+                    "went down and took its local Ray instance with it)")
     own = connected()
     if own is None or own.cluster != cluster:
         return None  # another Ray instance: its jobs' heartbeats tell
@@ -305,15 +305,25 @@ class Dispatcher:
                 except ray.exceptions.TaskCancelledError:
                     pass  # left the queue: already recorded as discarded
                 except ray.exceptions.RayError as error:
-                    reason = str(error).strip().splitlines()[0][:300]
-                    job_records.worker_lost(job_id, f"its Ray worker died ({type(error).__name__}: {reason})",
-                                     database)
+                    job_records.worker_lost(job_id, _plain_reason(error), database)
                 with self._lock:
                     self._tasks.pop(job_id, None)
                     self._progress.pop(job_id, None)
                     stop = self._stops.pop(job_id, None)
                 if stop is not None:
                     stop.set()  # releases the job's wait_for_stop
+
+
+def _plain_reason(error: ray.exceptions.RayError) -> str:
+    """Why a job's worker died, in a learner's words (Ray's own text runs to a paragraph)."""
+    if isinstance(error, (ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError)):
+        return "the Ray instance it trained on stopped (its server or machine went down)"
+    if isinstance(error, ray.exceptions.OutOfMemoryError):
+        return "its Ray worker died: the machine ran out of memory"
+    if isinstance(error, ray.exceptions.WorkerCrashedError):
+        return "its Ray worker died (killed, or out of memory)"
+    first_line = str(error).strip().splitlines()[0][:200]
+    return f"its Ray worker failed ({type(error).__name__}: {first_line})"
 
 
 @ray.remote(max_retries=0)  # a job whose worker died is lost, not silently started again
