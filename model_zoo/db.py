@@ -1,4 +1,4 @@
-"""The database: user versions, training jobs and their progress (SQLAlchemy Core).
+"""The database: user versions, training jobs and their progress, the class's digits (SQLAlchemy Core).
 
 A SQLite file by default (``data/digit_zoo.db``, created on first use), or
 any database SQLAlchemy reaches by URL in ``DIGIT_ZOO_DATABASE_URL``, e.g.
@@ -76,6 +76,33 @@ jobs = sa.Table(
     sa.Column("result_record", sa.JSON),
     sa.Column("result_model", sa.LargeBinary),
     sa.Column("result_tensorboard", sa.LargeBinary),
+)
+
+
+# The classes a teacher named (the default "my class" needs no row).
+classes = sa.Table(
+    "classes", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("created", sa.String(40), nullable=False),
+)
+
+# A digit a learner drew and kept with a label (model_zoo.class_digits).
+class_digits = sa.Table(
+    "class_digits", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("class_name", sa.String(100), nullable=False, index=True),
+    sa.Column("learner", sa.String(100), nullable=False),
+    sa.Column("owner_key", sa.String(64), index=True),  # SHA-256 of the keeper's session secret; None: imported
+    sa.Column("label", sa.SmallInteger, nullable=False),
+    sa.Column("image", sa.LargeBinary, nullable=False),  # 784 bytes: the (28, 28) uint8 the models saw
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # SHA-256 of image: a class keeps it once
+    sa.Column("picture", sa.LargeBinary),  # the canvas as drawn, PNG; None for uploads and imports
+    sa.Column("readings", sa.JSON, nullable=False),  # model → [digit, confidence] when kept
+    sa.Column("pen", sa.Integer),
+    sa.Column("created", sa.String(40), nullable=False),  # ISO 8601, UTC
+    sa.Column("source", sa.String(120), nullable=False),
+    sa.Column("held_out", sa.Boolean, nullable=False),  # the split, decided once when stored
+    sa.UniqueConstraint("class_name", "fingerprint"),
 )
 
 
