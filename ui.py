@@ -17,7 +17,7 @@ from functools import cache, partial
 
 import numpy as np
 import streamlit as st
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from streamlit.delta_generator import DeltaGenerator
 
 from model_zoo import db, inference, inside, preprocess, store
@@ -175,6 +175,7 @@ def model_picker(listing: store.ZooListing, *, key: str = "model") -> store.ZooE
 # big digits drawn with it are thickened to MNIST's width.
 CANVAS_SIZE = 280
 DEFAULT_STROKE_WIDTH = 12
+MAX_CANVAS_INK = 0.6  # a 50 px pen's bold 8 covers ~half the square; more is painting, not a digit
 MAX_PICTURE_PIXELS = 16_000_000  # a 16-megapixel phone photo; a bigger picture is refused unread
 HINT = "Draw a digit on the black square (or upload a photo of one): the prediction appears as you draw."
 
@@ -219,24 +220,31 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         "Or upload a photo or scan of one digit", type=["png", "jpg", "jpeg"],
         key=f"{key}_upload_{version}", on_change=_remember_source, args=(source_key, "upload"))
 
-    drawn = preprocess.canvas_has_ink(rgba)
+    # Painted over (even all of it): the unpainted rest, or nothing, would be read as the digit.
+    covered = preprocess.ink_coverage(rgba) if rgba is not None else 0.0
+    drawn = covered > MAX_CANVAS_INK or preprocess.canvas_has_ink(rgba)
     if upload is not None and (not drawn or st.session_state.get(source_key) != "canvas"):
+        name = literal(upload.name)
         try:
             return Digit(_picture_to_mnist(upload.getvalue()), f"the picture {upload.name}")
         except preprocess.NoInkError as error:
-            messages.error(f"{upload.name}: {error}", icon=":material/image_not_supported:")
+            messages.error(f"{name}: {error}", icon=":material/image_not_supported:")
         except (ValueError, OSError, Image.DecompressionBombError) as error:
-            messages.error(f"Could not read {upload.name} as a picture ({error}). "
+            messages.error(f"Could not read {name} as a picture: {_unreadable(error)}. "
                            "Expected a PNG or JPEG photo or scan of one digit.",
                            icon=":material/broken_image:")
         return None
     if not drawn:
         messages.info(HINT, icon=":material/draw:")
         return None
+    if covered > MAX_CANVAS_INK:
+        messages.info(f"{covered:.0%} of the square is ink: that is no digit. Press Clear and draw one "
+                      "digit with strokes, not a filled area.", icon=":material/ink_eraser:")
+        return None
     try:
         image = preprocess.to_mnist(rgba)
     except preprocess.NoInkError:
-        messages.info("That is only a speck. " + HINT, icon=":material/draw:")
+        messages.info("That is only a dot or a speck, not a digit. " + HINT, icon=":material/draw:")
         return None
     strokes = sum(obj.get("type") == "Path" for obj in (canvas.json_data or {}).get("objects", []))
     return Digit(image, f"your drawing ({strokes} stroke{'s' * (strokes != 1)})")
@@ -347,6 +355,17 @@ def _clear(key: str) -> None:
     # New widget keys give an empty canvas and an empty uploader (docs/facts.md).
     st.session_state[f"{key}_version"] += 1
     st.session_state.pop(f"{key}_source", None)
+
+
+def _unreadable(error: Exception) -> str:
+    """Why a file is no picture, without Pillow's reprs (``<_io.BytesIO object at 0x…>``)."""
+    if isinstance(error, UnidentifiedImageError):
+        return "it is not a PNG or JPEG file"
+    if isinstance(error, Image.DecompressionBombError):
+        return "it unpacks to far too many pixels"
+    if isinstance(error, OSError):
+        return "the file is damaged or cut short"
+    return str(error)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -52,6 +52,8 @@ _STROKE_RANGE = (1.8, 3.4)
 # Below this crop size the pixel grid is too coarse to measure a width (and the
 # picture is likely MNIST-sized already): such digits are left as they are.
 _MIN_MEASURABLE = 40
+# A digit spans at least this many stroke widths (MNIST's: 6 or more); less is a dot or a blob.
+_MIN_PEN_WIDTHS = 2.0
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL "L"
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # diagonal strokes stay one blob
@@ -79,7 +81,17 @@ def to_mnist(image: np.ndarray | Image.Image) -> np.ndarray:
     ink = _ink(grey, received)  # (h, w) float32 in [0, 1], background 0
     top, bottom, left, right = _bbox(ink > 0)
     digit = ink[top : bottom + 1, left : right + 1]
-    return _place(_fit_box(_even_out_strokes(digit)))
+    mask = digit > 0.5
+    width = stroke_width(mask)
+    if max(digit.shape) < _MIN_PEN_WIDTHS * width:  # a model would read any round blob as a 0
+        raise NoInkError(f"No digit found: the ink in the {received} is a dot, about as tall as the pen "
+                         "is wide. Draw the whole digit, several pen widths tall.")
+    return _place(_fit_box(_even_out_strokes(digit, mask, width)))
+
+
+def ink_coverage(rgba: np.ndarray) -> float:
+    """The fraction of a canvas (light strokes on dark) that is painted."""
+    return float(np.mean(_grey(rgba) > 0.5))
 
 
 def canvas_has_ink(rgba: np.ndarray | None) -> bool:
@@ -256,7 +268,8 @@ def stroke_width(mask: np.ndarray) -> float:
     The distance to the background peaks along the middle of each stroke at
     half its width; the median over those ridge pixels ignores blobs at joins.
     """
-    inside = ndimage.distance_transform_edt(mask)
+    # Padded: beyond a tight crop's edge is background too (else a bar that fills its crop has no width).
+    inside = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
     ridge = mask & (inside >= ndimage.maximum_filter(inside, 3))
     if not ridge.any():
         return 0.0
@@ -264,18 +277,17 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * float(np.median(inside[ridge])) - 1.0
 
 
-def _even_out_strokes(digit: np.ndarray) -> np.ndarray:
+def _even_out_strokes(digit: np.ndarray, mask: np.ndarray, width: float) -> np.ndarray:
     """Erode or dilate the cropped ink so its strokes end up MNIST-thick in the 20 px box.
 
-    The change is a distance threshold: uniform pen strokes keep their shape,
-    only their width changes (and the crop with it, which the solution for
-    ``grow`` accounts for).
+    ``mask`` is ``digit > 0.5`` and ``width`` its stroke width. The change is
+    a distance threshold: uniform pen strokes keep their shape, only their
+    width changes (and the crop with it, which the solution for ``grow``
+    accounts for).
     """
     longest = max(digit.shape)
     if longest < _MIN_MEASURABLE:
         return digit
-    mask = digit > 0.5
-    width = stroke_width(mask)
     low, high = (w / DIGIT_BOX for w in _STROKE_RANGE)  # as fractions of the digit's size
     if width > high * longest:  # too thick: shrink by `grow` px all round
         grow = -(width - high * longest) / (2 * (1 - high))

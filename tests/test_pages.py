@@ -160,6 +160,44 @@ def test_unreadable_or_blank_upload_is_an_error_message(content, expected):
     assert "Prediction" not in metrics(at)
 
 
+def test_a_file_that_is_no_picture_is_named_as_sent_without_python_reprs():
+    shipped()
+    at = open_page(DRAW)
+    at.file_uploader(key="draw_upload_0").set_value(("[x](https://evil.example).png", b"GIF89a nonsense",
+                                                    "image/png")).run()
+    message = at.error[0].value
+    assert "`[x](https://evil.example).png`" in message and "not a PNG or JPEG file" in message
+    assert "BytesIO" not in message and "0x" not in message
+
+
+def solid_canvas(gap: int = 0) -> Image.Image:
+    """The square painted over (a strip of ``gap`` px left black): what a bored learner does."""
+    image = Image.new("L", (280, 280), 255)
+    image.paste(0, (0, 0, gap, 280))
+    return image
+
+
+@pytest.mark.parametrize("page", [DRAW, COMPARE])
+@pytest.mark.parametrize("gap", [0, 40])
+def test_a_painted_over_canvas_is_no_digit(page, gap):
+    shipped()
+    at = open_page(page)
+    key = "draw" if page == DRAW else "compare"
+    draw_on_canvas(at, key, solid_canvas(gap), strokes=30)
+    assert any("of the square is ink" in info.value for info in at.info), [i.value for i in at.info]
+    assert "Prediction" not in metrics(at) and not at.table
+
+
+def test_a_dot_is_no_digit_on_draw():
+    shipped()
+    at = open_page(DRAW)
+    dot = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(dot).ellipse((134, 134, 146, 146), fill=255)  # a click with the 12 px pen
+    draw_on_canvas(at, "draw", dot, strokes=1)
+    assert any(info.value.startswith("That is only a dot") for info in at.info), [i.value for i in at.info]
+    assert "Prediction" not in metrics(at)
+
+
 def test_compare_shows_one_row_per_model():
     listing = store.scan()
     shipped()

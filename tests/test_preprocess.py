@@ -7,8 +7,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from model_zoo.preprocess import (DIGIT_BOX, MNIST_SIZE, NoInkError, canvas_has_ink, stroke_width,
-                                  to_mnist)
+from model_zoo.preprocess import (DIGIT_BOX, MNIST_SIZE, NoInkError, canvas_has_ink, ink_coverage,
+                                  stroke_width, to_mnist)
 
 # A seven as polylines of (x, y) points in [0, 1].
 SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.45, 0.9)], [(0.35, 0.5), (0.7, 0.5)]]
@@ -200,3 +200,33 @@ def test_fine_pen_on_a_big_digit_is_thickened():
 def test_a_natural_pen_is_left_alone():
     natural = SEVEN_INK / 255.0  # ~200 px tall, 20 px pen: 2 px in the box
     assert 1.8 <= width_in_the_box(to_mnist(natural)) <= 3.4
+
+
+def round_pen(points, width) -> np.ndarray:
+    """A canvas stroke: a round pen (PIL's own lines have square ends), white on black."""
+    image = Image.new("L", (280, 280), 0)
+    pen = ImageDraw.Draw(image)
+    pen.line(points, fill=255, width=width)
+    for x, y in points:
+        pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("pen", [6, 12, 22, 50])
+def test_a_dot_is_no_digit_at_any_pen_width(pen):
+    for dot in ([(140, 140)], [(140, 140), (143, 141)]):  # a click, or a tiny wiggle
+        with pytest.raises(NoInkError, match="is a dot|only specks"):
+            to_mnist(transparent_canvas(round_pen(dot, pen)))
+
+
+@pytest.mark.parametrize("pen", [12, 50])
+def test_a_short_one_is_still_a_digit(pen):
+    """A one drawn small with a fat pen is two or three pen widths tall: not a dot."""
+    one = round_pen([(140, 110), (140, 170)], pen)
+    assert to_mnist(transparent_canvas(one)).max() == 1.0
+
+
+def test_ink_coverage_tells_a_painted_square_from_a_digit():
+    painted = draw([[(0.0, y / 10), (1.0, y / 10)] for y in range(11)], width=40)
+    assert ink_coverage(transparent_canvas(painted)) > 0.9
+    assert ink_coverage(transparent_canvas(draw(SEVEN))) < 0.2
