@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class TrainingSettings:
     augment: bool = False
     usps: bool = False  # add USPS's training digits to the training split (validation stays MNIST)
     strokes: bool = False  # add the training digits redrawn with the canvas's pen (model_zoo.strokes)
+    class_digits: str = ""  # add this class's kept digits (their train part; model_zoo.class_digits)
+    fine_tune: bool = False  # start from the shipped model's weights instead of random ones
     seed: int = 0
 
     @classmethod
@@ -151,6 +154,7 @@ class TrainingResult:
     data_sha256: str
     train_digits: int
     val_digits: int
+    class_record: dict | None = None  # with settings.class_digits: the class part of the record
 
     @property
     def epochs_done(self) -> int:
@@ -176,7 +180,7 @@ class TrainingResult:
             "train_digits": self.train_digits,
             "val_digits": self.val_digits,
             "data_sha256": self.data_sha256,
-        }
+        } | ({"class_digits": self.class_record} if self.class_record else {})
 
 
 class LossCurve:
@@ -264,16 +268,21 @@ def _optimizer(settings: TrainingSettings, total_steps: int) -> keras.optimizers
     return keras.optimizers.Adam(rate)
 
 
-def train(settings: TrainingSettings, *, mnist=None, usps=None, progress: TrainingProgress | None = None,
-          stop: threading.Event | None = None, limits: TrainingLimits | None = None,
-          tensorboard_dir: str | os.PathLike | None = None) -> TrainingResult:
+def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, shipped: bytes | None = None,
+          progress: TrainingProgress | None = None, stop: threading.Event | None = None,
+          limits: TrainingLimits | None = None, tensorboard_dir: str | os.PathLike | None = None) -> TrainingResult:
     """Train one model on MNIST and score it on the test set.
 
     ``mnist`` is ``((x_train, y_train), (x_test, y_test))`` as from
     ``data.load_mnist`` (loaded here when omitted); ``usps`` likewise from
     ``data.load_usps``, used only with ``settings.usps`` (its test digits never
-    are). A set ``stop`` event ends training after the current batch; the
-    partly trained model is returned.
+    are). ``class_set`` is ``((x_train, y_train), (x_held_out, y_held_out))``
+    as from ``class_digits.split_arrays(settings.class_digits)`` (read here
+    when omitted), and ``shipped`` the shipped model of ``settings.arch`` as
+    ``.keras`` bytes (read from model_zoo/trained when omitted): fine-tuning
+    starts from it, and it is the "before" of the class's held-out accuracy.
+    A set ``stop`` event ends training after the current batch; the partly
+    trained model is returned.
     """
     settings.validate(limits)
     progress = progress or TrainingProgress()
@@ -293,19 +302,47 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, progress: Traini
         y_all = np.concatenate([y_all, y_train, y_val])
         x_train, y_train = np.concatenate([x_train, pen_train]), np.concatenate([y_train, y_train])
         x_val, y_val = np.concatenate([x_val, pen_val]), np.concatenate([y_val, y_val])
+    if settings.class_digits:
+        if class_set is None:
+            from model_zoo import class_digits  # the database: only when a class is asked for
+
+            class_set = class_digits.split_arrays(settings.class_digits)
+        (x_class, y_class), (x_held, y_held) = class_set
+        if not len(x_class):
+            raise SettingsError(f"The class {settings.class_digits!r} has no digits to train on yet: "
+                                "keep some on Draw or Compare first.")
+        # A class's 150 digits among 54,000 would be 0.3 % of an epoch and change nothing:
+        # repeated, they make about a quarter of it, and MNIST's three quarters keep it from forgetting.
+        repeats = max(1, round(len(x_train) / (3 * len(x_class))))
+        x_all, y_all = np.concatenate([x_all, x_class]), np.concatenate([y_all, y_class])
+        x_train = np.concatenate([x_train, np.repeat(x_class, repeats, axis=0)])
+        y_train = np.concatenate([y_train, np.repeat(y_class, repeats)])
     data_sha256 = _training_data_sha256(x_all, y_all)
     x_train, x_val, x_test = data.to_float(x_train), data.to_float(x_val), data.to_float(x_test)
     y_train, y_val = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_val, 10)
 
     keras.utils.set_random_seed(settings.seed)
     spec = architectures.get(settings.arch)
-    model = spec.build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
-                       dropout=settings.dropout)
+    if shipped is None and (settings.fine_tune or settings.class_digits):
+        shipped = _shipped_bytes(settings.arch, required=settings.fine_tune)
+    if settings.fine_tune:
+        model = _load_bytes(shipped)
+    else:
+        model = spec.build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
+                           dropout=settings.dropout)
     steps = -(-len(x_train) // settings.batch_size)
     model.compile(optimizer=_optimizer(settings, steps * settings.epochs),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     reporter = _Reporter(progress, stop, steps)
     callbacks: list[keras.callbacks.Callback] = [reporter]
+    class_record = None
+    if settings.class_digits:
+        x_held = data.to_float(x_held)
+        before = _accuracy(_load_bytes(shipped), x_held, y_held) if shipped is not None and len(x_held) else None
+        class_record = {"class": settings.class_digits, "train": int(len(x_class)), "held_out": int(len(x_held)),
+                        "repeats": repeats, "held_out_accuracy_before": before}
+        if len(x_held):  # first: the reporter and the history see its metric
+            callbacks.insert(0, _HeldOutAccuracy(x_held, y_held))
     if tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), update_freq="epoch"))
     progress.on_start(settings, steps, len(x_train))
@@ -317,15 +354,54 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, progress: Traini
     fitted = model.fit(**fit_args, epochs=settings.epochs, validation_data=(x_val, y_val),
                        callbacks=callbacks, verbose=0)
 
-    probabilities = model.predict(x_test, batch_size=1000, verbose=0)
-    test_accuracy = float(np.mean(np.argmax(probabilities, axis=1) == y_test))
+    test_accuracy = _accuracy(model, x_test, y_test)
+    if class_record is not None:
+        class_record["held_out_accuracy"] = _accuracy(model, x_held, y_held) if len(x_held) else None
     return TrainingResult(
         model=model, settings=settings,
         history={k: [float(v) for v in values] for k, values in fitted.history.items()},
         batch_loss=[[step, loss] for step, loss, _ in zip(*reporter.batch_loss.points())],
         seconds_per_epoch=[round(s, 3) for s in reporter.seconds],
         test_accuracy=test_accuracy, stopped_early=reporter.stopped,
-        data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val))
+        data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val), class_record=class_record)
+
+
+class _HeldOutAccuracy(keras.callbacks.Callback):
+    """Adds ``class_accuracy``, on the class's held-out digits, to each epoch's metrics."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["class_accuracy"] = _accuracy(self.model, self.x, self.y)
+
+
+def _accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    probabilities = model.predict(x, batch_size=1000, verbose=0)
+    return float(np.mean(np.argmax(probabilities, axis=1) == y))
+
+
+def _shipped_bytes(arch: str, *, required: bool) -> bytes | None:
+    from model_zoo import store  # store imports this module
+
+    path = store.TRAINED_DIR / f"{arch}.keras"
+    if not path.is_file():
+        if not required:
+            return None
+        raise SettingsError(f"There is no shipped {arch} to start from on this server "
+                            "(python -m scripts.train_zoo trains it).")
+    return path.read_bytes()
+
+
+def _load_bytes(content: bytes) -> keras.Model:
+    """A ``.keras`` file's bytes → the model (load_model wants a path ending in .keras)."""
+    with tempfile.TemporaryDirectory(prefix="digit_zoo_start_") as folder:
+        path = os.path.join(folder, "start.keras")
+        with open(path, "wb") as handle:
+            handle.write(content)
+        return keras.models.load_model(path, compile=False, safe_mode=True)
 
 
 def _training_data_sha256(x: np.ndarray, y: np.ndarray) -> str:
