@@ -97,8 +97,13 @@ def literal(text: str, limit: int = 60) -> str:
     return f"`{text[:limit]}{'…' if len(text) > limit else ''}`"
 
 
-def zoo() -> store.ZooListing:
-    """The zoo as it is on disk now (a few small JSON reads), with any skipped files shown."""
+def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
+    """The zoo as it is now, models no page may run moved to ``unusable``, skipped files shown.
+
+    A few small reads: the records, and each model's config once per server
+    process. ``mention_unusable``: a caption naming the models left out (the
+    Zoo page lists them with their reasons instead).
+    """
     try:
         listing = store.scan()
     except db.DatabaseError as error:
@@ -107,7 +112,30 @@ def zoo() -> store.ZooListing:
         listing = store.scan_shipped()
     for problem in listing.problems:
         st.warning(problem, icon=":material/warning:")
+    usable = []
+    for entry in listing.entries:
+        try:
+            problem = _load_failures.get(entry.cache_key) or _contract_problem(str(entry.path), entry.cache_key)
+        except store.ModelFileError as error:  # a version deleted since the listing
+            problem = str(error)
+        if problem:
+            listing.unusable[entry.name] = problem
+        else:
+            usable.append(entry)
+    listing.entries = usable
+    if listing.unusable and mention_unusable:
+        st.caption(f"Not offered, as they cannot be used: {', '.join(map(literal, listing.unusable))} "
+                   "(the Zoo page says why).")
     return listing
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _contract_problem(path: str, model_key: str) -> str | None:
+    return store.contract_problem(path)
+
+
+# Models that failed to load (cache_key → why), for the server's life: listed as unusable after.
+_load_failures: dict[str, str] = {}
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
@@ -130,7 +158,11 @@ def settle_long_lived_objects() -> None:
 
 def fast_model(entry: store.ZooEntry) -> inference.FastModel:
     """The model for an entry, loaded once per server process and shared by all sessions."""
-    return _fast_model(str(entry.path), entry.cache_key)
+    try:
+        return _fast_model(str(entry.path), entry.cache_key)
+    except store.ModelFileError as error:
+        _load_failures[entry.cache_key] = str(error)
+        raise
 
 
 def fast_models(listing: store.ZooListing) -> dict[str, inference.FastModel]:

@@ -276,13 +276,25 @@ def one_model(entries: list[store.ZooEntry], mnist) -> None:
     delete(entry)
 
 
+def unusable(listing: store.ZooListing) -> None:
+    """Models no page runs, with the reason: a class sees why a version is missing from the pickers."""
+    if not listing.unusable:
+        return
+    st.header("Models that cannot be used")
+    st.dataframe([{"model": name, "why": why} for name, why in listing.unusable.items()],
+                 hide_index=True, width="stretch", key="zoo_unusable")
+    st.caption("Draw, Compare and Inside leave these out. A teacher deletes versions from the database; "
+               "a shipped file is replaced by training it again (python -m scripts.train_zoo).")
+
+
 # ------------------------------------------------------------------ the page
 
 if "zoo_message" in st.session_state:
     level, text = st.session_state.pop("zoo_message")
     getattr(st, level)(text)
 
-listing = ui.zoo()
+listing = ui.zoo(mention_unusable=False)
+unusable(listing)
 if not listing.entries:
     st.info("No models in the zoo yet. Train them with `python -m scripts.train_zoo`.")
     st.stop()

@@ -116,6 +116,8 @@ class ZooEntry:
 class ZooListing:
     entries: list[ZooEntry]
     problems: list[str]  # models skipped, with the reason, for the page to show
+    # Listed models that no page may run (name → why): the Zoo page shows them, pickers leave them out.
+    unusable: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -198,19 +200,67 @@ def read_record(path: Path) -> dict:
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """``keras.models.load_model`` with safe_mode on, one clear error for bad files, the contract checked."""
+    """``keras.models.load_model`` with safe_mode on, one clear error for bad files, the contract checked.
+
+    Messages name the file, never the folder it is in (users read them).
+    """
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"Model file not found: {path}")
+        raise ModelFileError(f"Model file not found: {path.name}")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     # Keras reports damage as any of these (docs/facts.md); all mean the same to a user.
     except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ModelFileError(
-            f"Model file is damaged: {path} ({type(error).__name__}: {str(error)[:200]}). "
-            "Delete it, or retrain it with python -m scripts.train_zoo.") from None
+        if "Lambda" in str(error):  # safe_mode's refusal to deserialise Python code
+            raise ModelFileError(f"{path.name} is refused: {CONTAINS_CODE}.") from None
+        reason = str(error).replace(str(path.parent), "…")[:200]
+        raise ModelFileError(f"Model file is damaged: {path.name} ({type(error).__name__}: {reason}). "
+                             "Delete it, or train it again.") from None
     _check_contract(model, path.name)
     return model
+
+
+CONTAINS_CODE = "it contains code (a Lambda layer), which this app never runs"
+
+
+def contract_problem(path: str | os.PathLike) -> str | None:
+    """Why a model file cannot serve the zoo, read from its config without building it; None if it may.
+
+    Milliseconds, so every listed model is checked before a picker offers it.
+    Catches what a config shows (not a Keras file, code in it, the wrong input,
+    the wrong number of outputs for a plain Dense head); ``load_model`` checks
+    the built model again.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        layers = config["config"]["layers"]
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError):
+        return "damaged: it is not a Keras model file"
+    if any(node.get("class_name") in ("Lambda", "__lambda__") for node in _dicts_in(config)):
+        return f"refused: {CONTAINS_CODE}"
+    inputs = [layer for layer in layers if isinstance(layer, dict) and layer.get("class_name") == "InputLayer"]
+    shapes = [tuple(layer.get("config", {}).get("batch_shape") or ())[1:] for layer in inputs]
+    if shapes != [architectures.INPUT_SHAPE]:
+        return (f"does not fit the zoo: it takes {', '.join(map(str, shapes)) or 'no declared input'}, "
+                f"where every zoo model takes {architectures.INPUT_SHAPE} digits")
+    head = layers[-1] if isinstance(layers[-1], dict) else {}
+    units = head.get("config", {}).get("units")
+    if head.get("class_name") == "Dense" and units != architectures.NUM_CLASSES:
+        return (f"does not fit the zoo: it gives {units} outputs, where every zoo model gives "
+                f"{architectures.NUM_CLASSES} probabilities")
+    return None
+
+
+def _dicts_in(node):
+    """Every dict nested anywhere in a JSON value."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _dicts_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _dicts_in(value)
 
 
 def _check_contract(model: keras.Model, name: str) -> None:

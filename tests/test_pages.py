@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import io
+import tempfile
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from model_zoo import store
+from model_zoo import db, store
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -196,6 +197,27 @@ def test_a_dot_is_no_digit_on_draw():
     draw_on_canvas(at, "draw", dot, strokes=1)
     assert any(info.value.startswith("That is only a dot") for info in at.info), [i.value for i in at.info]
     assert "Prediction" not in metrics(at)
+
+
+def test_a_version_with_code_in_it_is_never_offered_and_the_zoo_says_why(database):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(lambda x: x * 2),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(Path(folder) / "clever.keras")
+        content = (Path(folder) / "clever.keras").read_bytes()
+    record = dict(shipped()[0].record, arch="mlp_1x50", params=model.count_params())
+    with db.engine().begin() as connection:
+        store.insert_version(connection, "clever", record, content)
+    for page in (DRAW, COMPARE):
+        at = open_page(page)
+        if page == DRAW:
+            assert not [o for o in at.selectbox(key="model").options if o.startswith("clever")]
+        assert any("Not offered, as they cannot be used: `clever`" in c.value for c in at.caption)
+    at = open_page("app_pages/zoo.py")
+    unusable = at.dataframe[0].value
+    assert list(unusable["model"]) == ["clever"] and "refused: it contains code" in unusable["why"][0]
 
 
 def test_compare_shows_one_row_per_model():

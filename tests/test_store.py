@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,8 +141,9 @@ def test_a_damaged_model_file_gives_one_clear_error(tiny_model, tmp_path, damage
     entry = store.save_shipped(tiny_model, _record(), tmp_path, "broken")
     content = entry.path.read_bytes()
     entry.path.write_bytes(content[: len(content) // 2] if damage == "truncate" else damage)
-    with pytest.raises(store.ModelFileError, match=f"Model file is damaged: {entry.path}"):
+    with pytest.raises(store.ModelFileError, match="Model file is damaged: broken.keras") as caught:
         store.load_model(entry.path)
+    assert str(tmp_path) not in str(caught.value)  # users read it: no server paths
 
 
 @pytest.mark.parametrize("record, reason", [
@@ -236,4 +238,35 @@ def test_a_model_that_breaks_the_contract_is_refused_with_the_reason(tmp_path, l
     path = tmp_path / "odd.keras"
     keras.Sequential(layers).save(path)
     with pytest.raises(store.ModelFileError, match=f"odd.keras does not fit the zoo: it {says}"):
+        store.load_model(path)
+
+
+def lambda_model() -> keras.Model:
+    return keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(lambda x: x * 2),
+                             keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+
+
+@pytest.mark.parametrize("build, says", [
+    (lambda: ZOO["mlp_1x50"].build(), None),
+    (lambda: keras.Sequential([keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10)]),
+     r"does not fit the zoo: it takes \(32, 32\)"),
+    (lambda: keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
+                               keras.layers.Dense(5, activation="softmax")]), "it gives 5 outputs"),
+    (lambda_model, "refused: it contains code"),
+    (None, "damaged: it is not a Keras model file"),
+])
+def test_the_contract_is_read_from_the_config_before_any_page_offers_a_model(tmp_path, build, says):
+    path = tmp_path / "candidate.keras"
+    if build is None:
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    else:
+        build().save(path)
+    problem = store.contract_problem(path)
+    assert problem is None if says is None else re.search(says, problem), problem
+
+
+def test_a_lambda_model_is_refused_as_code_not_called_damaged(tmp_path):
+    path = tmp_path / "clever.keras"
+    lambda_model().save(path)
+    with pytest.raises(store.ModelFileError, match="clever.keras is refused: it contains code"):
         store.load_model(path)
