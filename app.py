@@ -34,6 +34,7 @@ page = st.navigation([
     st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(PAGES / "inside.py", title="Inside", icon=":material/visibility:", url_path="inside"),
     st.Page(PAGES / "zoo.py", title="Zoo", icon=":material/pets:", url_path="zoo"),
+    st.Page(PAGES / "class_digits.py", title="Class", icon=":material/groups:", url_path="class"),
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ])
 ui.sidebar()

@@ -12,6 +12,7 @@ import html
 import io
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from functools import cache, partial
 
@@ -20,7 +21,7 @@ import streamlit as st
 from PIL import Image, UnidentifiedImageError
 from streamlit.delta_generator import DeltaGenerator
 
-from model_zoo import db, inference, inside, preprocess, store
+from model_zoo import class_digits, db, inference, inside, preprocess, store
 
 LOG = logging.getLogger(__name__)
 
@@ -218,6 +219,8 @@ class Digit:
 
     image: np.ndarray  # (28, 28) float32 in [0, 1], white on black
     source: str  # "your drawing (3 strokes)" or "the picture five.png", for captions
+    canvas: np.ndarray | None = None  # (280, 280, 4) uint8 RGBA as drawn; None for a picture
+    pen: int | None = None  # the pen's width in px, for a drawing
 
 
 def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = None) -> Digit | None:
@@ -279,7 +282,7 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         messages.info("That is only a dot or a speck, not a digit. " + HINT, icon=":material/draw:")
         return None
     strokes = sum(obj.get("type") == "Path" for obj in (canvas.json_data or {}).get("objects", []))
-    return Digit(image, f"your drawing ({strokes} stroke{'s' * (strokes != 1)})")
+    return Digit(image, f"your drawing ({strokes} stroke{'s' * (strokes != 1)})", canvas=rgba, pen=stroke_width)
 
 
 @dataclass(frozen=True)
@@ -460,3 +463,110 @@ def why_panel(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarr
             show_why(entry, model, image, saliency=False)
             st.page_link("app_pages/inside.py", label=f"Inside {entry.name}: every layer, and saliency",
                          icon=":material/visibility:", query_params={"model": entry.name})
+
+
+# ------------------------------------------------------------------ the class's digits (Draw, Compare, Class)
+
+
+def acts_as_teacher() -> bool:
+    """May act on anyone's digits: the teacher signed in, or anyone on a server without a teacher password."""
+    return is_teacher() or not teacher_password_set()
+
+
+def learner_key() -> str:
+    """This browser session's secret: the digits it kept are its own to delete."""
+    return st.session_state.setdefault("learner_key", secrets.token_urlsafe(16))
+
+
+def learner_name() -> str:
+    return st.session_state.get("learner_name", "").strip() or class_digits.ANONYMOUS
+
+
+def class_picker(key: str) -> str:
+    """The class the session's digits go to: "my class", or one the teacher named (shared by pages)."""
+    try:
+        names = class_digits.classes()
+    except db.DatabaseError as error:
+        st.error(f"The class's digits cannot be read: {error}", icon=":material/database:")
+        st.stop()
+    chosen = st.session_state.get("class_name", class_digits.DEFAULT_CLASS)
+    if len(names) > 1:
+        chosen = st.selectbox("Class", names, index=names.index(chosen) if chosen in names else 0, key=key)
+    st.session_state.class_name = chosen if chosen in names else class_digits.DEFAULT_CLASS
+    return st.session_state.class_name
+
+
+def keep_drawing(key: str, digit: Digit, predicted: int, listing: store.ZooListing) -> None:
+    """ "Keep this drawing as a …": ten buttons, the model's digit first; one click stores it and clears.
+
+    ``key`` is the one given to ``digit_from_canvas_or_upload``. What every
+    model of ``listing`` reads is stored with the digit.
+    """
+    with st.container(key=f"{key}_keep"):
+        st.markdown("**Keep this drawing as a …**")
+        name_column, class_column = st.columns(2)
+        # The widget's own state goes when another page is shown: the name lives in learner_name.
+        st.session_state[f"{key}_learner"] = st.session_state.get("learner_name", "")
+        name_column.text_input("Your name (once per visit; else anonymous)", key=f"{key}_learner",
+                               max_chars=class_digits.MAX_NAME_LENGTH, on_change=_remember_name,
+                               args=(f"{key}_learner",))
+        with class_column:
+            class_name = class_picker(f"{key}_class")
+        row = st.container(horizontal=True, gap="small")
+        for label in [predicted, *(d for d in range(10) if d != predicted)]:
+            row.button(str(label), key=f"{key}_keep_{label}", type="primary" if label == predicted else "secondary",
+                       help="What the model read" if label == predicted else None,
+                       on_click=_keep, args=(key, class_name, label, digit, listing))
+        _keep_feedback(key, class_name)
+
+
+def keep_counter(key: str) -> None:
+    """The feedback of the last keep, and "your digits: …", also shown while the canvas is empty."""
+    _keep_feedback(key, st.session_state.get("class_name", class_digits.DEFAULT_CLASS))
+
+
+def _keep_feedback(key: str, class_name: str) -> None:
+    for level, message in st.session_state.pop(f"{key}_kept", []):
+        getattr(st, level)(message)
+    try:
+        per_label = class_digits.counts(class_name, learner_key())
+    except db.DatabaseError:
+        return
+    if sum(per_label):
+        st.caption(f"Your digits in {literal(class_name)}: {sum(per_label)} (0–9: "
+                   f"{', '.join(map(str, per_label))}). See them all on the Class page.")
+
+
+def _remember_name(widget: str) -> None:
+    st.session_state.learner_name = st.session_state[widget]
+
+
+def _keep(key: str, class_name: str, label: int, digit: Digit, listing: store.ZooListing) -> None:
+    # A callback: it runs before the rerun, so the click is stored even if the page moves on.
+    readings = {}
+    for entry in listing.entries:
+        try:
+            readings[entry.name] = fast_model(entry).predict(digit.image)
+        except store.ModelFileError:  # the page already says so
+            continue
+    picture = None
+    if digit.canvas is not None:
+        buffer = io.BytesIO()
+        Image.fromarray(digit.canvas).save(buffer, format="PNG", optimize=True)
+        picture = buffer.getvalue()
+    try:
+        kept = class_digits.keep(
+            class_name, label=label, image=digit.image, learner=learner_name(), owner_key=learner_key(),
+            readings={name: (p.digit, p.confidence) for name, p in readings.items()}, picture=picture,
+            pen=digit.pen, source="drawn" if digit.canvas is not None else "uploaded")
+    except class_digits.ClassDigitsError as error:
+        st.session_state[f"{key}_kept"] = [("error", str(error))]
+        return
+    except db.DatabaseError as error:
+        st.session_state[f"{key}_kept"] = [("error", f"Not kept: the database cannot be used ({error}).")]
+        return
+    if kept is None:
+        st.session_state[f"{key}_kept"] = [("info", "That drawing is kept already: draw the next one.")]
+    else:
+        st.session_state[f"{key}_kept"] = [("success", f"Kept as a {label}. Draw the next one.")]
+    _clear(key)

@@ -23,6 +23,8 @@ with layout.canvas:
     digit = ui.digit_from_canvas_or_upload("compare", messages=layout.results)
 if digit is None:
     ui.glance_list(layout.glance, dict.fromkeys(models))
+    with layout.results:
+        ui.keep_counter("compare")
     st.stop()
 
 predictions = inference.predict_all(models, digit.image)  # {name: Prediction}, zoo order
@@ -66,3 +68,4 @@ with layout.results:
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: once it names the latest drawing, everything above shows it.
     st.caption(f"Read from {digit.source}. Time: one forward pass of each model.")
+    ui.keep_drawing("compare", digit, majority, listing)

@@ -30,6 +30,8 @@ with layout.canvas:
     digit = ui.digit_from_canvas_or_upload("draw", messages=layout.results)
 if digit is None:
     ui.glance_digit(layout.glance, None)
+    with layout.results:
+        ui.keep_counter("draw")
     st.stop()
 
 prediction = model.predict(digit.image)
@@ -52,6 +54,7 @@ with layout.results:
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: when this line shows the latest stroke count, so does the metric above.
     st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")
+    ui.keep_drawing("draw", digit, top, listing)
 
 # Collapsed: only a reader who opens it pays for its maps.
 ui.why_panel(entry, model, digit.image)

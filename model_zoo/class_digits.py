@@ -186,6 +186,14 @@ def picture(digit_id: str) -> bytes | None:
                                   .where(db.class_digits.c.id == digit_id)).scalar()
 
 
+def pictures(class_name: str) -> dict[str, bytes]:
+    """The canvas pictures of a class's drawn digits, by id (one query, for a gallery)."""
+    query = sa.select(db.class_digits.c.id, db.class_digits.c.picture).where(
+        db.class_digits.c.class_name == class_name, db.class_digits.c.picture.is_not(None))
+    with db.engine().connect() as connection:
+        return dict(connection.execute(query).all())
+
+
 def delete(digit_id: str, *, key: str | None = None, teacher: bool = False) -> None:
     """Remove a digit for good: the teacher any, a learner their own."""
     with db.engine().begin() as connection:

@@ -1,0 +1,144 @@
+"""The keep buttons (Draw, Compare) and the Class page, with streamlit.testing.v1.AppTest.
+
+Drawings reach the canvas as in tests/test_pages.py (the PNG the component
+would send); the digits go to a fresh SQLite database per test.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_zoo import class_digits
+from tests.test_pages import COMPARE, DRAW, draw_on_canvas, open_page, seven
+
+CLASS = "app_pages/class_digits.py"
+FIXTURE = Path(__file__).parent / "fixtures" / "class_digits.npz"
+
+pytestmark = pytest.mark.usefixtures("database")
+
+
+def keep_buttons(at, key: str) -> list:
+    return [b for b in at.button if str(b.key).startswith(f"{key}_keep_")]
+
+
+@pytest.mark.parametrize("page, key", [(DRAW, "draw"), (COMPARE, "compare")])
+def test_keep_stores_the_drawing_once_clears_the_canvas_and_counts(page, key):
+    at = open_page(page)
+    assert keep_buttons(at, key) == []  # nothing to keep before a drawing
+    draw_on_canvas(at, key, seven())
+    buttons = keep_buttons(at, key)
+    assert [b.label for b in buttons][0] == "7" and sorted(b.label for b in buttons) == list("0123456789")
+    assert buttons[0].proto.type == "primary"  # the models' reading, marked
+    at.text_input(key=f"{key}_learner").set_value("Ada").run()
+    at.button(key=f"{key}_keep_7").click().run()
+    assert not at.exception, at.exception
+
+    [kept] = class_digits.digits("my class")
+    assert (kept.label, kept.learner, kept.pen, kept.source) == (7, "Ada", 12, "drawn")
+    assert kept.readings["cnn"][0] == 7 and 0 < kept.readings["cnn"][1] <= 1
+    assert set(kept.readings) >= {"mlp_1x50", "cnn"}
+    assert class_digits.picture(kept.id)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(s.value.startswith("Kept as a 7") for s in at.success)
+    assert any(info.value.startswith("Draw a digit") for info in at.info)  # the canvas is empty again
+    assert any("Your digits in `my class`: 1 (0–9: 0, 0, 0, 0, 0, 0, 0, 1, 0, 0)" in c.value for c in at.caption)
+
+    # The same drawing again (a second click that raced the clear): stored once.
+    at.session_state[f"{key}_version"] = 0
+    draw_on_canvas(at, key, seven())
+    at.button(key=f"{key}_keep_3").click().run()
+    assert any(info.value.startswith("That drawing is kept already") for info in at.info)
+    assert len(class_digits.digits("my class")) == 1
+
+
+def test_a_bad_learner_name_is_refused_with_what_is_allowed():
+    at = open_page(DRAW)
+    draw_on_canvas(at, "draw", seven())
+    at.text_input(key="draw_learner").set_value("<b>Ada</b>").run()
+    at.button(key="draw_keep_7").click().run()
+    assert any("A learner name is 1 to 40 letters" in e.value for e in at.error)
+    assert class_digits.digits("my class") == []
+
+
+def open_class(**query) -> object:
+    at = open_page(DRAW, **query)
+    at.switch_page(CLASS).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_an_empty_class_says_how_to_fill_it():
+    at = open_class()
+    assert at.title[0].value == "Class"
+    assert any(info.value.startswith("No digits in `my class` yet") for info in at.info)
+
+
+def test_the_class_page_reads_the_class_with_every_model():
+    class_digits.import_file("my class", FIXTURE.name, FIXTURE.read_bytes())
+    at = open_class()
+    n = len(class_digits.digits("my class"))
+    assert any(c.value.startswith(f"{n} digits from 1 learner") for c in at.caption)
+    table = at.table[0].value
+    assert "cnn" in list(table["Model"]) and len(table) >= 7
+    assert all(value.endswith("%") for value in table["On the class's digits"])
+    x, y = class_digits._all_arrays("my class")
+    assert len(at.get("plotly_chart")) == 2  # class against MNIST, the confusion matrix
+
+    # Only the misread ones: every thumbnail left is framed as a mistake, and counts match the table.
+    at.checkbox(key="class_only_wrong").check().run()
+    model = at.selectbox(key="class_model").value
+    misread = int(table.set_index("Model").loc[model, "Misread"])
+    shown = [b for b in at.button if str(b.key).startswith("class_delete_")]
+    assert len(shown) == min(misread, len(shown)) and misread <= n
+
+
+def test_the_teacher_deletes_and_relabels_any_digit(monkeypatch):
+    class_digits.import_file("my class", "a.npz", _small_npz())
+    at = open_class()  # no teacher password on this server: anyone acts as the teacher
+    first = class_digits.digits("my class")[0]
+    at.button(key=f"class_delete_{first.id}").click().run()
+    assert first.id not in {d.id for d in class_digits.digits("my class")}
+    target = class_digits.digits("my class")[0]
+    at.selectbox(key="class_relabel_digit").set_value(target.id)
+    at.selectbox(key="class_relabel_label").set_value(9)
+    at.button(key="class_relabel").click().run()
+    assert {d.id: d.label for d in class_digits.digits("my class")}[target.id] == 9
+
+
+def test_with_a_teacher_password_a_learner_deletes_only_their_own(monkeypatch):
+    monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "secret")
+    class_digits.import_file("my class", "a.npz", _small_npz())
+    at = open_page(DRAW)
+    draw_on_canvas(at, "draw", seven())
+    at.button(key="draw_keep_7").click().run()
+    mine = next(d for d in class_digits.digits("my class") if d.source == "drawn")
+    at.switch_page(CLASS).run()
+    deletable = [b.key for b in at.button if str(b.key).startswith("class_delete_")]
+    assert deletable == [f"class_delete_{mine.id}"]
+    assert not [b for b in at.button if b.key in ("class_relabel", "class_import")]
+    assert any("Only the teacher exports" in c.value for c in at.caption)
+    at.button(key=f"class_delete_{mine.id}").click().run()
+    assert all(d.source != "drawn" for d in class_digits.digits("my class"))
+
+
+def test_the_teacher_names_a_class_and_keeps_go_there():
+    at = open_class()
+    at.text_input(key="class_new_name").set_value("7B 2026")
+    at.button(key="class_create").click().run()
+    assert class_digits.classes() == ["my class", "7B 2026"]
+    assert at.selectbox(key="class_page_class").value == "7B 2026"
+    at.switch_page(DRAW).run()
+    draw_on_canvas(at, "draw", seven())
+    assert at.selectbox(key="draw_class").value == "7B 2026"
+    at.button(key="draw_keep_7").click().run()
+    assert len(class_digits.digits("7B 2026")) == 1 and class_digits.digits("my class") == []
+
+
+def _small_npz() -> bytes:
+    x = np.stack([np.eye(28, dtype=np.uint8) * (20 + i) for i in range(6)])  # six distinct images
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x, y=np.arange(6, dtype=np.uint8))
+    return buffer.getvalue()
