@@ -67,21 +67,23 @@ def app_url(app_database, tmp_path_factory):
 
 
 @contextmanager
-def running_app(database_url: str, log_path: Path, *, process: list | None = None) -> Iterator[str]:
+def running_app(database_url: str, log_path: Path, *, process: list | None = None,
+                script: Path = ROOT / "app.py") -> Iterator[str]:
     """A fresh app server (its state in `database_url`, output in `log_path`): its base URL.
 
     The server's process is appended to `process` for a test that kills it.
+    `script` runs in its own folder, with that folder's `.streamlit/config.toml`.
     """
     port = _free_port()
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": database_url,
                         "DIGIT_ZOO_TRAINING_SLOTS": "1"}
     env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-m", "streamlit", "run", "app.py",
+    command = [sys.executable, "-m", "streamlit", "run", script.name,
                "--server.address", "127.0.0.1", "--server.port", str(port),
                "--server.headless", "true", "--server.fileWatcherType", "none"]
     with open(log_path, "wb") as log:
         # A session of its own: its Ray processes go with it, even after a kill -9 of the server.
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        server = subprocess.Popen(command, cwd=script.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     if process is not None:
         process.append(server)
