@@ -92,6 +92,18 @@ def teacher_sign_in() -> None:
             st.error("That is not the teacher password.")
 
 
+def remember_job_key(key: str) -> None:
+    """Keep a job's secret for the session: it also lets the learner delete the version saved from it."""
+    keys = st.session_state.setdefault("job_keys", [])
+    if key not in keys:
+        keys.append(key)
+
+
+def job_keys() -> list[str]:
+    """The secrets of the jobs this session started (or reopened from a link)."""
+    return st.session_state.get("job_keys", [])
+
+
 def literal(text: str, limit: int = 60) -> str:
     """Text from a link, shown as typed: a code span, so Markdown in it (a link, an image) stays text."""
     text = text.replace("`", "'").replace("\n", " ")

@@ -47,6 +47,7 @@ def watched_job() -> jobs.JobView | None:
     if view is not None and job_key() and jobs.owns(view.id, job_key()):
         st.session_state.train_owner = view.owner  # a reload keeps the learner's name and their one job
         st.session_state.train_key = job_key()
+        ui.remember_job_key(job_key())
     if wanted and view is None:
         st.info(f"There is no job {ui.literal(wanted)} in the database: check the link. "
                 "Every version ever saved is still in the zoo.")
@@ -335,6 +336,7 @@ try:
                 st.error(str(error), icon=":material/error:")
             else:
                 st.session_state.train_job, st.session_state.train_key = new_job, key
+                ui.remember_job_key(key)
                 st.query_params["job"], st.query_params["key"] = new_job, key
     with live_column:
         job = watched_job()

@@ -70,7 +70,7 @@ def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
 
 def _delete(entry: store.ZooEntry) -> None:
     try:
-        store.delete_version(entry)
+        store.delete_version(entry, ui.job_keys(), teacher=ui.is_teacher())
     except (store.VersionError, OSError) as error:
         st.session_state["zoo_message"] = ("error", f"Could not delete {entry.name}: {error}")
         return
@@ -249,8 +249,11 @@ def delete(entry: store.ZooEntry) -> None:
         st.caption("Shipped models cannot be deleted: they are the zoo every page compares against. "
                    "Versions you train on the Train page can be.")
         return
-    if ui.teacher_password_set() and not ui.is_teacher():
-        st.caption("On this server only the teacher deletes versions (sign in from the sidebar).")
+    if not store.may_delete(entry, ui.job_keys(), teacher=ui.is_teacher()):
+        st.caption("Only the learner who trained this version (in this browser session, or from its job's "
+                   "link) or the teacher can delete it"
+                   + (" (sign in from the sidebar)." if ui.teacher_password_set() else
+                      ". This server has no teacher password: see the README to set one."))
         return
     confirm = st.checkbox(f"Yes, delete {entry.name} for good", key="zoo_confirm_delete")
     st.button("Delete this version", key="zoo_delete", disabled=not confirm, type="primary",

@@ -16,6 +16,7 @@ change of schema adds its step to ``MIGRATIONS``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -27,9 +28,10 @@ from model_zoo.data import PROJECT_ROOT
 
 URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 up to it
     2: ["ALTER TABLE jobs ADD COLUMN owner_key VARCHAR(64)"],
+    3: ["ALTER TABLE versions ADD COLUMN owner_key VARCHAR(64)"],
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
 
@@ -47,6 +49,7 @@ versions = sa.Table(
     sa.Column("model", sa.LargeBinary, nullable=False),  # the .keras file
     sa.Column("model_sha256", sa.String(64), nullable=False),
     sa.Column("tensorboard", sa.LargeBinary),  # a zip of the run's TensorBoard logs
+    sa.Column("owner_key", sa.String(64)),  # its job's owner_key; None (trained by a script): the teacher's
 )
 
 # A training job, from the queue to its end. Its worker writes progress here,
@@ -129,6 +132,11 @@ def url(text: str | None = None) -> URL:
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+
+
+def hashed_key(key: str | None) -> str | None:
+    """How an owner's secret is kept: its SHA-256, so the database never holds the secret itself."""
+    return hashlib.sha256(key.encode()).hexdigest() if key is not None else None
 
 
 def engine(database: str | None = None) -> Engine:

@@ -27,7 +27,6 @@ straight from its worker through Ray) and calls ``submit``, ``stop``,
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import hmac
 import os
 import threading
@@ -144,7 +143,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
             raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
                                 f"at most {maximum}): try again when one has ended.")
         connection.execute(db.jobs.insert().values(
-            id=job_id, owner=owner, owner_key=_hashed(key), settings=dataclasses.asdict(settings),
+            id=job_id, owner=owner, owner_key=db.hashed_key(key), settings=dataclasses.asdict(settings),
             requested_name=name,
             state=JobState.QUEUED.value, phase="waiting for a free training slot",
             cluster=connection_info.cluster, submitted_at=time.time()))
@@ -184,17 +183,13 @@ def owns(job_id: str, key: str | None, teacher: bool = False) -> bool:
     """Whether this caller may stop, save or discard the job: its key's holder, or the teacher."""
     with db.engine().connect() as connection:
         owner_key = connection.execute(sa.select(db.jobs.c.owner_key).where(db.jobs.c.id == job_id)).scalar()
-    return teacher or owner_key is None or (key is not None and hmac.compare_digest(owner_key, _hashed(key)))
+    return teacher or owner_key is None or (key is not None and hmac.compare_digest(owner_key, db.hashed_key(key)))
 
 
 def _authorise(job_id: str, key: str | None, teacher: bool, action: str) -> None:
     if not owns(job_id, key, teacher):
         raise JobError(f"Only the learner who started job {job_id}, or the teacher, can {action} it "
                        "(from the link its Train page gave them).")
-
-
-def _hashed(key: str | None) -> str | None:
-    return hashlib.sha256(key.encode()).hexdigest() if key is not None else None
 
 
 def stop(job_id: str, *, key: str | None = None, teacher: bool = False) -> None:
@@ -226,7 +221,7 @@ def save(job_id: str, name: str = "", *, key: str | None = None, teacher: bool =
         if not claimed:
             raise JobError(f"Job {job_id} is {row.state}: there is no model to save.")
         entry = store.insert_version(connection, name or row.requested_name, row.result_record,
-                                     row.result_model, row.result_tensorboard)
+                                     row.result_model, row.result_tensorboard, owner_key=row.owner_key)
         connection.execute(db.jobs.update().where(db.jobs.c.id == job_id).values(
             saved_name=entry.name, phase=f"saved as {entry.name}", error="",
             result_model=None, result_tensorboard=None))

@@ -13,6 +13,7 @@ their records carry the same fields.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import socket
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -336,11 +338,12 @@ def save_shipped(model: keras.Model, record: dict, folder: Path, name: str) -> Z
 
 
 def insert_version(connection: sa.Connection, requested_name: str, record: dict, content: bytes,
-                   tensorboard: bytes | None = None) -> ZooEntry:
+                   tensorboard: bytes | None = None, *, owner_key: str | None = None) -> ZooEntry:
     """Add a user version inside the caller's transaction, under a name nobody has.
 
     The name is claimed by the insert itself (the primary key), so two
     learners saving under the same name at once get two versions, never one.
+    ``owner_key`` (hashed, as ``db.hashed_key`` gives it) lets its learner delete it.
     """
     base = _base_name(record["arch"], requested_name)
     taken = _taken_names(connection, base)
@@ -353,7 +356,7 @@ def insert_version(connection: sa.Connection, requested_name: str, record: dict,
             with connection.begin_nested():  # a savepoint: a taken name leaves the transaction usable
                 connection.execute(db.versions.insert().values(
                     name=name, arch=named["arch"], created=named["created"], record=named,
-                    model=content, model_sha256=sha256, tensorboard=tensorboard))
+                    model=content, model_sha256=sha256, tensorboard=tensorboard, owner_key=owner_key))
             return ZooEntry(name, _checked_record(named), False, sha256=sha256)
         except sa.exc.IntegrityError:  # saved by someone else a moment ago
             taken.add(name)
@@ -378,9 +381,23 @@ def _taken_names(connection: sa.Connection, base: str) -> set[str]:
     return taken | set(connection.execute(query).scalars())
 
 
-def delete_version(entry: ZooEntry) -> None:
+def may_delete(entry: ZooEntry, keys: Iterable[str] = (), *, teacher: bool = False) -> bool:
+    """The teacher may delete any version; a learner theirs, by a key of the job that trained it."""
+    if entry.shipped:
+        return False
+    if teacher:
+        return True
+    with db.engine().connect() as connection:
+        owner_key = connection.execute(sa.select(db.versions.c.owner_key)
+                                       .where(db.versions.c.name == entry.name)).scalar()
+    return owner_key is not None and any(hmac.compare_digest(owner_key, db.hashed_key(key)) for key in keys)
+
+
+def delete_version(entry: ZooEntry, keys: Iterable[str] = (), *, teacher: bool = False) -> None:
     if entry.shipped:
         raise VersionError(f"{entry.name} is a shipped model and cannot be deleted.")
+    if not may_delete(entry, keys, teacher=teacher):
+        raise VersionError(f"Only the learner who trained {entry.name}, or the teacher, can delete it.")
     with db.engine().begin() as connection:
         connection.execute(db.versions.delete().where(db.versions.c.name == entry.name))
 

@@ -298,4 +298,7 @@ def test_only_the_owner_or_the_teacher_acts_on_a_job():
         jobs.save(job_id, key="guess")
     with pytest.raises(jobs.JobError, match="can discard it"):
         jobs.discard(job_id)
-    assert jobs.save(job_id, "kept by the teacher", teacher=True).name == "kept-by-the-teacher"
+    version = jobs.save(job_id, "kept by the teacher", teacher=True)
+    assert version.name == "kept-by-the-teacher"
+    # The version stays its learner's: their job's secret deletes it, another learner's does not.
+    assert store.may_delete(version, ["otters-secret"]) and not store.may_delete(version, ["guess"])

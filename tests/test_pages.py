@@ -220,6 +220,23 @@ def test_a_version_with_code_in_it_is_never_offered_and_the_zoo_says_why(databas
     assert list(unusable["model"]) == ["clever"] and "refused: it contains code" in unusable["why"][0]
 
 
+def test_on_zoo_only_its_learner_deletes_a_version(database):
+    shipped_entry = shipped()[0]
+    with db.engine().begin() as connection:
+        store.insert_version(connection, "otters", dict(shipped_entry.record),
+                             shipped_entry.path.read_bytes(), owner_key=db.hashed_key("otter-secret"))
+    at = open_page("app_pages/zoo.py")
+    at.selectbox(key="zoo_model").set_value("otters").run()
+    assert any(c.value.startswith("Only the learner who trained this version") for c in at.caption)
+    assert not [b for b in at.button if b.key == "zoo_delete"]
+    at.session_state["job_keys"] = ["otter-secret"]  # as the Train page keeps it for its learner
+    at.run()
+    at.checkbox(key="zoo_confirm_delete").check().run()
+    at.button(key="zoo_delete").click().run()
+    assert "otters" not in store.scan().names
+    assert any(s.value == "Deleted otters." for s in at.success)
+
+
 def test_compare_shows_one_row_per_model():
     listing = store.scan()
     shipped()

@@ -27,11 +27,11 @@ def _record(arch="mlp_1x50", accuracy=0.5):
     return {"arch": arch, "test_accuracy": accuracy, "settings": {"epochs": 1}}
 
 
-def save(model, record, name="") -> store.ZooEntry:
-    """A user version, as a job's save makes it."""
+def save(model, record, name="", key: str | None = None) -> store.ZooEntry:
+    """A user version, as a job's save makes it (``key``: its job's secret)."""
     with db.engine().begin() as connection:
         return store.insert_version(connection, name, record | {"params": model.count_params()},
-                                    store.model_bytes(model))
+                                    store.model_bytes(model), owner_key=db.hashed_key(key))
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +165,24 @@ def test_versions_with_an_unusable_record_are_skipped_with_a_reason(tiny_model, 
 def test_shipped_models_cannot_be_deleted_but_versions_can(tiny_model, any_database):
     shipped = store.scan().get("cnn")
     with pytest.raises(store.VersionError, match="cnn is a shipped model and cannot be deleted"):
-        store.delete_version(shipped)
-    version = save(tiny_model, _record(), "gone")
-    store.delete_version(version)
+        store.delete_version(shipped, teacher=True)
+    version = save(tiny_model, _record(), "gone", key="mine")
+    store.delete_version(version, ["other", "mine"])
     assert "gone" not in store.scan().names
+
+
+def test_only_its_learner_or_the_teacher_deletes_a_version(tiny_model, any_database):
+    version = save(tiny_model, _record(), "otters", key="otter-secret")
+    scripted = save(tiny_model, _record(), "scripted")  # by scripts.train: nobody's key
+    for entry, keys in ((version, []), (version, ["heron-secret"]), (scripted, ["otter-secret"])):
+        assert not store.may_delete(entry, keys)
+        with pytest.raises(store.VersionError, match=f"Only the learner who trained {entry.name}, or the "
+                                                     "teacher, can delete it"):
+            store.delete_version(entry, keys)
+    assert {"otters", "scripted"} <= set(store.scan().names)
+    store.delete_version(scripted, teacher=True)
+    store.delete_version(version, ["otter-secret"])
+    assert not {"otters", "scripted"} & set(store.scan().names)
 
 
 def test_update_record_adds_fields(tiny_model, any_database, tmp_path):
@@ -220,11 +234,13 @@ def test_the_versions_table_keeps_the_bytes_a_plain_keras_can_load(tiny_model, a
 def test_a_database_of_the_previous_schema_is_brought_up_to_date(database):
     with db.engine().begin() as connection:  # as the first schema made it: no owner_key
         connection.execute(sa.text("ALTER TABLE jobs DROP COLUMN owner_key"))
+        connection.execute(sa.text("ALTER TABLE versions DROP COLUMN owner_key"))
         connection.execute(db.schema_version.update().values(version=1))
     db._engines.clear()  # as a new server process would
     with db.engine().connect() as connection:
         assert connection.execute(sa.select(db.schema_version.c.version)).scalar() == db.SCHEMA_VERSION
-        assert "owner_key" in {column["name"] for column in sa.inspect(connection).get_columns("jobs")}
+        for table in ("jobs", "versions"):
+            assert "owner_key" in {column["name"] for column in sa.inspect(connection).get_columns(table)}
     db._engines.clear()
 
 
