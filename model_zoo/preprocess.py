@@ -124,6 +124,8 @@ def _grey(image: np.ndarray | Image.Image) -> np.ndarray:
             f"Expected an image at least {_MIN_SIDE}x{_MIN_SIDE} pixels; "
             f"got an array shaped {array.shape}."
         )
+    if _is_opaque_grey_uint8(array):  # every canvas drawing: skip the float RGB maths
+        return array[:, :, 0].astype(np.float32) / 255.0  # as _unit_range
     values = _unit_range(array)
     if values.ndim == 2:
         return values
@@ -138,6 +140,15 @@ def _grey(image: np.ndarray | Image.Image) -> np.ndarray:
     visible = float((grey * alpha).sum()) / weight if weight else 1.0
     backdrop = 0.0 if visible >= 0.5 else 1.0
     return (grey * alpha + backdrop * (1.0 - alpha)).astype(np.float32)
+
+
+def _is_opaque_grey_uint8(array: np.ndarray) -> bool:
+    """An RGBA array with red = green = blue and no transparency: its grey is its red channel."""
+    if (array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 4
+            or not array.flags.c_contiguous or not np.little_endian):
+        return False
+    pixels = array.view(np.uint32)  # R | G << 8 | B << 16 | A << 24: one compare per pixel, not four
+    return bool((pixels == (pixels & 0xFF) * 0x010101 + 0xFF000000).all())
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
@@ -176,7 +187,11 @@ def _unit_range(array: np.ndarray) -> np.ndarray:
 
 
 def _ink(grey: np.ndarray, received: str) -> np.ndarray:
-    """(H, W) grey -> ink intensity, 0 off the digit, ~1 in its strokes."""
+    """(H, W) grey -> ink intensity, 0 off the digit, ~1 in its strokes.
+
+    Only the box around every pixel that stands out is returned (and worked
+    on): a digit is a small part of a canvas.
+    """
     plane, noise = _background(grey)
     ink = grey - plane  # > 0 lighter than the paper, < 0 darker
     # The ink lies on the side of the paper with the larger excursion (a dimly
@@ -187,19 +202,24 @@ def _ink(grey: np.ndarray, received: str) -> np.ndarray:
         ink = -ink
 
     weak = min(max(_NOISE_SIGMAS * noise, _MIN_CONTRAST), _MAX_THRESHOLD)
-    candidates = ink[ink > weak]
-    if candidates.size == 0:
+    stands_out = ink > weak
+    if not stands_out.any():
         raise _no_ink(received, "nothing stands out from the background")
-    peak = float(np.percentile(candidates, 90))  # typical stroke, not one hot pixel
+    top, bottom, left, right = _bbox(stands_out)
+    ink, stands_out = ink[top : bottom + 1, left : right + 1], stands_out[top : bottom + 1, left : right + 1]
+    peak = float(np.percentile(ink[stands_out], 90))  # typical stroke, not one hot pixel
     strong = max(weak, _SEED_FRACTION * peak)
-    keep = _digit_pixels(ink > weak, ink > strong)
+    keep = _digit_pixels(stands_out, ink > strong, max(_MIN_INK_PIXELS, _MIN_INK_FRACTION * grey.size))
     if keep is None:
         raise _no_ink(received, "only specks stand out from the background")
     return np.where(keep, np.clip((ink - weak) / max(peak - weak, 1e-6), 0.0, 1.0), 0.0)
 
 
 def _background(grey: np.ndarray) -> tuple[np.ndarray, float]:
-    """Paper level as a plane fitted to the image border (uneven lighting), and noise sigma."""
+    """Paper level as a plane fitted to the image border (uneven lighting), and noise sigma.
+
+    The plane is (H, W), or (1, 1) when the border is one flat level.
+    """
     height, width = grey.shape
     frame = max(1, min(height, width) // 50)
     row_of = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None] / height, grey.shape)
@@ -210,6 +230,8 @@ def _background(grey: np.ndarray) -> tuple[np.ndarray, float]:
         np.concatenate([a[s].ravel() for s in strips]).astype(np.float64)
         for a in (row_of, col_of, grey)
     )
+    if values.min() == values.max():  # an untouched border (every canvas drawing): the paper is flat
+        return np.full((1, 1), values[0], np.float32), 0.0
     design = np.column_stack([np.ones_like(rows), rows, cols])
     # Start from the border's median, not a fit to all of it: a bold digit
     # touching two edges would tilt the first plane towards its corner.
@@ -225,16 +247,17 @@ def _background(grey: np.ndarray) -> tuple[np.ndarray, float]:
     return plane.astype(np.float32), noise
 
 
-def _digit_pixels(weak: np.ndarray, strong: np.ndarray) -> np.ndarray | None:
+def _digit_pixels(weak: np.ndarray, strong: np.ndarray, min_size: float) -> np.ndarray | None:
     """Pixels of the blobs that form the digit, or None if only specks are found.
 
     Blobs are 8-connected regions of `weak`; a blob's size is its count of
-    `strong` pixels. Big blobs are digit parts; small ones are kept only near them.
+    `strong` pixels. Big blobs are digit parts; small ones are kept only near
+    them. Without a blob of `min_size` there is no digit.
     """
     labels, count = ndimage.label(weak, structure=_EIGHT_CONNECTED)
     sizes = np.bincount(labels[strong], minlength=count + 1)
     sizes[0] = 0  # label 0 is the background
-    if sizes.max() < max(_MIN_INK_PIXELS, _MIN_INK_FRACTION * weak.size):
+    if sizes.max() < min_size:
         return None
     part = sizes >= _PART_FRACTION * sizes.max()
     small = (sizes > 0) & ~part
