@@ -11,7 +11,7 @@ import streamlit as st
 import ui
 from model_zoo import architectures, cluster, data, db, jobs, store
 from model_zoo.jobs import JobState
-from model_zoo.training import OPTIMIZERS, SettingsError, TrainingLimits, TrainingSettings
+from model_zoo.training import MAX_SEED, OPTIMIZERS, SettingsError, TrainingLimits, TrainingSettings
 
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
                "width", "hidden_layers", "augment", "usps")  # reset to the architecture's own on a change
@@ -111,7 +111,8 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                                 "{:g} to {:g}.".format(*limits.val_fraction))
         left.checkbox("Augment (small shifts, rotations, zoom)", key="train_augment",
                       help="Teaches the model how people really draw; a little slower.")
-        right.number_input("Seed", step=1, key="train_seed", help="Same seed, same weights.")
+        right.number_input("Seed", step=1, min_value=0, max_value=MAX_SEED, key="train_seed",
+                           help="Same seed, same weights.")
         left.checkbox("Add USPS's 7,291 training digits", key="train_usps", disabled=not usps_found,
                       help="Handwriting from other writers (US postal codes), added to the training "
                            "digits; validation stays MNIST. " + ("" if usps_found else
@@ -248,7 +249,8 @@ def save_or_discard(view: jobs.JobView) -> None:
     if view.error:
         st.error(view.error, icon=":material/error:")
     if view.stopped_early:
-        st.warning(f"Stopped after {view.epoch} of {view.epochs} epochs. What it learned so far reads "
+        trained = f"{view.epochs_trained:.1f}".removesuffix(".0")  # 0.3 when stopped early in the first
+        st.warning(f"Stopped after {trained} of {view.epochs} epochs. What it learned so far reads "
                    f"{view.test_accuracy:.2%} of the MNIST test digits correctly: save it as a version, "
                    "or discard it.", icon=":material/stop_circle:")
     name_key = f"train_save_name_{view.id}"

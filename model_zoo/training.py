@@ -111,7 +111,8 @@ class TrainingSettings:
 
         def check(name, value, low, high):
             if not low <= value <= high:
-                problems.append(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+                low, high, value = (n if isinstance(n, int) else f"{n:g}" for n in (low, high, value))
+                problems.append(f"{name} must be between {low} and {high}, got {value}")
 
         check("epochs", self.epochs, 1, limits.max_epochs)
         check("batch size", self.batch_size, *limits.batch_size)
@@ -119,6 +120,7 @@ class TrainingSettings:
         check("dropout", self.dropout, *limits.dropout)
         check("training digits", self.train_size, limits.min_train_size, limits.max_train_size)
         check("validation fraction", self.val_fraction, *limits.val_fraction)
+        check("seed", self.seed, 0, MAX_SEED)
         if spec.family == "mlp":
             check("width", self.width, 1, limits.max_width)
             check("hidden layers", self.hidden_layers, 1, limits.max_hidden_layers)
@@ -128,6 +130,8 @@ class TrainingSettings:
             raise SettingsError("Invalid training settings: " + "; ".join(problems) + ".")
         return self
 
+
+MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit
 
 class TrainingProgress:
     """Receives progress from ``train``; subclass and override what you need.
@@ -161,6 +165,11 @@ class TrainingResult:
         return len(self.seconds_per_epoch)
 
     @property
+    def epochs_trained(self) -> float:
+        """Epochs' worth of digits trained: a stop in the middle of an epoch counts its part only."""
+        return self.digits_trained / self.train_digits if self.train_digits else 0.0
+
+    @property
     def digits_trained(self) -> int:
         """Digits seen in training, a stopped last epoch counted up to its last batch."""
         batches = self.batch_loss[-1][0] if self.batch_loss else 0  # the last point is always kept
@@ -171,7 +180,8 @@ class TrainingResult:
         return {
             "arch": self.settings.arch,
             "settings": dataclasses.asdict(self.settings),
-            "epochs_done": self.epochs_done,
+            "epochs_done": self.epochs_done,  # as Keras ran them: a stopped epoch ends early, and counts
+            "epochs_trained": round(self.epochs_trained, 3),
             "stopped_early": self.stopped_early,
             "history": self.history,
             "batch_loss": self.batch_loss,

@@ -48,6 +48,7 @@ def test_stop_from_another_thread_ends_after_the_current_batch(mnist):
     progress = Recorder(stop_after_batches=3, stop=stop)
     result = training.train(settings, mnist=mnist, progress=progress, stop=stop)
     assert result.stopped_early and result.epochs_done == 1
+    assert 0 < result.record()["epochs_trained"] < 0.02  # a few batches of 563, not the whole epoch
     assert len(progress.batches) <= 6  # of 563 batches in an epoch
     assert result.model.predict(mnist[1][0][:2].astype("float32") / 255, verbose=0).shape == (2, 10)
 
@@ -102,6 +103,7 @@ def test_defaults_come_from_the_architecture():
     ({"val_fraction": 0.9}, "validation fraction must be between 0.01 and 0.5, got 0.9"),
     ({"dropout": 0.95}, "dropout must be between 0 and 0.9, got 0.95"),
     ({"optimizer": "adagrad"}, "optimizer must be one of adam, sgd, rmsprop, got 'adagrad'"),
+    ({"seed": -1}, "seed must be between 0 and 4294967295, got -1"),  # refused before it is queued
 ])
 def test_settings_outside_the_limits_are_refused(override, message):
     settings = TrainingSettings.for_architecture("mlp_1x50", **override)

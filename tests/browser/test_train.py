@@ -105,7 +105,7 @@ def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new
 
     # Stop keeps what it learned, for the learner to save under a name.
     stop.click()
-    expect(learner.get_by_text(re.compile(r"Stopped after \d of 3 epochs"))).to_be_visible(
+    expect(learner.get_by_text(re.compile(r"Stopped after [\d.]+ of 3 epochs"))).to_be_visible(
         timeout=JOB_SECONDS * 1000)
     learner.get_by_role("textbox", name="Version name (optional)").last.fill("first try")
     learner.get_by_role("button", name="Save version").click()
