@@ -18,6 +18,7 @@ PAGES = HERE / "app_pages"
 
 ui.keep_keras_between_runs()
 ui.one_blas_thread()
+ui.remove_leftovers()
 st.set_page_config(page_title="Digit Recogniser", page_icon=":material/draw:", layout="wide")
 
 draw = st.Page(PAGES / "draw.py", title="Draw", icon=":material/draw:", url_path="draw")

@@ -54,6 +54,13 @@ def one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+@cache  # once per server process
+def remove_leftovers() -> None:
+    """What a killed server or worker left (half-written files, scratch folders), logged and deleted."""
+    for path in store.remove_leftovers():
+        LOG.info("Removed %s, left by a process that was killed", path)
+
+
 def sidebar() -> None:
     with st.sidebar:
         st.markdown("**Digit Recogniser** — draw a digit and watch neural networks read it.")

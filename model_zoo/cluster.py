@@ -346,7 +346,7 @@ def train_job(job_id: str, settings: training.TrainingSettings, limits: training
     threading.Thread(target=_heartbeat, args=(job_id, stop_event, done), daemon=True).start()
     threading.Thread(target=_listen_for_stop, args=(job_id, stop_event, dispatcher), daemon=True).start()
     try:
-        with tempfile.TemporaryDirectory(prefix=f"digit_zoo_{job_id}_") as logs:
+        with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}{job_id}_") as logs:
             try:
                 mnist = ray.get(digits["mnist"])
                 usps = ray.get(digits["usps"]) if digits["usps"] is not None else None

@@ -23,6 +23,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Temporary folders of jobs, saves and fine-tuning starts: a killed process leaves them, and
+# store.remove_leftovers finds them by this prefix.
+SCRATCH_PREFIX = "digit_zoo_scratch_"
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")  # the Keras mnist.npz layout
 SIDE = 28  # images are SIDE x SIDE

@@ -18,9 +18,11 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ import keras
 import sqlalchemy as sa
 import tensorflow as tf
 
-from model_zoo import architectures, db
+from model_zoo import architectures, data, db
 from model_zoo.training import TrainingResult
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
@@ -425,7 +427,7 @@ def model_bytes(model: keras.Model) -> bytes:
     """The ``.keras`` file of an inference copy: the same layers and weights, no optimizer."""
     copy = type(model).from_config(model.get_config())  # clone_model and to_json keep the optimizer
     copy.set_weights(model.get_weights())
-    with tempfile.TemporaryDirectory(prefix="digit_zoo_save_") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}save_") as folder:
         path = Path(folder) / "model.keras"  # save wants a name ending in .keras
         copy.save(path)
         return path.read_bytes()
@@ -451,6 +453,30 @@ def _file_facts(record: dict, params: int, name: str) -> dict:
         "versions": {"python": sys.version.split()[0], "keras": keras.__version__,
                      "tensorflow": tf.__version__},
     }
+
+
+LEFTOVER_SECONDS = 24 * 3600  # longer than any job runs: older scratch is from a killed process
+
+
+def remove_leftovers(now: float | None = None) -> list[Path]:
+    """Delete what a killed process left: half-written hidden files, jobs' and saves' scratch folders.
+
+    Only things older than ``LEFTOVER_SECONDS``, so another process's work in
+    progress is never touched. Returns what was removed.
+    """
+    now = time.time() if now is None else now
+    candidates = [*TRAINED_DIR.glob(".*"), *MODEL_CACHE.glob(".*"),
+                  *Path(tempfile.gettempdir()).glob(f"{data.SCRATCH_PREFIX}*")]
+    removed = []
+    for path in candidates:
+        try:
+            if now - path.lstat().st_mtime < LEFTOVER_SECONDS:
+                continue
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:  # gone meanwhile, or not ours to delete
+            continue
+        removed.append(path)
+    return removed
 
 
 def _write_atomically(target: Path, content: bytes) -> None:

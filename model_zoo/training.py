@@ -407,7 +407,7 @@ def _shipped_bytes(arch: str, *, required: bool) -> bytes | None:
 
 def _load_bytes(content: bytes) -> keras.Model:
     """A ``.keras`` file's bytes → the model (load_model wants a path ending in .keras)."""
-    with tempfile.TemporaryDirectory(prefix="digit_zoo_start_") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}start_") as folder:
         path = os.path.join(folder, "start.keras")
         with open(path, "wb") as handle:
             handle.write(content)
