@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from model_zoo import architectures, cluster, data, db, jobs, store
+from model_zoo import architectures, class_digits, cluster, data, db, jobs, store
 from model_zoo.jobs import JobState
 from model_zoo.training import MAX_SEED, OPTIMIZERS, SettingsError, TrainingLimits, TrainingSettings
 
@@ -62,11 +62,27 @@ def watched_job() -> jobs.JobView | None:
 # ------------------------------------------------------------------ settings
 
 
+START = {False: "random weights (from scratch)", True: "the shipped model's weights (fine-tune)"}
+# Fine-tuning: a few epochs at a low rate, on a share of MNIST beside the class's digits, so that a
+# class's few hundred digits matter in a minute or two without the model forgetting MNIST.
+FINE_TUNE_DEFAULTS = dict(epochs=3, learning_rate=1e-4, lr_decay=False)
+FINE_TUNE_TRAIN_SIZE = 10_000
+
+
 def load_defaults() -> None:
-    """Fill the form with the chosen architecture's tutorial settings."""
+    """Fill the form with the chosen architecture's tutorial settings (or fine-tuning's)."""
     defaults = TrainingSettings.for_architecture(st.session_state.train_arch)
     for name in ARCH_FIELDS:
         st.session_state[f"train_{name}"] = getattr(defaults, name)
+    if st.session_state.get("train_fine_tune"):
+        for name, value in FINE_TUNE_DEFAULTS.items():
+            st.session_state[f"train_{name}"] = value
+
+
+def start_changed() -> None:
+    load_defaults()
+    st.session_state.train_train_size = (FINE_TUNE_TRAIN_SIZE if st.session_state.train_fine_tune
+                                         else TrainingSettings.train_size)
 
 
 def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None:
@@ -83,6 +99,11 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         format_func=lambda name: f"{name} — {architectures.ZOO[name].summary}",
         help="The starting point: its tutorial settings fill the form."))
     st.caption(arch.lesson)
+    st.session_state.setdefault("train_fine_tune", False)
+    fine_tune = st.radio("Start from", list(START), format_func=START.get, key="train_fine_tune",
+                         on_change=start_changed, horizontal=True,
+                         help=f"Fine-tuning starts from the shipped {arch.name} and trains it a little more, "
+                              "gently: what makes a class's own digits matter in a minute or two.")
     low_lr, high_lr = limits.learning_rate
     usps_found = data.usps_available()
     with st.form("train_settings", border=False):
@@ -98,7 +119,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                           help="Share of units switched off at random while training, "
                                "{:g} to {:g}.".format(*limits.dropout))
         right.checkbox("Decay the learning rate (cosine, to 0)", key="train_lr_decay")
-        if arch.family == "mlp":
+        if arch.family == "mlp" and not fine_tune:  # a fine-tuned model keeps the shipped one's layers
             left.number_input("Width (units per hidden layer)", step=50, key="train_width",
                               help=f"1 to {limits.max_width}.")
             right.number_input("Hidden layers", step=1, key="train_hidden_layers",
@@ -117,6 +138,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                       help="Handwriting from other writers (US postal codes), added to the training "
                            "digits; validation stays MNIST. " + ("" if usps_found else
                            "Not available: this server has no usps.npz (see README, Data)."))
+        class_choice(left)
         st.text_input("Version name (optional)", key="train_name", max_chars=store.MAX_NAME_LENGTH,
                       placeholder=f"{arch.name}@<date>T<time>")
         st.caption(f"This server allows up to {limits.max_epochs} epochs, "
@@ -127,15 +149,34 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         return None
     state = st.session_state
     mlp = arch.family == "mlp"
+    shape = ((arch.width, arch.hidden_layers) if fine_tune  # the shipped model's layers
+             else (state.get("train_width"), state.get("train_hidden_layers")))
     settings = TrainingSettings(
         arch=arch.name, epochs=int(state.train_epochs), batch_size=int(state.train_batch_size),
         learning_rate=float(state.train_learning_rate), lr_decay=bool(state.train_lr_decay),
         optimizer=state.train_optimizer, dropout=float(state.train_dropout),
-        width=int(state.train_width) if mlp else 0, hidden_layers=int(state.train_hidden_layers) if mlp else 0,
+        width=int(shape[0]) if mlp else 0, hidden_layers=int(shape[1]) if mlp else 0,
         train_size=int(state.train_train_size), val_fraction=float(state.train_val_fraction),
         augment=bool(state.train_augment), usps=bool(state.train_usps) and usps_found,
-        seed=int(state.train_seed))
+        class_digits=state.train_class_digits or "", fine_tune=fine_tune, seed=int(state.train_seed))
     return settings, state.train_name
+
+
+def class_choice(column) -> None:
+    """ "Add the class's digits": none, or a class, with the size of its two parts."""
+    try:
+        sizes = {name: class_digits.split_sizes(name) for name in class_digits.classes()}
+    except db.DatabaseError:
+        sizes = {}
+    options = ["", *(name for name, (train, _) in sizes.items() if train)]
+    if st.session_state.get("train_class_digits") not in options:
+        st.session_state.train_class_digits = ""
+    column.selectbox(
+        "Add the class's digits", options, key="train_class_digits",
+        format_func=lambda name: f"{name} ({sizes[name][0]} to train on, {sizes[name][1]} held out)"
+        if name else "no", help="The digits kept with \"Keep this drawing as a …\" (see the Class page): "
+                                "their train part is added, repeated to make about a quarter of each "
+                                "epoch; the held-out part scores the model before and after.")
 
 
 # ------------------------------------------------------------------ live view
@@ -171,6 +212,8 @@ def curves(view: jobs.JobView) -> None:
     accuracy = _figure("Accuracy per epoch", [
         _line(epochs, view.history.get("accuracy", []), "train"),
         _line(epochs, view.history.get("val_accuracy", []), "validation"),
+        *([_line(epochs, view.history["class_accuracy"], "class, held out")] if "class_accuracy" in view.history
+          else []),
     ], "accuracy", whole_run, whole_epochs=True)
     with st.container(key="train_curves"):
         for column, figure, key in zip(st.columns(3), (batch, loss, accuracy),
@@ -187,7 +230,9 @@ def _duration(seconds: float | None) -> str:
 
 def job_panel(view: jobs.JobView) -> None:
     settings = view.settings
-    st.subheader(f"{settings.arch}, {settings.epochs} epochs on {settings.train_size:,} digits")
+    extra = (" + the class " + ui.literal(settings.class_digits)) if settings.class_digits else ""
+    start = ", fine-tuned" if settings.fine_tune else ""
+    st.subheader(f"{settings.arch}{start}, {settings.epochs} epochs on {settings.train_size:,} digits{extra}")
     where = f" · on {view.worker.split(':')[0]}" if view.worker else ""
     st.caption(f"Job {view.id} · started by {view.owner}{where} · {view.phase}")
     for level, message in st.session_state.pop("train_messages", []):
@@ -221,6 +266,7 @@ def job_panel(view: jobs.JobView) -> None:
         st.success(f"Saved as **{view.saved_name}** — select it on Draw. "
                    f"It reads {view.test_accuracy:.2%} of the 10,000 MNIST test digits correctly.",
                    icon=":material/check_circle:")
+        class_result(view.saved_name)
         st.page_link("app_pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
                      query_params={"model": view.saved_name})
         logs = store.tensorboard_zip(view.saved_name)
@@ -235,6 +281,21 @@ def job_panel(view: jobs.JobView) -> None:
         save_or_discard(view)
     if view.state != JobState.QUEUED and view.batch_steps:
         curves(view)
+
+
+def class_result(version: str) -> None:
+    """A version trained with a class's digits: its held-out digits read before and after."""
+    try:
+        record = store.scan().get(version).record
+    except (db.DatabaseError, ValueError):
+        return
+    result = record.get("class_digits")
+    if not result or result.get("held_out_accuracy") is None:
+        return
+    before = result.get("held_out_accuracy_before")
+    before_text = f"the shipped {record['arch']} read {before:.1%}, " if before is not None else ""
+    st.info(f"On the {result['held_out']} held-out digits of {ui.literal(result['class'])}: "
+            f"{before_text}{version} reads {result['held_out_accuracy']:.1%}.", icon=":material/groups:")
 
 
 def _act(action, job_id: str, *args) -> None:

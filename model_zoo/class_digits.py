@@ -233,6 +233,15 @@ def split_arrays(class_name: str) -> tuple[data.Split, data.Split]:
     return part(False), part(True)
 
 
+def split_sizes(class_name: str) -> tuple[int, int]:
+    """(digits in the train part, digits held out)."""
+    query = sa.select(db.class_digits.c.held_out, sa.func.count()).where(
+        db.class_digits.c.class_name == class_name).group_by(db.class_digits.c.held_out)
+    with db.engine().connect() as connection:
+        found = {bool(held_out): count for held_out, count in connection.execute(query)}
+    return found.get(False, 0), found.get(True, 0)
+
+
 def _held_out(connection: sa.Connection, class_name: str, label: int) -> bool:
     """The split's rule for the next digit of ``label``: every HELD_OUT_EVERY-th, from a seeded phase."""
     arrived = connection.execute(sa.select(sa.func.count()).select_from(db.class_digits).where(

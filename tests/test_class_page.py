@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_zoo import class_digits
+from model_zoo import class_digits, store
 from tests.test_pages import COMPARE, DRAW, draw_on_canvas, open_page, seven
 
 CLASS = "app_pages/class_digits.py"
@@ -142,3 +142,34 @@ def _small_npz() -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, x=x, y=np.arange(6, dtype=np.uint8))
     return buffer.getvalue()
+
+
+@pytest.mark.usefixtures("on_ray")
+def test_the_train_page_fine_tunes_on_the_class_and_shows_its_held_out_digits_before_and_after():
+    from tests.test_train_page import TRAIN, wait_for
+
+    class_digits.import_file("my class", FIXTURE.name, FIXTURE.read_bytes())
+    train, held_out = class_digits.split_sizes("my class")
+    at = open_page(DRAW)
+    at.switch_page(TRAIN).run()
+    at.radio(key="train_fine_tune").set_value(True).run()
+    assert at.number_input(key="train_learning_rate").value == 1e-4
+    assert at.number_input(key="train_train_size").value == 10_000
+    assert not [n for n in at.number_input if n.key == "train_width"]  # the shipped model's layers
+    at.selectbox(key="train_class_digits").set_value("my class")
+    at.number_input(key="train_train_size").set_value(1000)
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="FormSubmitter:train_settings-Start training").click().run()
+    assert not at.exception, at.exception
+    job = wait_for(at.session_state.train_job, lambda view: view.state.value == "saved")
+    assert job.settings.fine_tune and job.settings.class_digits == "my class"
+    assert len(job.history["class_accuracy"]) == 1
+
+    at.run()
+    record = next(e for e in store.scan().entries if e.name == job.saved_name).record
+    result = record["class_digits"]
+    assert (result["train"], result["held_out"]) == (train, held_out)
+    assert 0 <= result["held_out_accuracy_before"] <= 1 and 0 <= result["held_out_accuracy"] <= 1
+    assert record["test_accuracy"] > 0.9  # one epoch on 1,000 digits: only the shipped start reads MNIST so well
+    assert any(info.value.startswith(f"On the {held_out} held-out digits of `my class`: the shipped mlp_1x50 "
+                                     f"read {result['held_out_accuracy_before']:.1%}") for info in at.info)
