@@ -13,6 +13,7 @@ import io
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
@@ -171,6 +172,30 @@ def test_a_file_that_is_no_picture_is_named_as_sent_without_python_reprs():
     assert "BytesIO" not in message and "0x" not in message
 
 
+def upload_variant(kind: str) -> bytes:
+    """A seven as a 16-bit greyscale or palette PNG, or a PNG cut off halfway through."""
+    picture = seven(300)
+    if kind == "16-bit":
+        wide = np.asarray(picture.convert("L"), dtype=np.uint16) * 257
+        return png_bytes(Image.fromarray(wide))
+    if kind == "palette":
+        return png_bytes(picture.convert("P", palette=Image.Palette.ADAPTIVE, colors=16))
+    whole = png_bytes(picture)
+    return whole[: len(whole) // 2]
+
+
+@pytest.mark.parametrize("kind, expected", [("16-bit", "7"), ("palette", "7"), ("truncated", None)])
+def test_uncommon_and_cut_off_pngs(kind, expected):
+    shipped()
+    at = open_page(DRAW)
+    at.file_uploader(key="draw_upload_0").set_value((f"{kind}.png", upload_variant(kind), "image/png")).run()
+    assert not at.exception, at.exception
+    if expected:
+        assert metrics(at)["Prediction"] == expected
+    else:
+        assert any("the file is damaged or cut short" in e.value for e in at.error), [e.value for e in at.error]
+
+
 def solid_canvas(gap: int = 0) -> Image.Image:
     """The square painted over (a strip of ``gap`` px left black): what a bored learner does."""
     image = Image.new("L", (280, 280), 255)
@@ -218,23 +243,6 @@ def test_a_version_with_code_in_it_is_never_offered_and_the_zoo_says_why(databas
     at = open_page("app_pages/zoo.py")
     unusable = at.dataframe[0].value
     assert list(unusable["model"]) == ["clever"] and "refused: it contains code" in unusable["why"][0]
-
-
-def test_on_zoo_only_its_learner_deletes_a_version(database):
-    shipped_entry = shipped()[0]
-    with db.engine().begin() as connection:
-        store.insert_version(connection, "otters", dict(shipped_entry.record),
-                             shipped_entry.path.read_bytes(), owner_key=db.hashed_key("otter-secret"))
-    at = open_page("app_pages/zoo.py")
-    at.selectbox(key="zoo_model").set_value("otters").run()
-    assert any(c.value.startswith("Only the learner who trained this version") for c in at.caption)
-    assert not [b for b in at.button if b.key == "zoo_delete"]
-    at.session_state["job_keys"] = ["otter-secret"]  # as the Train page keeps it for its learner
-    at.run()
-    at.checkbox(key="zoo_confirm_delete").check().run()
-    at.button(key="zoo_delete").click().run()
-    assert "otters" not in store.scan().names
-    assert any(s.value == "Deleted otters." for s in at.success)
 
 
 def test_compare_shows_one_row_per_model():

@@ -62,11 +62,16 @@ def test_deleting_a_user_version(mnist, shipped, database):
     source = shipped[0]
     version = f"{source.name}@test"
     with db.engine().begin() as connection:  # as a learner's saved job would be
-        store.insert_version(connection, version, source.record, source.path.read_bytes())
+        store.insert_version(connection, version, source.record, source.path.read_bytes(),
+                             owner_key=db.hashed_key("learner-secret"))
 
     at = run_page()
     assert table_models(at) == [entry.name for entry in shipped] + [version]
     at.selectbox(key="zoo_model").set_value(version)
+    run_page(at)
+    assert "zoo_delete" not in {button.key for button in at.button}  # a classmate's session
+    assert any(c.value.startswith("Only the learner who trained this version") for c in at.caption)
+    at.session_state["job_keys"] = ["learner-secret"]  # the learner's, as the Train page keeps it
     run_page(at)
     assert at.button(key="zoo_delete").disabled  # not before the confirmation
     at.checkbox(key="zoo_confirm_delete").check()
@@ -97,7 +102,7 @@ def test_where_there_is_a_teacher_only_the_teacher_deletes(mnist, shipped, datab
     at.selectbox(key="zoo_model").set_value("learners")
     run_page(at)
     assert "zoo_delete" not in {button.key for button in at.button}
-    assert any("only the teacher deletes versions" in caption.value for caption in at.caption)
+    assert any("or the teacher can delete it (sign in from the sidebar)" in c.value for c in at.caption)
     at.session_state["teacher"] = True  # signed in, as the sidebar's password field does
     run_page(at)
     assert "zoo_delete" in {button.key for button in at.button}
