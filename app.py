@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import run_timings
 import ui
 
 HERE = Path(__file__).resolve().parent
@@ -19,6 +20,7 @@ PAGES = HERE / "app_pages"
 ui.keep_keras_between_runs()
 ui.one_blas_thread()
 ui.remove_leftovers()
+run_timings.record_if_asked()  # for scripts.bench --browser
 st.set_page_config(page_title="Digit Recogniser", page_icon=":material/draw:", layout="wide")
 
 draw = st.Page(PAGES / "draw.py", title="Draw", icon=":material/draw:", url_path="draw")

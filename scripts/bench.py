@@ -1,66 +1,287 @@
-"""Time the drawing → prediction path against plain Keras, in one run.
+"""The one benchmark of what a user waits for, each figure beside its baseline measured in the same run.
 
-    python -m scripts.bench                 # every shipped model, 200 repeats
-    python -m scripts.bench --repeats 50 --models cnn,cnn_robust
-    python -m scripts.bench --class-jobs 10 # a class's training jobs on Ray (RAY_ADDRESS or local)
+    python -m scripts.bench                      # 1. drawing → all models (a minute or two)
+    python -m scripts.bench --training           # + 3. training throughput, ours vs plain fit (~10 min)
+    python -m scripts.bench --browser            # + 2. stroke → answer, 4. cold start, 5. a classroom (~8 min)
+    python -m scripts.bench --browser --class-sessions 0   # the browser parts without the classroom
+    python -m scripts.bench --json               # the same rows as JSON
+    python -m scripts.bench --quick              # tiny counts: only checks that it runs (tests/test_bench.py)
+    python -m scripts.bench --class-jobs 10      # a class's training jobs on Ray (a table of its own)
 
-Reports median milliseconds per call for one 28×28 image: ``model.predict``
-(the plain baseline), ``model.predict_on_batch``, and our NumPy fast path,
-with the speed-up against the baseline measured in the same run; then the
-whole path from a 280×280 canvas image to every model's probabilities.
-With ``--class-jobs N`` it measures a class instead: N learners submit
-mlp_1x50 jobs (10,000 digits, 2 epochs) at once; the wall time to all done on
-Ray (a local instance with DIGIT_ZOO_TRAINING_SLOTS slots, or RAY_ADDRESS's
-cluster) against the same N trainings, each saved as a version, one after
-another in this process, as the app trained before Ray. The jobs' versions go to a throwaway database.
-Timings are machine- and load-dependent: compare ratios, not absolute numbers.
+1. A 280×280 canvas through ``preprocess.to_mnist`` and every zoo model's
+   NumPy fast path, over varied drawings (MNIST test digits redrawn with the
+   canvas's pen, model_zoo.strokes), on one BLAS thread as in the web server;
+   against ``model.predict`` per model on the same drawings.
+2. Real Chromium, the real server: mouse-up to the whole answer on Draw and on
+   Compare, split with the server's own log (scripts/bench_browser.py).
+3. Digits per second and test accuracy of every tutorial architecture at its
+   tutorial settings on the same 20,000 digits: ``training.train`` against a
+   plain ``compile("adam")`` + ``fit(batch_size=128)``, and the plain fit on
+   Keras's JAX backend when jax is installed; achieved GFLOP/s against the
+   matrix-multiply peak measured in the same run.
+4. Launch to the first Prediction in the browser, beside a bare ``import tensorflow``.
+5. N tabs (8 in 10 on Draw, the rest on Compare) each drawing every 2 s, idle
+   and while a job trains: stroke → answer as the browsers see it, errors,
+   and the server's own share per run (received → last message queued).
+
+Timings depend on the machine and its load: compare ratios within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
+import json
 import os
+import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from model_zoo import data, db, inference, preprocess, store, training
+from model_zoo import data, db, store, training
+
+SECONDS_TO_MS = 1000
 
 
-def median_ms(call, repeats: int) -> float:
-    call()  # warm-up: tracing, caches
-    times = []
+@dataclass
+class Row:
+    """One line of the table: a measurement, its baseline from the same run, and its target."""
+
+    part: str
+    measure: str
+    p50: float
+    p95: float | None = None
+    unit: str = "ms"
+    baseline: float | None = None  # the same measure on the plain path
+    baseline_name: str = ""
+    speedup: float | None = None  # how many times better than the baseline
+    target: str = ""
+    met: bool | None = None
+
+
+def percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def timed_rows(part: str, measure: str, seconds: list[float], **fields) -> Row:
+    return Row(part, measure, percentile(seconds, 50) * SECONDS_TO_MS, percentile(seconds, 95) * SECONDS_TO_MS,
+               **fields)
+
+
+# ---------------------------------------------------------------- 1. drawing → all models
+
+
+def varied_canvases(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Canvas images (280×280 RGBA) of MNIST test digits drawn with a pen of random width, size and place."""
+    from model_zoo import strokes  # scikit-image (requirements-dev.txt)
+
+    (_, _), (x_test, _) = data.load_mnist()
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(x_test), count, replace=False)
+    return [strokes.render(*strokes.drawn_strokes(x_test[i], rng)) for i in picks]
+
+
+def drawing_rows(count: int, plain_count: int) -> list[Row]:
+    from threadpoolctl import threadpool_limits
+
+    from model_zoo import inference, preprocess
+
+    part = "1. drawing → all models"
+    listing = store.scan()
+    models = {name: inference.FastModel(store.load_model(listing.get(name).path)) for name in listing.names}
+    canvases = varied_canvases(count)
+    prep, whole = [], []
+    per_model = {name: [] for name in models}
+    plain = {name: [] for name in models}
+    with threadpool_limits(1, user_api="blas"):  # as the web server (ui.one_blas_thread)
+        for canvas in canvases[:5]:  # warm-up: caches, first-call allocations
+            inference.predict_all(models, preprocess.to_mnist(canvas))
+        for canvas in canvases:
+            started = time.perf_counter()
+            inference.predict_all(models, preprocess.to_mnist(canvas))
+            whole.append(time.perf_counter() - started)
+        for canvas in canvases:  # the parts apart
+            started = time.perf_counter()
+            image = preprocess.to_mnist(canvas)
+            prep.append(time.perf_counter() - started)
+            for name, model in models.items():
+                per_model[name].append(model.predict(image).seconds)
+    for model in models.values():
+        model.model.predict(np.zeros((1, 28, 28), np.float32), verbose=0)  # warm-up: tracing
+    plain_whole = []
+    for canvas in canvases[:plain_count]:
+        started = time.perf_counter()
+        batch = preprocess.to_mnist(canvas)[np.newaxis]
+        for name, model in models.items():
+            called = time.perf_counter()
+            model.model.predict(batch, verbose=0)
+            plain[name].append(time.perf_counter() - called)
+        plain_whole.append(time.perf_counter() - started)
+
+    def against_plain(measure, ours, theirs, **fields):
+        row = timed_rows(part, measure, ours, baseline=statistics.median(theirs) * SECONDS_TO_MS,
+                         baseline_name="model.predict", **fields)
+        row.speedup = row.baseline / row.p50
+        return row
+
+    rows = [timed_rows(part, "preprocessing (to_mnist)", prep)]
+    rows += [against_plain(f"model {name}", per_model[name], plain[name]) for name in models]
+    total = against_plain(f"preprocessing + all {len(models)} models", whole, plain_whole,
+                          target="≤ 3 ms median, ≥ 100×")
+    total.met = total.p50 <= 3 and total.speedup >= 100
+    return rows + [total]
+
+
+# ---------------------------------------------------------------- 3. training
+
+
+def forward_flops(model) -> int:
+    """Multiply-adds × 2 of one digit through the model's Dense and Conv2D layers."""
+    flops = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Dense":
+            fan_in, fan_out = layer.kernel.shape
+            flops += 2 * fan_in * fan_out
+        elif kind == "Conv2D":
+            kh, kw, channels, filters = layer.kernel.shape
+            _, height, width, _ = layer.output.shape
+            flops += 2 * kh * kw * channels * filters * height * width
+    return int(flops)
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """The best float32 matrix-multiply rate this machine reaches now, every core (NumPy's BLAS)."""
+    a = np.random.default_rng(0).random((size, size), np.float32)
+    best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+        a @ a
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
 
 
-def canvas_with_a_seven(size: int = 280) -> np.ndarray:
-    """An RGBA canvas image with a thick white "7", like streamlit-drawable-canvas returns."""
-    canvas = np.zeros((size, size, 4), np.uint8)
-    canvas[60:80, 70:210] = 255  # the bar
-    for row in range(80, 230):  # the stem, slanting left
-        col = 200 - (row - 80) * 2 // 3
-        canvas[row, col - 10:col + 10] = 255
-    return canvas
+def plain_fit(arch: str, epochs: int, train_size: int) -> dict:
+    """The baseline: the architecture built, ``compile("adam")``, ``fit(batch_size=128)``, on ours' digits."""
+    import keras
+
+    from model_zoo import architectures
+
+    settings = training.TrainingSettings.for_architecture(arch, epochs=epochs, train_size=train_size)
+    (x_all, y_all), (x_test, y_test) = data.load_mnist()
+    (x_train, y_train), _ = training._split(x_all, y_all, settings)  # the very digits ours trains on
+    keras.utils.set_random_seed(settings.seed)
+    model = architectures.get(arch).build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
+                                          dropout=settings.dropout)
+    model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
+    model.fit(data.to_float(x_train), y_train, batch_size=128, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - started
+    _, accuracy = model.evaluate(data.to_float(x_test), y_test, batch_size=1000, verbose=0)
+    return {"digits_per_second": len(x_train) * epochs / seconds, "accuracy": float(accuracy),
+            "gflop": forward_flops(model) * 3 / 1e9}  # forward + backward ≈ 3 forward passes
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    # defaults ---------------------------------------------------------------
-    parser.add_argument("--models", default="", help="comma-separated names (default: every model)")
-    parser.add_argument("--repeats", type=int, default=200, help="timed calls per measurement")
-    parser.add_argument("--class-jobs", type=int, default=0, help="measure N training jobs instead")
-    # ------------------------------------------------------------------------
-    return parser.parse_args(argv)
+def plain_fit_on_jax(arch: str, epochs: int, train_size: int) -> dict | None:
+    """``plain_fit`` in a child process on Keras's JAX backend (fixed per process), or None without jax."""
+    if importlib.util.find_spec("jax") is None:
+        return None
+    done = subprocess.run([sys.executable, "-m", "scripts.bench", "--plain-fit", arch, str(epochs), str(train_size)],
+                          capture_output=True, text=True, env=os.environ | {"KERAS_BACKEND": "jax"},
+                          cwd=Path(__file__).resolve().parents[1])
+    if done.returncode:
+        raise RuntimeError(f"plain fit on JAX failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def training_rows(names: list[str], train_size: int, epochs: int | None) -> list[Row]:
+    part = "3. training"
+    mnist = data.load_mnist()
+    peak = matmul_peak_gflops()
+    rows = [Row(part, "matrix-multiply peak, float32, all cores", peak, unit="GFLOP/s")]
+    for name in names:
+        settings = training.TrainingSettings.for_architecture(name, train_size=train_size,
+                                                              **({"epochs": epochs} if epochs else {}))
+        result = training.train(settings, mnist=mnist)
+        ours = result.train_digits * result.epochs_done / sum(result.seconds_per_epoch)
+        plain = plain_fit(name, settings.epochs, train_size)
+        label = f"{name}, {settings.epochs} epochs"
+        row = Row(part, f"{label}: digits/s, ours", ours, unit="digits/s", baseline=plain["digits_per_second"],
+                  baseline_name="plain fit", speedup=ours / plain["digits_per_second"],
+                  target="≥ 2× at ±0.3 points")
+        accuracy_gap = abs(result.test_accuracy - plain["accuracy"]) * 100
+        row.met = row.speedup >= 2 and accuracy_gap <= 0.3
+        rows.append(row)
+        rows.append(Row(part, f"{label}: test accuracy, ours", result.test_accuracy * 100, unit="%",
+                        baseline=plain["accuracy"] * 100, baseline_name="plain fit"))
+        rows.append(Row(part, f"{label}: achieved GFLOP/s, ours", ours * plain["gflop"], unit="GFLOP/s",
+                        baseline=peak, baseline_name="matmul peak", speedup=ours * plain["gflop"] / peak))
+        if jax := plain_fit_on_jax(name, settings.epochs, train_size):
+            rows.append(Row(part, f"{label}: digits/s, plain fit on JAX", jax["digits_per_second"], unit="digits/s",
+                            baseline=plain["digits_per_second"], baseline_name="plain fit (TensorFlow)",
+                            speedup=jax["digits_per_second"] / plain["digits_per_second"]))
+            rows.append(Row(part, f"{label}: test accuracy, plain fit on JAX", jax["accuracy"] * 100, unit="%",
+                            baseline=plain["accuracy"] * 100, baseline_name="plain fit (TensorFlow)"))
+    return rows
+
+
+# ---------------------------------------------------------------- 2, 4, 5. in the browser
+
+
+def browser_rows(drawings: int, class_sessions: int, class_seconds: float) -> list[Row]:
+    from scripts import bench_browser
+
+    with tempfile.TemporaryDirectory(prefix="digit_zoo_bench_") as scratch:
+        results = asyncio.run(bench_browser.measure(drawings=drawings, class_sessions=class_sessions,
+                                                    class_seconds=class_seconds, scratch=Path(scratch)))
+    rows = []
+    for page, target in (("draw", "p50 ≤ 270 ms, p95 ≤ 350 ms"), ("compare", "within 50 ms of Draw")):
+        parts = results[f"one session: {page}"]
+        for measure, seconds in parts.items():
+            if seconds:
+                rows.append(timed_rows("2. stroke → answer, one session", f"{page}: {measure}", seconds,
+                                       target=target if measure == "stroke → answer" else ""))
+    draw_row, compare_row = (next(r for r in rows if r.measure == f"{page}: stroke → answer")
+                             for page in ("draw", "compare"))
+    draw_row.met = draw_row.p50 <= 270 and draw_row.p95 <= 350
+    compare_row.met = compare_row.p50 - draw_row.p50 <= 50 and compare_row.p95 - draw_row.p95 <= 50
+
+    cold, bare = results["cold start"], results["import tensorflow"]
+    rows.append(Row("4. cold start", "launch → first Prediction in the browser", cold, unit="s",
+                    baseline=bare, baseline_name="import tensorflow", target="≤ import tensorflow + 3 s",
+                    met=cold <= bare + 3))
+    for condition, measured in results.items():
+        if not condition.startswith(f"{class_sessions} sessions"):
+            continue
+        part = f"5. classroom, {condition}"
+        rows.append(timed_rows(part, "stroke → answer in the browsers", measured["stroke → answer"]))
+        share = timed_rows(part, "server's own share per run", measured["server: received → last message"],
+                           target="p95 ≤ 100 ms")
+        share.met = share.p95 <= 100
+        errors = measured["errors"]
+        rows += [share, Row(part, "errors", len(errors), unit="errors", target="0", met=not errors)]
+    return rows
+
+
+# ---------------------------------------------------------------- a class's jobs on Ray
 
 
 def class_throughput(count: int) -> None:
-    """N jobs at once on Ray against the same N one after another in this process."""
+    """N jobs at once on Ray against the same N one after another in this process.
+
+    N learners submit mlp_1x50 jobs (10,000 digits, 2 epochs) at once: the wall
+    time to all done on Ray (a local instance with DIGIT_ZOO_TRAINING_SLOTS
+    slots, or RAY_ADDRESS's cluster) against the same N trainings, each saved
+    as a version, one after another in this process, as the app trained before
+    Ray. The versions go to a throwaway database.
+    """
     from model_zoo import cluster, jobs  # Ray only for this measurement
 
     settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=2, train_size=10_000)
@@ -86,37 +307,90 @@ def class_throughput(count: int) -> None:
           f"| {saved} |")
 
 
+# ---------------------------------------------------------------- the table
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_average_at_start": round(os.getloadavg()[0], 2)}
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    if unit in ("digits/s", "errors"):
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| part | measure | p50 | p95 | unit | baseline (same run) | × baseline | target | met |",
+             "|---|---|---:|---:|---|---:|---:|---|---|"]
+    for row in rows:
+        baseline = f"{_number(row.baseline, row.unit)} ({row.baseline_name})" if row.baseline is not None else ""
+        speedup = "" if row.speedup is None else f"{row.speedup:,.0f}×" if row.speedup >= 100 else f"{row.speedup:.3g}×"
+        met = {True: "yes", False: "**no**", None: ""}[row.met]
+        lines.append(f"| {row.part} | {row.measure} | {_number(row.p50, row.unit)} | {_number(row.p95, row.unit)} "
+                     f"| {row.unit} | {baseline} | {speedup} | {row.target} | {met} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # defaults ---------------------------------------------------------------
+    parser.add_argument("--drawings", type=int, default=200, help="varied drawings through every model")
+    parser.add_argument("--plain-drawings", type=int, default=30,
+                        help="of those, drawings through model.predict (~0.1 s per model each)")
+    parser.add_argument("--training", action="store_true", help="also part 3: training throughput")
+    parser.add_argument("--train-size", type=int, default=20_000, help="digits for part 3")
+    parser.add_argument("--epochs", type=int, default=0, help="part 3's epochs (default: each tutorial's)")
+    parser.add_argument("--models", default="", help="part 3's architectures (default: the tutorial's)")
+    parser.add_argument("--browser", action="store_true", help="also parts 2, 4 and 5: Chromium and the server")
+    parser.add_argument("--browser-drawings", type=int, default=50, help="part 2's drawings per page")
+    parser.add_argument("--class-sessions", type=int, default=10, help="part 5's tabs (0: skip part 5)")
+    parser.add_argument("--class-seconds", type=float, default=60, help="part 5's drawing time per condition")
+    parser.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--class-jobs", type=int, default=0, help="measure N training jobs on Ray instead")
+    # ARCH EPOCHS DIGITS: the child process of plain_fit_on_jax
+    parser.add_argument("--plain-fit", nargs=3, help=argparse.SUPPRESS)
+    # ------------------------------------------------------------------------
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.drawings, args.plain_drawings, args.train_size, args.epochs = 8, 2, 1000, 1
+        args.models = args.models or "mlp_1x50"
+        args.browser_drawings, args.class_sessions, args.class_seconds = 3, min(args.class_sessions, 2), 8
+    return args
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.class_jobs:
+    if args.plain_fit:
+        arch, epochs, digits = args.plain_fit
+        print(json.dumps(plain_fit(arch, int(epochs), int(digits))))
+        return
+    if args.class_jobs:  # saved versions and jobs go to a throwaway database
         os.environ.setdefault(db.URL_VARIABLE, f"sqlite:///{tempfile.mkdtemp()}/bench.db")
         class_throughput(args.class_jobs)
         return
-    listing = store.scan()
-    names = [n for n in args.models.split(",") if n] or listing.names
-    models = {name: inference.FastModel(store.load_model(listing.get(name).path)) for name in names}
-    canvas = canvas_with_a_seven()
-    image = preprocess.to_mnist(canvas)
-    batch = image[np.newaxis]
+    about = machine()
+    rows = drawing_rows(args.drawings, args.plain_drawings)
+    if args.training:
+        from model_zoo import architectures
 
-    print(f"median ms per call, one image, {args.repeats} repeats\n")
-    print("| model | model.predict (baseline) | predict_on_batch | NumPy fast path | speed-up |")
-    print("|---|---:|---:|---:|---:|")
-    baseline_total = fast_total = 0.0
-    for name, fast in models.items():
-        keras_model = fast.model
-        plain = median_ms(lambda: keras_model.predict(batch, verbose=0), max(10, args.repeats // 10))
-        on_batch = median_ms(lambda: keras_model.predict_on_batch(batch), args.repeats)
-        ours = median_ms(lambda: fast.predict(image), args.repeats)
-        baseline_total, fast_total = baseline_total + plain, fast_total + ours
-        print(f"| {name} | {plain:.2f} | {on_batch:.3f} | {ours:.3f} | {plain / ours:.0f}× |")
-
-    prep = median_ms(lambda: preprocess.to_mnist(canvas), args.repeats)
-    whole = median_ms(lambda: inference.predict_all(models, preprocess.to_mnist(canvas)), args.repeats)
-    print(f"\npreprocess 280×280 canvas → 28×28: {prep:.2f} ms")
-    print(f"canvas → all {len(models)} models' probabilities: {whole:.2f} ms "
-          f"(model.predict for each: {baseline_total + prep:.0f} ms, "
-          f"{(baseline_total + prep) / whole:.0f}× slower)")
+        names = [n for n in args.models.split(",") if n] or architectures.TUTORIAL_MODELS
+        rows += training_rows(names, args.train_size, args.epochs or None)
+    if args.browser:
+        rows += browser_rows(args.browser_drawings, args.class_sessions, args.class_seconds)
+    about["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    if args.json:
+        print(json.dumps({"machine": about, "rows": [asdict(row) for row in rows]}, indent=1))
+        return
+    print(f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
+          f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end\n")
+    print(markdown(rows))
 
 
 if __name__ == "__main__":

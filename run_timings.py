@@ -1,0 +1,66 @@
+"""The server's own time per script run, for the benchmark: off unless DIGIT_ZOO_TIMINGS names a file.
+
+    DIGIT_ZOO_TIMINGS=/tmp/runs.jsonl streamlit run app.py
+
+Appends one JSON line per finished run: when the browser's rerun request
+(a canvas update, a click) reached the server, when the run's first message
+was queued (the script started), and when its last one was (the script
+finished), all as `time.time()`, with the page's URL path and whether it was
+a fragment's run. ``python -m scripts.bench --browser`` reads the file to split
+stroke → answer into the browser's share and the server's.
+
+Streamlit has no public hook for this: two private `AppSession` methods are
+wrapped, and a Streamlit that moved them is logged, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from functools import cache
+
+VARIABLE = "DIGIT_ZOO_TIMINGS"
+LOG = logging.getLogger(__name__)
+
+
+@cache  # once per server process
+def record_if_asked() -> None:
+    path = os.environ.get(VARIABLE)
+    if not path:
+        return
+    from streamlit.runtime.app_session import AppSession
+
+    if not all(hasattr(AppSession, name) for name in ("handle_backmsg", "_enqueue_forward_msg")):
+        LOG.warning("streamlit moved AppSession's message handlers: no run timings in %s", path)
+        return
+    pending: dict[str, dict] = {}  # session id → the run under way
+    lock = threading.Lock()  # lines from several sessions' threads, one file
+    handle_backmsg, enqueue = AppSession.handle_backmsg, AppSession._enqueue_forward_msg
+
+    def timed_handle_backmsg(session, msg):
+        if msg.WhichOneof("type") == "rerun_script":
+            pending[session.id] = {"session": session.id, "fragment": bool(msg.rerun_script.fragment_id),
+                                   "received": time.time()}
+        return handle_backmsg(session, msg)
+
+    def timed_enqueue(session, msg):
+        kind = msg.WhichOneof("type")
+        run = pending.get(session.id)
+        if run is not None and kind == "new_session":
+            run.setdefault("started", time.time())
+        elif run is not None and kind == "navigation":  # st.navigation says which page runs
+            running = msg.navigation.page_script_hash
+            run["page"] = next((page.url_pathname for page in msg.navigation.app_pages
+                                if page.page_script_hash == running), "")
+        elif run is not None and kind == "script_finished":
+            run["finished"] = time.time()
+            del pending[session.id]
+            with lock, open(path, "a") as log:
+                log.write(json.dumps(run) + "\n")
+        return enqueue(session, msg)
+
+    AppSession.handle_backmsg = timed_handle_backmsg
+    AppSession._enqueue_forward_msg = timed_enqueue

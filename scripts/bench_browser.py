@@ -1,0 +1,305 @@
+"""The browser half of ``python -m scripts.bench --browser``: a real server, Chromium, the mouse.
+
+Starts the app (`streamlit run app.py` on 127.0.0.1, state in a throwaway
+database and user folder, DIGIT_ZOO_TIMINGS on so the server logs each run's
+own time, see run_timings.py) and draws one-stroke digits with the mouse: MNIST
+test digits traced as a pen would draw them (model_zoo.strokes). Each drawing
+is timed from mouse-up to the caption its page writes last (Draw: under the
+Prediction; Compare: under the full table), and split with the server's log,
+all on one clock: mouse-up → rerun request received (the canvas's ~200 ms
+debounce and the websocket), received → the run's last message queued (the
+server's own share; its script run alone is reported too), and that → on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model_zoo import data, strokes
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install` (docs/facts.md)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+STARTUP_SECONDS = 180  # a fresh server's first page on a busy 2-core machine
+RESULT_SECONDS = 60
+VIEWPORT = {"width": 1400, "height": 1000}
+# What each page writes last once a drawing is read: the whole answer is on screen when it shows.
+DONE_TEXT = {"draw": "read your drawing (1 stroke)", "compare": "Read from your drawing (1 stroke)"}
+
+
+def one_stroke_drawings(count: int, seed: int = 0) -> list[list[tuple[float, float]]]:
+    """Mouse paths (canvas px) of MNIST test digits a pen draws in one stroke, a point every ~6 px."""
+    (_, _), (x_test, _) = data.load_mnist()
+    rng = np.random.default_rng(seed)
+    paths = []
+    for digit in x_test:
+        drawn, _ = strokes.drawn_strokes(digit, rng)
+        path = drawn[0] if len(drawn) == 1 else None
+        if path is not None and _under_toolbar(path[0]):
+            path = path[::-1]  # drawn from its other end
+        if path is not None and not _under_toolbar(path[0]):
+            paths.append(_every(path, 6.0))
+        if len(paths) == count:
+            return paths
+    raise RuntimeError(f"only {len(paths)} one-stroke drawings among MNIST's test digits")
+
+
+def _under_toolbar(point) -> bool:
+    """The canvas's hidden toolbar takes presses in the top ~30 px of its right half (docs/facts.md)."""
+    return point[0] > strokes.CANVAS / 2 - 10 and point[1] < 40
+
+
+def _every(path: np.ndarray, spacing: float) -> list[tuple[float, float]]:
+    """The path's points at least `spacing` px apart (and its last): mouse moves, not pixels."""
+    kept = [path[0]]
+    for point in path[1:]:
+        if np.hypot(*(point - kept[-1])) >= spacing:
+            kept.append(point)
+    kept.append(path[-1])
+    return [(float(x), float(y)) for x, y in kept]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    timings: Path  # run_timings' log
+    launched: float  # time.time() at launch
+
+    def runs(self, page: str) -> list[dict]:
+        """The logged whole-page runs of `page` (fragment runs left out)."""
+        if not self.timings.exists():
+            return []
+        lines = self.timings.read_text().splitlines()
+        runs = [json.loads(line) for line in lines if line.strip()]
+        return [run for run in runs if run.get("page") == page and not run["fragment"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(scratch: Path) -> Server:
+    port, launched = _free_port(), time.time()
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
+                        "DIGIT_ZOO_USER_DIR": str(scratch / "user_models"), "DIGIT_ZOO_TRAINING_SLOTS": "1",
+                        "DIGIT_ZOO_TIMINGS": str(scratch / "runs.jsonl")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=open(scratch / "server.log", "wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)  # its own group: Ray's processes go with it
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return Server(process, url, scratch / "runs.jsonl", launched)
+        except OSError:
+            time.sleep(0.3)
+    stop_server(process)
+    raise RuntimeError(f"the app did not start: see {scratch / 'server.log'}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # Ray's processes, if a job started them
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Drawing:
+    """One drawing's times, all `time.time()` seconds."""
+
+    page: str
+    released: float  # mouse-up
+    seen: float  # the page's last caption on screen
+
+
+@dataclass
+class Session:
+    """One browser tab drawing on one page."""
+
+    page_name: str
+    tab: object  # playwright.async_api.Page
+    drawings: list[Drawing] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def open_session(browser, url: str, page_name: str) -> Session:
+    context = await browser.new_context(viewport=VIEWPORT)
+    tab = await context.new_page()
+    await tab.goto(f"{url}/{page_name}?model=cnn" if page_name == "draw" else f"{url}/{page_name}")
+    await _idle(tab, STARTUP_SECONDS)
+    return Session(page_name, tab)
+
+
+async def _idle(tab, seconds: float) -> None:
+    from playwright.async_api import expect
+
+    await expect(tab.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning",
+                                                                timeout=seconds * 1000)
+
+
+async def draw(session: Session, path: list[tuple[float, float]]) -> None:
+    """Clear the canvas, draw `path` in one stroke, wait for the whole answer; record the times."""
+    from playwright.async_api import expect
+
+    tab = session.tab
+    old = await tab.locator("canvas.upper-canvas").first.element_handle()
+    await tab.get_by_role("button", name="Clear").click()
+    await expect(tab.get_by_test_id("stAlert").filter(has_text="Draw a digit")).to_be_visible(
+        timeout=RESULT_SECONDS * 1000)
+    await _idle(tab, RESULT_SECONDS)
+    await tab.wait_for_function("element => !element.isConnected", arg=old)  # Clear mounts a new canvas
+    canvas = tab.locator("canvas.upper-canvas").first
+    await canvas.scroll_into_view_if_needed()
+    box = await canvas.bounding_box()
+    scale = box["width"] / strokes.CANVAS
+    points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in path]
+    await tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # hover shows the canvas
+    await tab.mouse.move(*points[0])
+    await tab.mouse.down()
+    for point in points[1:]:
+        await tab.mouse.move(*point)
+    await tab.mouse.up()
+    released = time.time()
+    done = tab.get_by_test_id("stCaptionContainer").filter(has_text=DONE_TEXT[session.page_name])
+    await done.wait_for(state="visible", timeout=RESULT_SECONDS * 1000)
+    session.drawings.append(Drawing(session.page_name, released, time.time()))
+
+
+async def draw_now_and_then(session: Session, paths, every: float, seconds: float) -> None:
+    """Draw a digit every `every` s (or as soon as the last is read) for `seconds`; count failures."""
+    ends = time.monotonic() + seconds
+    for path in paths:
+        started = time.monotonic()
+        if started >= ends:
+            return
+        try:
+            await draw(session, path)
+            if await session.tab.get_by_test_id("stException").count():
+                session.errors.append("an exception on the page")
+        except Exception as error:  # a timeout is what a learner would see as "it hangs"
+            session.errors.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+        await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+async def start_training(browser, url: str) -> None:
+    """A classmate's long job: mlp_1x50 on 60,000 digits in batches of 8 (several minutes on 2 cores)."""
+    from playwright.async_api import expect
+
+    tab = await (await browser.new_context(viewport=VIEWPORT)).new_page()
+    await tab.goto(f"{url}/train")
+    await expect(tab.get_by_role("heading", name="Train")).to_be_visible(timeout=STARTUP_SECONDS * 1000)
+    await _idle(tab, STARTUP_SECONDS)
+    for label, value in [("Training digits", 60_000), ("Epochs", 3), ("Batch size", 8)]:
+        await tab.get_by_role("spinbutton", name=label).fill(str(value))
+    await tab.get_by_role("button", name="Start training").click()
+    await expect(tab.get_by_role("button", name="Stop training")).to_be_visible(timeout=STARTUP_SECONDS * 1000)
+
+
+def split(drawings: list[Drawing], server: Server) -> dict[str, list[float]]:
+    """Per drawing, seconds: stroke → answer, and its parts from the server's log.
+
+    A drawing's run is the first logged run of its page received after its
+    mouse-up (with several sessions on a page, possibly another tab's; the
+    server-side figures are then every run's, which is what the server spends).
+    """
+    parts = {"stroke → answer": [], "mouse-up → request received": [], "server: received → last message": [],
+             "server: script run": [], "last message → on screen": []}
+    runs: dict[str, list[dict]] = {}
+    for drawing in drawings:
+        page_runs = runs.setdefault(drawing.page, server.runs(drawing.page))
+        run = next((r for r in page_runs if drawing.released <= r["received"] <= drawing.seen), None)
+        parts["stroke → answer"].append(drawing.seen - drawing.released)
+        if run is None:
+            continue
+        parts["mouse-up → request received"].append(run["received"] - drawing.released)
+        parts["server: received → last message"].append(run["finished"] - run["received"])
+        parts["server: script run"].append(run["finished"] - run.get("started", run["received"]))
+        parts["last message → on screen"].append(drawing.seen - run["finished"])
+    return parts
+
+
+def server_share(server: Server, pages: tuple[str, ...], since: float, until: float) -> list[float]:
+    """Received → last message of every logged run of `pages` in a time window."""
+    return [run["finished"] - run["received"] for page in pages for run in server.runs(page)
+            if since <= run["received"] <= until]
+
+
+async def measure(*, drawings: int, class_sessions: int, class_seconds: float, scratch: Path) -> dict:
+    """Everything the browser shows: cold start, one session on Draw and Compare, a classroom."""
+    from playwright.async_api import async_playwright
+
+    import_seconds = _import_tensorflow_seconds()
+    paths = one_stroke_drawings(max(drawings, 40))
+    results: dict = {"import tensorflow": import_seconds}
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        server = start_server(scratch)
+        try:
+            first = await open_session(browser, server.url, "draw")
+            await draw(first, paths[0])  # launch → the first Prediction on screen
+            results["cold start"] = first.drawings[-1].seen - server.launched
+            first.drawings.clear()
+            compare = await open_session(browser, server.url, "compare")
+            await draw(compare, paths[0])  # warm-up
+            compare.drawings.clear()
+            for session in (first, compare):
+                for path in paths[:drawings]:
+                    await draw(session, path)
+                results[f"one session: {session.page_name}"] = split(session.drawings, server)
+            for condition in (("idle", "while a job trains") if class_sessions else ()):
+                if condition == "while a job trains":
+                    await start_training(browser, server.url)
+                results[f"{class_sessions} sessions, {condition}"] = await classroom(
+                    browser, server, paths, class_sessions, class_seconds)
+        finally:
+            stop_server(server.process)
+            await browser.close()
+    return results
+
+
+async def classroom(browser, server: Server, paths, count: int, seconds: float) -> dict:
+    """`count` tabs (8 in 10 on Draw, the rest on Compare) each drawing every 2 s for `seconds`."""
+    pages = ["compare" if i % 5 == 4 else "draw" for i in range(count)]
+    sessions = [await open_session(browser, server.url, page) for page in pages]
+    started = time.time()
+    await asyncio.gather(*(draw_now_and_then(session, paths[i::count] * 10, 2.0, seconds)
+                           for i, session in enumerate(sessions)))
+    ended = time.time()
+    for session in sessions:
+        await session.tab.context.close()
+    drawings = [drawing for session in sessions for drawing in session.drawings]
+    return {"stroke → answer": [d.seen - d.released for d in drawings],
+            "server: received → last message": server_share(server, ("draw", "compare"), started, ended),
+            "errors": [error for session in sessions for error in session.errors]}
+
+
+def _import_tensorflow_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, capture_output=True,
+                   env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    return time.perf_counter() - started

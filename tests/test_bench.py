@@ -1,0 +1,48 @@
+"""scripts.bench runs end to end in its quick mode, so it cannot rot. No timing is asserted: load varies."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from scripts import bench, bench_browser
+from tests.conftest import missing_service
+
+
+def rows_of(capsys, argv: list[str]) -> list[dict]:
+    bench.main(["--quick", "--json", *argv])
+    return json.loads(capsys.readouterr().out)["rows"]
+
+
+def test_drawing_and_training_parts_give_their_rows(mnist, capsys):
+    rows = rows_of(capsys, ["--training"])
+    measures = {row["measure"]: row for row in rows}
+    total = next(row for row in rows if row["measure"].startswith("preprocessing + all"))
+    assert total["baseline_name"] == "model.predict" and total["met"] in (True, False)
+    assert "preprocessing (to_mnist)" in measures
+    assert {"mlp_1x50, 1 epochs: digits/s, ours", "mlp_1x50, 1 epochs: test accuracy, ours",
+            "mlp_1x50, 1 epochs: achieved GFLOP/s, ours"} <= set(measures)
+    assert all(math.isfinite(row["p50"]) and row["p50"] > 0 for row in rows)
+
+
+def test_forward_flops_count_dense_and_convolution_layers():
+    from model_zoo import architectures
+
+    assert bench.forward_flops(architectures.get("mlp_1x50").build()) == 2 * (784 * 50 + 50 * 10)
+    cnn = bench.forward_flops(architectures.get("cnn").build())
+    assert cnn == 2 * (24 * 24 * 25 * 25 + 8 * 8 * 25 * 25 * 25 + 16 * 25 * 25 + 25 * 50 + 500)
+
+
+def test_browser_parts_split_each_stroke_with_the_servers_log(mnist, capsys):
+    """Also guards run_timings' private Streamlit hook: without it the server's rows would be missing."""
+    if not Path(bench_browser.CHROMIUM).exists():
+        missing_service(f"no Chromium at {bench_browser.CHROMIUM}")
+    rows = rows_of(capsys, ["--browser"])
+    measures = {row["measure"] for row in rows}
+    for page in ("draw", "compare"):
+        assert {f"{page}: stroke → answer", f"{page}: server: received → last message",
+                f"{page}: mouse-up → request received"} <= measures
+    assert "launch → first Prediction in the browser" in measures
+    classroom = [row for row in rows if row["part"].startswith("5.")]
+    assert {row["measure"] for row in classroom} >= {"server's own share per run", "errors"}
