@@ -328,6 +328,7 @@ def drawing_layout(key: str, *, glance_height: int = 40, results_width: int = 48
     is the one given to ``digit_from_canvas_or_upload``.
     """
     st.html(_phone_css(key))
+    st.html(_TOOLBAR_ABOVE_THE_CANVAS, unsafe_allow_javascript=True)
     row = st.container(horizontal=True, gap="medium")
     box = row.container(width=CANVAS_SIZE + 20, key=f"{key}_box")
     glance = box.container(height=glance_height, border=False, key=f"{key}_glance")
@@ -361,6 +362,30 @@ def glance_list_height(models: int) -> int:
     """
     return round(20 * min(models, 8.5)) + 4
 
+
+# The canvas component's toolbar (undo, redo, delete) waits invisible over the
+# square's top-right corner and moves above it only after a hover: a stroke
+# that starts there at once (a quick hand, a replayed drawing, a finger) hit
+# the toolbar and drew nothing. Its styles live in the component's shadow root,
+# out of reach of page CSS: this script adds a sheet there that keeps the
+# toolbar above the square, taking clicks only while shown.
+_TOOLBAR_ABOVE_THE_CANVAS = """<script>
+(() => {
+  if (window.digitZooToolbarFix) return;  // one observer per browser tab
+  window.digitZooToolbarFix = true;
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(`.dc-toolbar { top: -2.65rem !important; pointer-events: none; }
+    .dc-root:hover > .dc-toolbar, .dc-toolbar[data-pinned=true] { pointer-events: auto; }`);
+  const patch = () => document.querySelectorAll('[class*="_canvas_"] *').forEach(element => {
+    const root = element.shadowRoot;
+    if (root && !root.adoptedStyleSheets.includes(sheet)) {
+      root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
+    }
+  });
+  patch();
+  new MutationObserver(patch).observe(document.body, {childList: true, subtree: true});
+})();
+</script>"""
 
 # Phones: up to Streamlit's own width for stacking columns. There the canvas
 # box becomes a wrapping row: glance and Clear side by side, the canvas under

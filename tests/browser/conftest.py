@@ -179,8 +179,7 @@ def draw_strokes(page: Page, canvas_locator: Locator, strokes, *, canvas_size: i
     canvas_locator.scroll_into_view_if_needed()
     box = canvas_locator.bounding_box()
     scale = box["width"] / canvas_size
-    # Hover first, as a hand does: the canvas's toolbar hides in the top ~30 px
-    # of the canvas (invisible, yet catching the mouse) until the canvas is hovered.
+    # Hover first, as a hand does (test_draw.py also starts a stroke without it).
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     for stroke in strokes:
         points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]

@@ -15,8 +15,8 @@ from playwright.sync_api import Page, expect
 
 from model_zoo import store
 
-from .conftest import (FIRST_PAGE_SECONDS, READINGS, RESULT_SECONDS, clear, draw_and_wait, open_app,
-                       running_app, screenshot, set_pen_width, wait_until_idle)
+from .conftest import (FIRST_PAGE_SECONDS, READINGS, RESULT_SECONDS, canvas, clear, draw_and_wait,
+                       open_app, running_app, screenshot, set_pen_width, wait_until_idle)
 from .strokes import CORNERS, LARGE, NATURAL, SMALL, TINY, Sample
 
 ROBUST = store.TRAINED_DIR / "cnn_robust.keras"
@@ -149,3 +149,19 @@ def test_an_uploaded_photo_is_read_until_the_user_draws(page, app_url, tmp_path)
     expect(prediction(page)).to_have_text("7")
 
     assert draw_and_read(page, Sample("3"), "cnn") == "3"
+
+
+def test_a_stroke_may_start_in_the_top_right_corner_without_hovering_first(page, app_url):
+    """The canvas's toolbar waits above the square: a press in its corner draws, as anywhere else."""
+    open_app(page, app_url, "draw")
+    square = canvas(page)
+    square.scroll_into_view_if_needed()
+    box = square.bounding_box()
+    page.mouse.move(5, 5)  # away from the canvas, as a replayed drawing may start
+    page.mouse.move(box["x"] + 272, box["y"] + 6)  # straight in and down, no pause to hover
+    page.mouse.down()
+    for step in range(1, 21):
+        page.mouse.move(box["x"] + 272 - 4 * step, box["y"] + 6 + 12 * step)
+    page.mouse.up()
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text="read your drawing (1 stroke)")
+           ).to_be_visible(timeout=RESULT_SECONDS * 1000)
