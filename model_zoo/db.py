@@ -139,6 +139,12 @@ def hashed_key(key: str | None) -> str | None:
     return hashlib.sha256(key.encode()).hexdigest() if key is not None else None
 
 
+def sqlite_file(database: str | None = None) -> Path | None:
+    """The file of a SQLite database (default: the configured one); None for a server database."""
+    target = url(database)
+    return Path(target.database) if target.drivername.startswith("sqlite") and target.database else None
+
+
 def engine(database: str | None = None) -> Engine:
     """The engine for ``database`` (default: the configured URL), its schema ready; one per process."""
     target = url(database)

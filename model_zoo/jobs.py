@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import logging
 import os
 import threading
 import time
@@ -46,6 +47,9 @@ KEEP_ENDED_JOBS = 30  # ended jobs listed in the queue table
 KEEP_UNDECIDED_JOBS = 10  # stopped jobs whose learner left: the oldest are discarded
 MAX_ACTIVE_VARIABLE = "DIGIT_ZOO_MAX_ACTIVE_JOBS"
 DEFAULT_MAX_ACTIVE = 30  # a class: one job each
+
+
+LOG = logging.getLogger(__name__)
 
 
 class JobError(ValueError):
@@ -128,6 +132,8 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
     limits = limits or TrainingLimits.from_env()
     settings.validate(limits)
     maximum = max_active_jobs()
+    if problem := store.storage_problem():
+        raise JobError(f"Training cannot start: {problem}. Tell the teacher; nothing was queued.")
     try:
         connection_info = cluster.connect()
     except (ConnectionError, RuntimeError, ValueError) as error:  # what ray.init raises
@@ -135,6 +141,25 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
         raise ClusterError(f"Training cannot start: Ray at {where} is not available ({error}). "
                            "Check RAY_ADDRESS, or unset it to train on this machine.") from error
     job_id = uuid.uuid4().hex[:10]
+    try:
+        _queue(job_id, settings, owner, name, key, connection_info.cluster, maximum)
+    except sa.exc.OperationalError as error:  # e.g. a read-only database file, a full disk
+        LOG.error("Could not record job %s: %s", job_id, error)
+        raise JobError("Training cannot start: the database refuses to record the job (read-only, or "
+                       "its disk is full). Tell the teacher; nothing was queued.") from None
+    try:
+        cluster.start_job(job_id, settings, limits, trained_in)
+    except Exception as error:  # the row must not stay queued for a job Ray never got
+        job_records.end(job_id, JobState.FAILED, phase="not started",
+                        error=f"Could not start on Ray: {error}")
+        raise
+    _forget_undecided()
+    return job_id
+
+
+def _queue(job_id: str, settings: TrainingSettings, owner: str, name: str, key: str | None,
+           cluster_name: str, maximum: int) -> None:
+    """The job's row, queued, if its learner has no other job and the class has fewer than ``maximum``."""
     with db.engine().begin() as connection:
         mine = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.settings).where(
             db.jobs.c.owner == owner, db.jobs.c.state.in_(ACTIVE))).first()
@@ -151,15 +176,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
             id=job_id, owner=owner, owner_key=db.hashed_key(key), settings=dataclasses.asdict(settings),
             requested_name=name,
             state=JobState.QUEUED.value, phase="waiting for a free training slot",
-            cluster=connection_info.cluster, submitted_at=time.time()))
-    try:
-        cluster.start_job(job_id, settings, limits, trained_in)
-    except Exception as error:  # the row must not stay queued for a job Ray never got
-        job_records.end(job_id, JobState.FAILED, phase="not started",
-                        error=f"Could not start on Ray: {error}")
-        raise
-    _forget_undecided()
-    return job_id
+            cluster=cluster_name, submitted_at=time.time()))
 
 
 def view(job_id: str) -> JobView | None:

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,6 +37,7 @@ import tensorflow as tf
 from model_zoo import architectures, data, db
 from model_zoo.training import TrainingResult
 
+LOG = logging.getLogger(__name__)
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 NAME_PATTERN = re.compile(r"[^A-Za-z0-9_.@-]+")
 MAX_NAME_LENGTH = 64
@@ -453,6 +455,33 @@ def _file_facts(record: dict, params: int, name: str) -> dict:
         "versions": {"python": sys.version.split()[0], "keras": keras.__version__,
                      "tensorflow": tf.__version__},
     }
+
+
+MIN_FREE_BYTES = 200 * 2**20  # a job's logs and a version's bytes take a few MB; less room is a full disk
+
+
+def storage_problem() -> str | None:
+    """Why a job could not keep what it makes here (no room, nothing writable); None if it can.
+
+    Checked before a job is queued, so a full or read-only disk is one clear
+    message instead of a job failing with TensorFlow's words at its end. The
+    reason names no folder (learners read it); the log does.
+    """
+    places = {"the server's temporary folder": Path(tempfile.gettempdir())}
+    if (database := db.sqlite_file()) is not None:
+        places["the database's folder"] = database.parent
+    for what, folder in places.items():
+        try:
+            with tempfile.TemporaryDirectory(prefix=data.SCRATCH_PREFIX, dir=folder):
+                pass
+            free = shutil.disk_usage(folder).free
+        except OSError as error:
+            LOG.error("Cannot write in %s: %s", folder, error)
+            return f"nothing can be written in {what} (read-only?)"
+        if free < MIN_FREE_BYTES:
+            LOG.error("%s has %d MB free", folder, free // 2**20)
+            return f"{what} has {free // 2**20} MB free, and a job needs {MIN_FREE_BYTES // 2**20} MB"
+    return None
 
 
 LEFTOVER_SECONDS = 24 * 3600  # longer than any job runs: older scratch is from a killed process

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import os
 import signal
+import tempfile
 import time
 import uuid
 import zipfile
@@ -303,3 +304,18 @@ def test_only_the_owner_or_the_teacher_acts_on_a_job():
     assert version.name == "kept-by-the-teacher"
     # The version stays its learner's: their job's secret deletes it, another learner's does not.
     assert store.may_delete(version, ["otters-secret"]) and not store.may_delete(version, ["guess"])
+
+
+def test_a_store_that_cannot_be_written_is_one_clear_message_before_anything_is_queued(monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", "/proc/1")  # read-only even for root
+    with pytest.raises(jobs.JobError, match=r"Training cannot start: nothing can be written in the server's "
+                                            r"temporary folder \(read-only\?\)\. Tell the teacher"):
+        jobs.submit(tiny(), owner="otter-1")
+    assert jobs.views() == []
+
+
+def test_a_full_disk_is_one_clear_message_before_anything_is_queued(monkeypatch):
+    monkeypatch.setattr(store, "MIN_FREE_BYTES", 2**62)  # more than any disk has
+    with pytest.raises(jobs.JobError, match=r"the server's temporary folder has \d+ MB free, and a job needs"):
+        jobs.submit(tiny(), owner="otter-1")
+    assert jobs.views() == []
