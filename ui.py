@@ -533,11 +533,17 @@ def class_picker(key: str) -> str:
     except db.DatabaseError as error:
         st.error(f"The class's digits cannot be read: {error}", icon=":material/database:")
         st.stop()
-    chosen = st.session_state.get("class_name", class_digits.DEFAULT_CLASS)
+    if st.session_state.get("class_name") not in names:
+        st.session_state.class_name = class_digits.DEFAULT_CLASS
     if len(names) > 1:
-        chosen = st.selectbox("Class", names, index=names.index(chosen) if chosen in names else 0, key=key)
-    st.session_state.class_name = chosen if chosen in names else class_digits.DEFAULT_CLASS
+        # The widget's own state goes with its page and would lag a class named meanwhile: class_name leads.
+        st.session_state[key] = st.session_state.class_name
+        st.selectbox("Class", names, key=key, on_change=_remember_class, args=(key,))
     return st.session_state.class_name
+
+
+def _remember_class(widget: str) -> None:
+    st.session_state.class_name = st.session_state[widget]
 
 
 def keep_drawing(key: str, digit: Digit, predicted: int, listing: store.ZooListing) -> None:

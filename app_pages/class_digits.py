@@ -71,6 +71,16 @@ def _relabel() -> None:
          teacher=ui.acts_as_teacher())
 
 
+def _delete_class(class_name: str) -> None:
+    try:
+        gone = class_digits.delete_class(class_name, teacher=ui.acts_as_teacher())
+    except class_digits.ClassDigitsError as error:
+        st.session_state.class_message = ("error", str(error))
+        return
+    st.session_state.class_message = ("success", f"Deleted {ui.literal(class_name)} and its {gone} digits.")
+    st.session_state.pop("class_erase_confirm", None)
+
+
 def _new_class(widget: str) -> None:
     try:
         st.session_state.class_name = class_digits.create_class(st.session_state[widget])
@@ -98,7 +108,7 @@ def gallery(kept: list[class_digits.KeptDigit], read: np.ndarray, confidence: np
                 st.image(_thumbnail(digit, pictures.get(digit.id), read[i] != label))
                 st.caption(f"reads {read[i]} ({confidence[i]:.0%})")
                 if teacher or digit.is_own(key):
-                    st.button("", key=f"class_delete_{digit.id}", icon=":material/delete:",
+                    st.button("Delete", key=f"class_delete_{digit.id}", icon=":material/delete:", type="tertiary",
                               help=f"Delete this {label} for good", on_click=_act,
                               args=(class_digits.delete, digit.id), kwargs=dict(key=key, teacher=teacher))
         if len(shown) > PER_LABEL:
@@ -222,3 +232,8 @@ scores(kept, entries, readings, model)
 if ui.acts_as_teacher():
     relabel(kept)
 export_and_import(class_name, has_digits=True)
+if ui.acts_as_teacher():
+    st.subheader("Delete the class")
+    confirm = st.checkbox(f"Yes, delete every digit of {class_name} for good", key="class_erase_confirm")
+    st.button(f"Delete {class_name}", key="class_erase", disabled=not confirm, icon=":material/delete:",
+              on_click=_delete_class, args=(class_name,))

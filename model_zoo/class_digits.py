@@ -206,6 +206,16 @@ def delete(digit_id: str, *, key: str | None = None, teacher: bool = False) -> N
         connection.execute(db.class_digits.delete().where(db.class_digits.c.id == digit_id))
 
 
+def delete_class(class_name: str, *, teacher: bool) -> int:
+    """Remove every digit of a class, and its name; how many digits went."""
+    if not teacher:
+        raise ClassDigitsError("Only the teacher can delete a whole class.")
+    with db.engine().begin() as connection:
+        gone = connection.execute(db.class_digits.delete().where(db.class_digits.c.class_name == class_name)).rowcount
+        connection.execute(db.classes.delete().where(db.classes.c.name == class_name))
+    return gone
+
+
 def relabel(digit_id: str, label: int, *, teacher: bool) -> None:
     """The teacher corrects a label; the digit stays in its part of the split."""
     label = check_label(label)
