@@ -306,12 +306,20 @@ def _act(action, job_id: str, *args) -> None:
         st.session_state.train_messages = [("error", f"{error}")]
 
 
+def stopped_where(view: jobs.JobView) -> str:
+    """"Stopped after 2 of 3 epochs." or, in the middle of one, "Stopped during epoch 1 of 3 (batch 40 of 469)."."""
+    batches = view.batch_steps[-1] if view.batch_steps else 0
+    whole, part = divmod(batches, view.steps_per_epoch or 1)
+    if part == 0:
+        return f"Stopped after {whole} of {view.epochs} epochs."
+    return f"Stopped during epoch {whole + 1} of {view.epochs} (batch {part:,} of {view.steps_per_epoch:,})."
+
+
 def save_or_discard(view: jobs.JobView) -> None:
     if view.error:
         st.error(view.error, icon=":material/error:")
     if view.stopped_early:
-        trained = f"{view.epochs_trained:.1f}".removesuffix(".0")  # 0.3 when stopped early in the first
-        st.warning(f"Stopped after {trained} of {view.epochs} epochs. What it learned so far reads "
+        st.warning(f"{stopped_where(view)} What it learned so far reads "
                    f"{view.test_accuracy:.2%} of the MNIST test digits correctly: save it as a version, "
                    "or discard it.", icon=":material/stop_circle:")
     name_key = f"train_save_name_{view.id}"

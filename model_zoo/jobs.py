@@ -102,11 +102,6 @@ class JobView:
         return self.state.undecided
 
     @property
-    def epochs_trained(self) -> float:
-        """Epochs' worth of batches trained: a stop in the middle of an epoch counts its part only."""
-        return self.batch_steps[-1] / self.steps_per_epoch if self.batch_steps and self.steps_per_epoch else 0.0
-
-    @property
     def fraction_done(self) -> float:
         total = self.epochs * self.steps_per_epoch
         if self.state in (JobState.FINISHED, JobState.SAVED) and not self.stopped_early:

@@ -109,7 +109,6 @@ def test_stop_ends_the_job_within_a_batch_or_two_and_keeps_what_it_learned():
     assert view.state == JobState.STOPPED and view.stopped_early and view.stop_requested
     assert view.batch_steps[-1] <= 2, f"ran {view.batch_steps[-1]} batches after an early stop"
     assert view.epoch == 1 and len(view.history["val_accuracy"]) == 1  # the partial epoch is scored
-    assert 0 < view.epochs_trained < 0.1  # not "1 of 3 epochs": a batch or two of 47
     assert view.undecided and view.saved_name == "" and 0 < view.test_accuracy < 1
     assert not [e for e in store.scan().entries if not e.shipped]
 
