@@ -94,19 +94,21 @@ def _new_class(widget: str) -> None:
 def gallery(kept: list[class_digits.KeptDigit], read: np.ndarray, confidence: np.ndarray, model: str,
             class_name: str) -> None:
     pictures = class_digits.pictures(class_name)
-    teacher, key = ui.acts_as_teacher(), ui.learner_key()
+    key = ui.learner_key()
     for label in range(10):
         shown = [i for i, d in enumerate(kept) if d.label == label]
         if not shown:
             continue
         wrong = sum(read[i] != label for i in shown)
-        st.markdown(f"**{label}** · {len(shown)} digit{'s' * (len(shown) != 1)}, {model} misreads {wrong}")
+        st.markdown(f"**{label}** · {len(shown)} shown, {model} misreads {wrong} of them")
         row = st.container(horizontal=True, gap="small", key=f"class_label_{label}")
         for i in shown[:PER_LABEL]:
             digit = kept[i]
             with row.container(width=THUMBNAIL + 16, gap=None, key=f"class_digit_{digit.id}"):
                 st.image(_thumbnail(digit, pictures.get(digit.id), read[i] != label))
                 st.caption(f"reads {read[i]} ({confidence[i]:.0%})")
+                # Another learner's digit only by the signed-in teacher; an imported one as the class's data.
+                teacher = ui.is_teacher() or (digit.owner_key is None and ui.acts_as_teacher())
                 if teacher or digit.is_own(key):
                     st.button("Delete", key=f"class_delete_{digit.id}", icon=":material/delete:", type="tertiary",
                               help=f"Delete this {label} for good", on_click=_act,
