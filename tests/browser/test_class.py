@@ -19,7 +19,7 @@ from .class_set import FIXTURE
 from .conftest import (FIRST_PAGE_SECONDS, RESULT_SECONDS, draw_and_wait, open_app, screenshot,
                        wait_until_idle)
 from .strokes import Sample
-from .test_train import JOB_SECONDS, saved_name
+from .test_train import saved_name
 
 # In "second class" the first 7 and the first 1 join the train part (class_digits' rule), so the
 # two imported digits can be trained on.
