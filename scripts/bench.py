@@ -64,6 +64,7 @@ class Row:
     speedup: float | None = None  # how many times better than the baseline
     target: str = ""
     met: bool | None = None
+    note: str = ""  # what failed, for errors
 
 
 def percentile(values, q: float) -> float:
@@ -266,7 +267,8 @@ def browser_rows(drawings: int, class_sessions: int, class_seconds: float) -> li
                            target="p95 ≤ 100 ms")
         share.met = share.p95 <= 100
         errors = measured["errors"]
-        rows += [share, Row(part, "errors", len(errors), unit="errors", target="0", met=not errors)]
+        rows += [share, Row(part, "errors", len(errors), unit="errors", target="0", met=not errors,
+                            note="; ".join(sorted(set(errors))))]
     return rows
 
 
@@ -331,7 +333,7 @@ def markdown(rows: list[Row]) -> str:
     for row in rows:
         baseline = f"{_number(row.baseline, row.unit)} ({row.baseline_name})" if row.baseline is not None else ""
         speedup = "" if row.speedup is None else f"{row.speedup:,.0f}×" if row.speedup >= 100 else f"{row.speedup:.3g}×"
-        met = {True: "yes", False: "**no**", None: ""}[row.met]
+        met = {True: "yes", False: "**no**", None: ""}[row.met] + (f" ({row.note})" if row.note else "")
         lines.append(f"| {row.part} | {row.measure} | {_number(row.p50, row.unit)} | {_number(row.p95, row.unit)} "
                      f"| {row.unit} | {baseline} | {speedup} | {row.target} | {met} |")
     return "\n".join(lines)
