@@ -440,9 +440,11 @@ def table_row(entry: store.ZooEntry) -> dict:
 
 
 def trained_on(settings: dict) -> str:
-    """"MNIST", "MNIST + USPS train", "... + pen strokes": the data a record's model learnt from."""
+    """"MNIST", "MNIST + USPS train", "... + pen strokes", "... + my class, fine-tuned": what a model learnt from."""
     return ("MNIST" + (" + USPS train" if settings.get("usps") else "")
-            + (" + pen strokes" if settings.get("strokes") else ""))
+            + (" + pen strokes" if settings.get("strokes") else "")
+            + (f" + {settings['class_digits']}" if settings.get("class_digits") else "")
+            + (", fine-tuned" if settings.get("fine_tune") else ""))
 
 
 TABLE_HEADERS = {  # row key → column title

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_zoo import class_digits, data
+from model_zoo import class_digits, data, evaluation
 from model_zoo.class_digits import ClassDigitsError, LimitError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "class_digits.npz"  # drawn by tests.browser.class_set
@@ -199,6 +199,7 @@ def test_fine_tuning_on_a_class_starts_from_the_shipped_weights_and_scores_its_h
     assert result.train_digits == 900 + len(x_class) * record["repeats"]
     assert 0.8 <= record["held_out_accuracy_before"] <= 1 and 0.8 <= record["held_out_accuracy"] <= 1
     assert result.history["class_accuracy"] == [record["held_out_accuracy"]]
+    assert evaluation.trained_on(result.record()["settings"]) == "MNIST + 7B, fine-tuned"  # the Zoo's column
     # One epoch on 1,200 digits at a low rate: only a start from the shipped weights reads MNIST this well.
     assert result.test_accuracy > 0.93
     scratch = training.train(settings.__class__(**{**settings.__dict__, "fine_tune": False,
