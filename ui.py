@@ -554,6 +554,7 @@ def keep_drawing(key: str, digit: Digit, predicted: int, listing: store.ZooListi
     """
     with st.container(key=f"{key}_keep"):
         st.markdown("**Keep this drawing as a …**")
+        row = st.container(horizontal=True, gap="small")
         name_column, class_column = st.columns(2)
         # The widget's own state goes when another page is shown: the name lives in learner_name.
         st.session_state[f"{key}_learner"] = st.session_state.get("learner_name", "")
@@ -562,7 +563,6 @@ def keep_drawing(key: str, digit: Digit, predicted: int, listing: store.ZooListi
                                args=(f"{key}_learner",))
         with class_column:
             class_name = class_picker(f"{key}_class")
-        row = st.container(horizontal=True, gap="small")
         for label in [predicted, *(d for d in range(10) if d != predicted)]:
             row.button(str(label), key=f"{key}_keep_{label}", type="primary" if label == predicted else "secondary",
                        help="What the model read" if label == predicted else None,

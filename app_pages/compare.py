@@ -65,7 +65,7 @@ with layout.results:
             st.warning(f"The models disagree: {count} of {len(predictions)} read {majority}; {others}.",
                        icon=":material/call_split:")
     st.table(table, hide_index=True)
+    ui.keep_drawing("compare", digit, majority, listing)
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: once it names the latest drawing, everything above shows it.
     st.caption(f"Read from {digit.source}. Time: one forward pass of each model.")
-    ui.keep_drawing("compare", digit, majority, listing)

@@ -51,10 +51,10 @@ with layout.results:
         ui.show_model_input(digit.image)
     prediction_metric.metric("Prediction", top)
     confidence_metric.metric("Confidence", f"{prediction.confidence:.0%}")
+    ui.keep_drawing("draw", digit, top, listing)
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: when this line shows the latest stroke count, so does the metric above.
     st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")
-    ui.keep_drawing("draw", digit, top, listing)
 
 # Collapsed: only a reader who opens it pays for its maps.
 ui.why_panel(entry, model, digit.image)

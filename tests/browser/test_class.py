@@ -107,6 +107,7 @@ def test_draw_keep_browse_delete_export_import_fine_tune_and_draw_with_it(page, 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="Train")).to_be_visible(timeout=RESULT_SECONDS * 1000)
     page.get_by_text("the shipped model's weights (fine-tune)").click()
+    expect(page.get_by_role("spinbutton", name="Learning rate")).to_have_value("0.00010")  # the rerun came
     wait_until_idle(page)
     pick(page, "Add the class's digits", "second class (2 to train on, 0 held out)")
     for label, value in [("Training digits", 1000), ("Epochs", 1)]:
