@@ -74,7 +74,7 @@ class KeptDigit:
     owner_key: str | None  # hashed; None for imports
 
     def is_own(self, key: str | None) -> bool:
-        return key is not None and self.owner_key is not None and hmac.compare_digest(self.owner_key, _hashed(key))
+        return key is not None and self.owner_key is not None and hmac.compare_digest(self.owner_key, db.hashed_key(key))
 
 
 # ------------------------------------------------------------------ names and limits
@@ -143,7 +143,7 @@ def keep(class_name: str, *, label: int, image: np.ndarray, learner: str, owner_
         raise ClassDigitsError(f"The drawing's picture is {len(picture) // 1000} KB; at most "
                                f"{MAX_PICTURE_BYTES // 1000} KB are kept. Clear the canvas and draw it again.")
     fingerprint = _fingerprint(pixels)
-    key = _hashed(owner_key) if owner_key else None
+    key = db.hashed_key(owner_key) if owner_key else None
     with db.engine().begin() as connection:
         if _exists(connection, class_name, fingerprint):
             return None
@@ -164,7 +164,7 @@ def counts(class_name: str, owner_key: str | None = None) -> list[int]:
     query = sa.select(db.class_digits.c.label, sa.func.count()).where(
         db.class_digits.c.class_name == class_name).group_by(db.class_digits.c.label)
     if owner_key is not None:
-        query = query.where(db.class_digits.c.owner_key == _hashed(owner_key))
+        query = query.where(db.class_digits.c.owner_key == db.hashed_key(owner_key))
     with db.engine().connect() as connection:
         found = dict(connection.execute(query).all())
     return [int(found.get(label, 0)) for label in range(10)]
@@ -201,7 +201,7 @@ def delete(digit_id: str, *, key: str | None = None, teacher: bool = False) -> N
                                        .where(db.class_digits.c.id == digit_id)).first()
         if owner_key is None:
             raise ClassDigitsError("That digit is no longer in the class (deleted already?).")
-        if not (teacher or (key and owner_key[0] and hmac.compare_digest(owner_key[0], _hashed(key)))):
+        if not (teacher or (key and owner_key[0] and hmac.compare_digest(owner_key[0], db.hashed_key(key)))):
             raise ClassDigitsError("Only the learner who kept a digit, or the teacher, can delete it.")
         connection.execute(db.class_digits.delete().where(db.class_digits.c.id == digit_id))
 
@@ -469,9 +469,6 @@ def _as_pixels(image: np.ndarray) -> np.ndarray:
 def _fingerprint(pixels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(pixels, np.uint8).tobytes()).hexdigest()
 
-
-def _hashed(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _now() -> str:
