@@ -78,6 +78,7 @@ class Server:
     url: str
     timings: Path  # run_timings' log
     launched: float  # time.time() at launch
+    healthy: float  # time.time() when it first answered its health check
 
     def runs(self, page: str) -> list[dict]:
         """The logged whole-page runs of `page` (fragment runs left out)."""
@@ -109,7 +110,7 @@ def start_server(scratch: Path) -> Server:
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return Server(process, url, scratch / "runs.jsonl", launched)
+                return Server(process, url, scratch / "runs.jsonl", launched, time.time())
         except OSError:
             time.sleep(0.3)
     stop_server(process)
@@ -274,8 +275,13 @@ async def measure(*, drawings: int, class_sessions: int, class_seconds: float, s
         server = start_server(scratch)
         try:
             first = await open_session(browser, server.url, "draw")
+            shown = time.time()
             await draw(first, paths[0])  # launch → the first Prediction on screen
             results["cold start"] = first.drawings[-1].seen - server.launched
+            results["cold start parts"] = {
+                "launch → the server answers": server.healthy - server.launched,
+                "→ Draw shown (its first run imports TensorFlow, loads the model)": shown - server.healthy,
+                "→ the first drawing answered (Clear, the stroke, the answer)": first.drawings[-1].seen - shown}
             first.drawings.clear()
             compare = await open_session(browser, server.url, "compare")
             await draw(compare, paths[0])  # warm-up
