@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 from scripts import bench, bench_browser
 from tests.conftest import missing_service
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def rows_of(capsys, argv: list[str]) -> list[dict]:
@@ -34,11 +38,18 @@ def test_forward_flops_count_dense_and_convolution_layers():
     assert cnn == 2 * (24 * 24 * 25 * 25 + 8 * 8 * 25 * 25 * 25 + 16 * 25 * 25 + 25 * 50 + 500)
 
 
-def test_browser_parts_split_each_stroke_with_the_servers_log(mnist, capsys):
-    """Also guards run_timings' private Streamlit hook: without it the server's rows would be missing."""
+def test_browser_parts_split_each_stroke_with_the_servers_log(mnist):
+    """Also guards run_timings' private Streamlit hook: without it the server's rows would be missing.
+
+    Run as a user runs it, in a process of its own: the browser tests' Playwright
+    keeps an event loop in this one, where asyncio.run() may not start another.
+    """
     if not Path(bench_browser.CHROMIUM).exists():
         missing_service(f"no Chromium at {bench_browser.CHROMIUM}")
-    rows = rows_of(capsys, ["--browser"])
+    done = subprocess.run([sys.executable, "-m", "scripts.bench", "--quick", "--json", "--browser"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout)["rows"]
     measures = {row["measure"] for row in rows}
     for page in ("draw", "compare"):
         assert {f"{page}: stroke → answer", f"{page}: server: received → last message",
