@@ -32,6 +32,12 @@ CLASS = "fixture"
 FINE_TUNE = dict(epochs=3, learning_rate=1e-4, lr_decay=False, train_size=10_000)
 
 
+def fine_tune_settings(arch: str, epochs: int) -> training.TrainingSettings:
+    """The Train page's fine-tuning on the class's digits."""
+    return training.TrainingSettings.for_architecture(arch, **(FINE_TUNE | {"epochs": epochs}),
+                                                      class_digits=CLASS, fine_tune=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--class-file", type=Path, default=FIXTURE, help="an exported .npz or .zip")
@@ -58,8 +64,7 @@ def main(argv=None) -> None:
     print("\n| fine-tuned | held out before | after | MNIST test before | after | training s |")
     print("|---|---:|---:|---:|---:|---:|")
     for arch in args.models.split(","):
-        settings = training.TrainingSettings.for_architecture(
-            arch, **(FINE_TUNE | {"epochs": args.epochs}), class_digits=CLASS, fine_tune=True)
+        settings = fine_tune_settings(arch, args.epochs)
         started = time.perf_counter()
         result = training.train(settings, mnist=mnist)
         seconds = time.perf_counter() - started
@@ -74,8 +79,7 @@ def main(argv=None) -> None:
         print("\n| job on Ray | submit → saved version (s) |")
         print("|---|---:|")
         for arch in args.models.split(","):
-            settings = training.TrainingSettings.for_architecture(
-                arch, **(FINE_TUNE | {"epochs": args.epochs}), class_digits=CLASS, fine_tune=True)
+            settings = fine_tune_settings(arch, args.epochs)
             started = time.perf_counter()
             job_id = jobs.submit(settings, owner="class-finetune")
             while (view := jobs.view(job_id)).active:
