@@ -487,13 +487,13 @@ def storage_problem() -> str | None:
 LEFTOVER_SECONDS = 24 * 3600  # longer than any job runs: older scratch is from a killed process
 
 
-def remove_leftovers(now: float | None = None) -> list[Path]:
+def remove_leftovers() -> list[Path]:
     """Delete what a killed process left: half-written hidden files, jobs' and saves' scratch folders.
 
     Only things older than ``LEFTOVER_SECONDS``, so another process's work in
     progress is never touched. Returns what was removed.
     """
-    now = time.time() if now is None else now
+    now = time.time()
     candidates = [*TRAINED_DIR.glob(".*"), *MODEL_CACHE.glob(".*"),
                   *Path(tempfile.gettempdir()).glob(f"{data.SCRATCH_PREFIX}*")]
     removed = []

@@ -348,7 +348,9 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
     class_record = None
     if settings.class_digits:
         x_held = data.to_float(x_held)
-        before = _accuracy(_load_bytes(shipped), x_held, y_held) if shipped is not None and len(x_held) else None
+        before = None
+        if shipped is not None and len(x_held):  # the fine-tuned model is the shipped one until it is fit
+            before = _accuracy(model if settings.fine_tune else _load_bytes(shipped), x_held, y_held)
         class_record = {"class": settings.class_digits, "train": int(len(x_class)), "held_out": int(len(x_held)),
                         "repeats": repeats, "held_out_accuracy_before": before}
         if len(x_held):  # first: the reporter and the history see its metric
