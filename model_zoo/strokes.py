@@ -73,6 +73,11 @@ class Hand:
     turn_deg: float = 10.0  # largest rotation, ±
     stretch: float = 0.2  # largest width change, ± log-ratio
     margin: float = 4.0  # px kept free at the canvas edge
+    # A European 1 (european_one=True): a flag down and left from its top, sometimes a foot.
+    flag_below_level_deg: tuple[float, float] = (35, 70)  # steeper than a 7's bar, which lies about level
+    flag_off_stem_deg: tuple[float, float] = (20, 65)  # nearer would be the stem, farther a caret
+    flag_length: tuple[float, float] = (0.15, 0.45)  # of the stem's length
+    foot: float = 0.3  # share of European 1s with a foot
 
 
 HAND = Hand()
@@ -351,10 +356,45 @@ def _vary_end(points: np.ndarray, size: float, rng: np.random.Generator, hand: H
     return points
 
 
-def drawn_strokes(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND
+def _european_one(strokes: list[Stroke], rng: np.random.Generator, hand: Hand) -> list[Stroke]:
+    """A 1 traced as one line, written as much of Europe writes it: a flag from its top, maybe a foot.
+
+    MNIST's writers were American: few of its 1s have a flag, and the tracer cannot
+    invent one. Drawn without a crossbar on the 7, a flagged 1 is what people mean.
+    """
+    if len(strokes) != 1 or strokes[0].closed or len(strokes[0].points) < 3:
+        return strokes  # already more than a plain line: leave it as it was written
+    stem = strokes[0].points
+    if stem[0, 1] > stem[-1, 1]:
+        stem = stem[::-1]  # from the top down
+    length = _length(stem)
+    down = _direction_out(stem, reach=0.4 * length)
+    # Directions as degrees from the x axis (y is down): straight down is 90, level to the left 180.
+    stem_deg = math.degrees(math.atan2(down[1], down[0]))
+    low, high = 180 - hand.flag_below_level_deg[1], 180 - hand.flag_below_level_deg[0]
+    low, high = max(low, stem_deg + hand.flag_off_stem_deg[0]), min(high, stem_deg + hand.flag_off_stem_deg[1])
+    if low > high:  # a 1 leaning far to the left has no room for a flag that is not a 7's bar
+        return strokes
+    flag_deg = math.radians(rng.uniform(low, high))
+    flag_way = np.array([math.cos(flag_deg), math.sin(flag_deg)])
+    flag = stem[0] + np.outer(np.linspace(1, 0, 6), flag_way * rng.uniform(*hand.flag_length) * length)
+    out = [Stroke(np.concatenate([flag, stem[1:]]))]
+    if rng.random() < hand.foot:
+        half = 0.5 * rng.uniform(0.3, 0.6) * length
+        tilt = rng.uniform(-0.1, 0.1)
+        out.append(Stroke(stem[-1] + np.outer(np.linspace(-half, half, 6), [1.0, tilt]), start_joined=True))
+    return out
+
+
+def drawn_strokes(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND, *, european_one: bool = False
                   ) -> tuple[list[np.ndarray], int]:
-    """A digit as a hand would draw it on the canvas: mouse paths in canvas px, and the pen width."""
+    """A digit as a hand would draw it on the canvas: mouse paths in canvas px, and the pen width.
+
+    With ``european_one`` the digit is a 1, and gets a flag (see ``_european_one``).
+    """
     strokes = trace(image)
+    if european_one:
+        strokes = _european_one(strokes, rng, hand)
     every = np.concatenate([s.points for s in strokes])
     size = max(float(np.ptp(every[:, 1])), float(np.ptp(every[:, 0])), 1.0)  # 28 px units
     paths = []
@@ -423,9 +463,10 @@ def render(paths: list[np.ndarray], pen: int) -> np.ndarray:
     return rgba
 
 
-def pen_version(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND) -> np.ndarray:
+def pen_version(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND, *,
+                european_one: bool = False) -> np.ndarray:
     """One digit redrawn with the canvas's pen: (28, 28) float32 in [0, 1], as the app sees it."""
-    paths, pen = drawn_strokes(image, rng, hand)
+    paths, pen = drawn_strokes(image, rng, hand, european_one=european_one)
     return preprocess.to_mnist(render(paths, pen))
 
 
@@ -437,24 +478,26 @@ def _digit_rng(image: np.ndarray, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(np.ascontiguousarray(image).tobytes())])
 
 
-def _render(x: np.ndarray, seed: int) -> np.ndarray:
+def _render(x: np.ndarray, seed: int, european_ones: bool) -> np.ndarray:
     out = np.empty(x.shape, np.uint8)
     for i, image in enumerate(x):
-        out[i] = np.rint(pen_version(image, _digit_rng(image, seed)) * 255)
+        out[i] = np.rint(pen_version(image, _digit_rng(image, seed), european_one=european_ones) * 255)
     return out
 
 
-def cached_block(x: np.ndarray, seed: int, cache_dir: str | os.PathLike | None) -> np.ndarray:
+def cached_block(x: np.ndarray, seed: int, cache_dir: str | os.PathLike | None,
+                 european_ones: bool = False) -> np.ndarray:
     """Pen versions of one block of digits, read from or written to the cache."""
     if cache_dir is None:
-        return _render(x, seed)
+        return _render(x, seed, european_ones)
     digest = hashlib.sha256(np.ascontiguousarray(x, np.uint8).tobytes()).hexdigest()[:20]
-    path = Path(cache_dir) / f"pen-v{VERSION}-s{seed}-{len(x)}-{digest}.npy"
+    kind = "pen-european-1" if european_ones else "pen"
+    path = Path(cache_dir) / f"{kind}-v{VERSION}-s{seed}-{len(x)}-{digest}.npy"
     if path.is_file():
         cached = np.load(path)
         if cached.shape == x.shape:
             return cached
-    out = _render(x, seed)
+    out = _render(x, seed, european_ones)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}")  # another process may write it too
     with open(partial, "wb") as f:
@@ -468,14 +511,15 @@ def blocks(x: np.ndarray) -> list[np.ndarray]:
     return [x[start:start + BLOCK] for start in range(0, len(x), BLOCK)]
 
 
-def pen_versions(x: np.ndarray, *, seed: int = 0, cache: bool = True,
+def pen_versions(x: np.ndarray, *, seed: int = 0, european_ones: bool = False, cache: bool = True,
                  cache_dir: str | os.PathLike | None = None) -> np.ndarray:
     """(N, 28, 28) uint8 digits → the same digits redrawn with the canvas's pen, uint8.
 
-    About 10 ms a digit on one core. With ``cache``, kept in ``cache_dir``
-    (default CACHE_DIR) in blocks of BLOCK digits, keyed by their checksum,
-    the seed and VERSION.
+    With ``european_ones`` the digits are 1s, each drawn with a flag. About 10 ms
+    a digit on one core. With ``cache``, kept in ``cache_dir`` (default
+    CACHE_DIR) in blocks of BLOCK digits, keyed by their checksum, the seed,
+    the kind and VERSION.
     """
     x = np.asarray(x, np.uint8)
     folder = (cache_dir or CACHE_DIR) if cache else None
-    return np.concatenate([cached_block(block, seed, folder) for block in blocks(x)])
+    return np.concatenate([cached_block(block, seed, folder, european_ones) for block in blocks(x)])

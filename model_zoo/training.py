@@ -307,11 +307,16 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
         # validation gets its digits' pen versions too. Cached in data/strokes/ after the first run.
         from model_zoo import strokes  # scikit-image: a training-time dependency only
 
-        pen_train, pen_val = strokes.pen_versions(x_train), strokes.pen_versions(x_val)
-        x_all = np.concatenate([x_all, pen_train, pen_val])
-        y_all = np.concatenate([y_all, y_train, y_val])
-        x_train, y_train = np.concatenate([x_train, pen_train]), np.concatenate([y_train, y_train])
-        x_val, y_val = np.concatenate([x_val, pen_val]), np.concatenate([y_val, y_val])
+        # The 1s once more, with a flag: the tracer finds few in American handwriting.
+        pen_train = np.concatenate([strokes.pen_versions(x_train),
+                                    strokes.pen_versions(x_train[y_train == 1], european_ones=True)])
+        pen_val = np.concatenate([strokes.pen_versions(x_val),
+                                  strokes.pen_versions(x_val[y_val == 1], european_ones=True)])
+        y_pen_train = np.concatenate([y_train, y_train[y_train == 1]])
+        y_pen_val = np.concatenate([y_val, y_val[y_val == 1]])
+        x_all, y_all = np.concatenate([x_all, pen_train, pen_val]), np.concatenate([y_all, y_pen_train, y_pen_val])
+        x_train, y_train = np.concatenate([x_train, pen_train]), np.concatenate([y_train, y_pen_train])
+        x_val, y_val = np.concatenate([x_val, pen_val]), np.concatenate([y_val, y_pen_val])
     if settings.class_digits:
         if class_set is None:
             from model_zoo import class_digits  # the database: only when a class is asked for

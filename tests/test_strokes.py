@@ -114,14 +114,47 @@ def test_pen_versions_are_reproducible_and_cached_in_blocks(mnist, tmp_path, mon
     assert not np.array_equal(strokes.pen_versions(digits, seed=1, cache=False), first)
 
 
+def test_european_ones_get_a_flag_from_the_top_and_sometimes_a_foot(mnist):
+    """A 1 written with a flag, as much of Europe writes it: the pen starts at the flag's end,
+    runs up and left-to-right to the top, then down the stem."""
+    ones = [image for image in first_of(mnist, 1, 30) if len(strokes.trace(image)) == 1]
+    plain = strokes.Hand(wobble=0, slant=0, turn_deg=0, stretch=0, foot=0)
+    footed = strokes.Hand(wobble=0, slant=0, turn_deg=0, stretch=0, foot=1)
+    for seed, image in enumerate(ones[:10]):
+        (path,), _ = strokes.drawn_strokes(image, np.random.default_rng(seed), plain, european_one=True)
+        if path[0, 1] > path[-1, 1]:  # drawn from the stem's foot: the flag's end is higher
+            path = path[::-1]
+        top = int(np.argmin(path[:, 1]))
+        flag, stem = path[:top + 1], path[top:]
+        stem_length = np.ptp(stem[:, 1])
+        flag_vector = flag[0] - path[top]
+        assert flag_vector[0] < 0 and flag_vector[1] > 0, "the flag hangs down and left of the top"
+        assert 0.1 * stem_length < np.linalg.norm(flag_vector) < 0.6 * stem_length
+        with_foot, _ = strokes.drawn_strokes(image, np.random.default_rng(seed), footed, european_one=True)
+        assert len(with_foot) == 2
+        foot = with_foot[1]
+        assert np.ptp(foot[:, 0]) > 3 * np.ptp(foot[:, 1]), "the foot lies flat"
+        assert foot[:, 1].mean() > with_foot[0][:, 1].mean(), "... at the bottom"
+    # A digit that is more than one line is left as it was written.
+    four = first_of(mnist, 4, 1)[0]
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    assert len(strokes.trace(four)) > 1
+    for a, b in zip(strokes.drawn_strokes(four, rng_a, european_one=True)[0], strokes.drawn_strokes(four, rng_b)[0]):
+        assert np.array_equal(a, b)
+
+
 def test_training_adds_the_pen_versions_of_training_and_validation_digits(mnist, tmp_path, monkeypatch):
     monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path)
     settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300,
                                                           strokes=True)
     result = training.train(settings, mnist=mnist)
-    assert (result.train_digits, result.val_digits) == (2 * 270, 2 * 30)
+    (_, y_train), (_, y_val) = training._split(*mnist[0], settings)
+    ones_train, ones_val = int((y_train == 1).sum()), int((y_val == 1).sum())
+    assert ones_train > 10
+    # Each digit's pen version, and each 1 once more with a European flag.
+    assert (result.train_digits, result.val_digits) == (2 * 270 + ones_train, 2 * 30 + ones_val)
     assert result.record()["settings"]["strokes"] is True
-    assert list(tmp_path.glob("pen-v*.npy"))
+    assert list(tmp_path.glob("pen-v*.npy")) and list(tmp_path.glob("pen-european-1-v*.npy"))
 
 
 def test_the_app_and_training_without_strokes_never_import_scikit_image():
@@ -138,17 +171,18 @@ def test_without_scikit_image_the_error_says_how_to_install_it(mnist, monkeypatc
 
 def test_grid_of_pen_versions_next_to_their_sources(mnist, usps_path):
     """docs/strokes.png: per digit, MNIST and USPS training digits, each beside its canvas drawing
-    and what the model sees of it, so a person can judge the renderer."""
+    and what the model sees of it, so a person can judge the renderer; last, 1s with a flag."""
     (x_train, y_train), _ = mnist
     (x_usps, y_usps), _ = data.load_usps(usps_path)
     tile, gap = 84, 6
     rows = []
-    for digit in range(10):
+    for row in range(11):  # 0-9, then 1s with a European flag
+        digit = 1 if row == 10 else row
         sources = [*x_train[np.flatnonzero(y_train == digit)[:3]], *x_usps[np.flatnonzero(y_usps == digit)[:2]]]
         cells = []
         for k, source in enumerate(sources):
-            rng = np.random.default_rng(100 * digit + k)
-            paths, pen = strokes.drawn_strokes(source, rng)
+            rng = np.random.default_rng(100 * row + k)
+            paths, pen = strokes.drawn_strokes(source, rng, european_one=row == 10)
             canvas = strokes.render(paths, pen)
             seen = preprocess.to_mnist(canvas)
             triple = [np.kron(source, np.ones((3, 3), np.uint8)),
@@ -157,7 +191,7 @@ def test_grid_of_pen_versions_next_to_their_sources(mnist, usps_path):
             cells.append(np.concatenate([np.pad(t, ((0, 0), (0, 2)), constant_values=90) for t in triple], 1))
         rows.append(np.concatenate([np.pad(c, ((gap // 2,) * 2, (0, gap)), constant_values=255) for c in cells], 1))
     grid = np.concatenate(rows, 0)
-    assert grid.shape == (10 * (tile + gap), 5 * (3 * (tile + 2) + gap))
+    assert grid.shape == (11 * (tile + gap), 5 * (3 * (tile + 2) + gap))
     path = ROOT / "docs" / "strokes.png"
     Image.fromarray(grid).save(path)
     assert Image.open(path).size == (grid.shape[1], grid.shape[0])
