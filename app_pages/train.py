@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import secrets
 
 import plotly.graph_objects as go
@@ -14,7 +15,7 @@ from model_zoo.jobs import JobState
 from model_zoo.training import MAX_SEED, OPTIMIZERS, SettingsError, TrainingLimits, TrainingSettings
 
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
-               "width", "hidden_layers", "augment", "usps")  # reset to the architecture's own on a change
+               "width", "hidden_layers", "augment", "usps", "strokes")  # reset to the architecture's own on a change
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
 NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
@@ -106,6 +107,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                               "gently: what makes a class's own digits matter in a minute or two.")
     low_lr, high_lr = limits.learning_rate
     usps_found = data.usps_available()
+    pen_renderer = importlib.util.find_spec("skimage") is not None  # model_zoo.strokes traces with it
     with st.form("train_settings", border=False):
         left, right = st.columns(2)
         left.number_input("Epochs", step=1, key="train_epochs",
@@ -138,6 +140,13 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                       help="Handwriting from other writers (US postal codes), added to the training "
                            "digits; validation stays MNIST. " + ("" if usps_found else
                            "Not available: this server has no usps.npz (see README, Data)."))
+        right.checkbox("Add the digits redrawn with this canvas's pen", key="train_strokes", disabled=not pen_renderer,
+                       help="Each training digit once more as a round pen on this canvas would draw it "
+                            "(loops that overshoot, tails, wobbles), and every 1 with a European flag: "
+                            "models read drawings better. The first job on a server draws them, ~10 ms "
+                            "a digit; later jobs reuse them. " + ("" if pen_renderer else
+                            "Not available: this server has no scikit-image (pip install -r "
+                            "requirements-dev.txt)."))
         class_choice(left)
         st.text_input("Version name (optional)", key="train_name", max_chars=store.MAX_NAME_LENGTH,
                       placeholder=f"{arch.name}@<date>T<time>")
@@ -158,6 +167,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         width=int(shape[0]) if mlp else 0, hidden_layers=int(shape[1]) if mlp else 0,
         train_size=int(state.train_train_size), val_fraction=float(state.train_val_fraction),
         augment=bool(state.train_augment), usps=bool(state.train_usps) and usps_found,
+        strokes=bool(state.train_strokes) and pen_renderer,
         class_digits=state.train_class_digits or "", fine_tune=fine_tune, seed=int(state.train_seed))
     return settings, state.train_name
 

@@ -74,6 +74,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="random shifts, rotations, zoom and stroke width")
     parser.add_argument("--usps", action=argparse.BooleanOptionalAction, default=None,
                         help="add USPS's training digits (USPS_PATH or data/usps.npz)")
+    parser.add_argument("--strokes", action=argparse.BooleanOptionalAction, default=None,
+                        help="add the training digits redrawn with the canvas's pen, and every 1 with a "
+                             "European flag (model_zoo.strokes: scikit-image from requirements-dev.txt; "
+                             "~10 ms a digit the first time, then cached in data/strokes/)")
+    parser.add_argument("--fine-tune", action=argparse.BooleanOptionalAction, default=None,
+                        help="start from the shipped model's weights instead of random ones")
     parser.add_argument("--seed", type=int, help="random seed: weights, split, order (default 0)")
     parser.add_argument("--name", default="", help="version name (default: <arch>@<date>T<time>)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
@@ -91,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
     names = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout", "width",
-             "hidden_layers", "train_size", "val_fraction", "augment", "usps", "seed")
+             "hidden_layers", "train_size", "val_fraction", "augment", "usps", "strokes", "fine_tune", "seed")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return training.TrainingSettings.for_architecture(args.arch, **overrides)
 

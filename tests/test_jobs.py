@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import cluster, data, db, jobs, store
+from model_zoo import cluster, data, db, evaluation, jobs, store
 from model_zoo.jobs import JobState
 from model_zoo.training import SettingsError, TrainingLimits, TrainingSettings
 from scripts import train as train_script
@@ -245,6 +245,19 @@ def test_the_cli_saves_a_version_the_app_lists(capsys):
     assert entry.record["params"] == 784 * 20 + 20 + 20 * 10 + 10
     with zipfile.ZipFile(io.BytesIO(store.tensorboard_zip("from-cli"))) as logs:
         assert any(n.startswith("train/events.out.tfevents.") for n in logs.namelist())
+
+
+def test_the_cli_fine_tunes_with_pen_strokes(capsys, tmp_path, monkeypatch):
+    from model_zoo import strokes  # scikit-image: a training-time dependency
+
+    monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path)
+    assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--train-size", "400", "--strokes",
+                              "--fine-tune", "--lr", "1e-4", "--name", "pen finish"]) == 0
+    record = store.scan().get("pen-finish").record
+    assert record["settings"]["strokes"] is True and record["settings"]["fine_tune"] is True
+    assert record["train_digits"] > 2 * 360  # every digit's pen version, and the 1s once more
+    assert evaluation.trained_on(record["settings"]) == "MNIST + pen strokes, fine-tuned"
+    assert list(tmp_path.glob("pen-european-1-*.npy"))
 
 
 def test_the_cli_trains_on_ray_like_the_app(capsys):

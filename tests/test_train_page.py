@@ -157,6 +157,17 @@ def test_a_tiny_job_finishes_by_itself_and_lands_on_draw():
     assert entry.label in at.selectbox(key="model").options
 
 
+def test_a_job_with_the_pen_versions_trains_on_them():
+    at = open_train()
+    at.checkbox(key="train_strokes").check()
+    at = start(at, train_size=500, epochs=1)
+    view = wait_for(at.session_state["train_job"], lambda view: not view.active)
+    assert view.state == JobState.SAVED, view.error
+    record = store.scan().get(view.saved_name).record
+    assert record["settings"]["strokes"] is True
+    assert record["train_digits"] > 2 * 450  # each digit's pen version, and the 1s with a flag
+
+
 def test_stop_then_discard():
     at = start(open_train(), **LONG)
     job_id = at.session_state["train_job"]
