@@ -175,7 +175,8 @@ def layers(entry: store.ZooEntry) -> None:
 
 def training_curves(record: dict) -> None:
     st.subheader("Training")
-    history = record.get("history") or {}
+    history = evaluation.whole_history(record)
+    first_stage = record.get("first_stage")
     if history.get("loss"):
         epochs = range(1, len(history["loss"]) + 1)
         left, right = st.columns(2)
@@ -187,20 +188,32 @@ def training_curves(record: dict) -> None:
                    for epoch, value in zip(epochs, history.get(f"val_{metric}", []))])
             chart = px.line(frame, x="epoch", y=metric, color="data", markers=True,
                             title=f"{metric.capitalize()} per epoch")
+            if first_stage:
+                chart.add_vline(x=first_stage.get("epochs_done", 0) + 0.5, line_dash="dot",
+                                annotation_text="pen finish")
             column.plotly_chart(chart, width="stretch", key=f"zoo_history_{metric}")
-        settings = record.get("settings", {})
-        if {"train_digits", "val_digits"} <= record.keys() and settings:
-            st.caption(f"{record['train_digits']:,} training and {record['val_digits']:,} validation "
-                       f"digits, batch size {settings.get('batch_size')}, {settings.get('optimizer')} at "
-                       f"learning rate {settings.get('learning_rate')}"
-                       + (", stopped early" if record.get("stopped_early") else "") + ".")
+        captions = [stage_caption(stage) for stage in evaluation.stages(record)]
+        if all(captions):
+            st.caption(" Then, from its weights: ".join(captions) if first_stage else captions[0])
     if record.get("batch_loss"):
         steps, losses = zip(*record["batch_loss"])
         chart = px.line(x=steps, y=losses, labels={"x": "batch", "y": "loss"},
-                        title="Loss per batch (running mean within each epoch)")
+                        title=("Loss per batch of the pen finish" if first_stage else "Loss per batch")
+                        + " (running mean within each epoch)")
         st.plotly_chart(chart, width="stretch", key="zoo_batch_loss")
     if not history.get("loss") and not record.get("batch_loss"):
         st.info("This record has no training curves.")
+
+
+def stage_caption(record: dict) -> str:
+    """ "54,000 training and 6,000 validation digits, batch size 128, adam at learning rate 0.001." """
+    settings = record.get("settings", {})
+    if not ({"train_digits", "val_digits"} <= record.keys() and settings):
+        return ""
+    return (f"{record.get('epochs_done')} epochs on {record['train_digits']:,} training and "
+            f"{record['val_digits']:,} validation digits ({evaluation.trained_on(settings)}), batch size "
+            f"{settings.get('batch_size')}, {settings.get('optimizer')} at learning rate "
+            f"{settings.get('learning_rate')}" + (", stopped early" if record.get("stopped_early") else "") + ".")
 
 
 def confusion_matrix(record: dict) -> None:

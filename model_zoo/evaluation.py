@@ -419,17 +419,32 @@ def layer_table(model) -> list[dict]:
     return rows
 
 
+def stages(record: dict) -> list[dict]:
+    """The training runs a model came from, in order: its first stage (scripts.train_zoo's pen
+    finish starts from one) and the record's own."""
+    return [record["first_stage"], record] if isinstance(record.get("first_stage"), dict) else [record]
+
+
+def whole_history(record: dict) -> dict[str, list[float]]:
+    """Per-epoch curves over every stage, one after the other."""
+    merged: dict[str, list[float]] = {}
+    for stage in stages(record):
+        for metric, values in (stage.get("history") or {}).items():
+            merged.setdefault(metric, []).extend(values)
+    return merged
+
+
 def table_row(entry: store.ZooEntry) -> dict:
     """One zoo-table row from a record: the numbers ``scripts.evaluate`` prints."""
     record = entry.record
-    seconds = record.get("seconds_per_epoch") or []
+    seconds = [s for stage in stages(record) for s in stage.get("seconds_per_epoch") or []]
     tutorial = entry.arch.tutorial_accuracy  # a user version is compared with the model it retrains
     return {
         "model": entry.name,
         "origin": entry.origin,
-        "trained_on": trained_on(record.get("settings", {})),
+        "trained_on": trained_on(record.get("settings", {}), record.get("first_stage")),
         "params": record.get("params"),
-        "epochs": record.get("epochs_done", len(seconds) or None),
+        "epochs": sum(stage.get("epochs_done", 0) for stage in stages(record)) or len(seconds) or None,
         "s_per_epoch": round(sum(seconds) / len(seconds), 2) if seconds else None,
         "mnist_test": entry.test_accuracy,
         "tutorial": tutorial,
@@ -439,12 +454,18 @@ def table_row(entry: store.ZooEntry) -> dict:
     }
 
 
-def trained_on(settings: dict) -> str:
-    """"MNIST", "MNIST + USPS train", "... + pen strokes", "... + my class, fine-tuned": what a model learnt from."""
-    return ("MNIST" + (" + USPS train" if settings.get("usps") else "")
-            + (" + pen strokes" if settings.get("strokes") else "")
-            + (f" + {settings['class_digits']}" if settings.get("class_digits") else "")
-            + (", fine-tuned" if settings.get("fine_tune") else ""))
+def trained_on(settings: dict, first_stage: dict | None = None) -> str:
+    """"MNIST", "MNIST + USPS train", "... + pen strokes", "... + my class, fine-tuned": what a model learnt from.
+
+    A model trained in two stages (scripts.train_zoo's pen finish) says both:
+    "MNIST + USPS train, then MNIST + USPS train + pen strokes".
+    """
+    sources = ("MNIST" + (" + USPS train" if settings.get("usps") else "")
+               + (" + pen strokes" if settings.get("strokes") else "")
+               + (f" + {settings['class_digits']}" if settings.get("class_digits") else ""))
+    if first_stage is not None:
+        return f"{trained_on(first_stage.get('settings', {}))}, then {sources}"
+    return sources + (", fine-tuned" if settings.get("fine_tune") else "")
 
 
 TABLE_HEADERS = {  # row key → column title

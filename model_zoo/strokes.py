@@ -10,7 +10,8 @@ gap left open, a shaky line. This module turns a scanned digit into that:
    polylines, joined through crossings where the line runs on straight, as a
    pen would have drawn it;
 2. vary it as a hand does: overshoot where a loop closes, a tail that crosses
-   a stroke, a gap left open, a wobble, a slant, a turn, a stretch;
+   a stroke, a gap left open, a wobble, a slant, a turn, a stretch; a 1 may
+   be given the flag (and foot) that European hands write and MNIST's lack;
 3. draw it with a round pen on the app's 280 px square at a random size,
    place and pen width, as white on black RGBA like the canvas gives;
 4. pass it through ``preprocess.to_mnist``, exactly as a drawing is.

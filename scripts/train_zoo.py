@@ -1,12 +1,14 @@
 """Train the zoo on the 60,000 MNIST training digits and ship it.
 
 cnn_robust also trains on USPS's 7,291 training digits (USPS_PATH or
-data/usps.npz; an error names where to put it if it is missing). A registry
-entry with strokes=True also trains on its training digits redrawn with the
-canvas's pen (model_zoo.strokes: needs scikit-image from requirements-dev.txt
-the first time, ~10 ms a digit on one core, then cached in data/strokes/).
+data/usps.npz; an error names where to put it if it is missing), then
+finishes with pen_finish_epochs more from its own weights with the training
+digits redrawn with the canvas's pen added (model_zoo.strokes: needs
+scikit-image from requirements-dev.txt the first time, ~10 ms a digit on one
+core, then cached in data/strokes/). Its record keeps the first stage under
+"first_stage".
 
-    python -m scripts.train_zoo                       # all eight, ~20 min on 2 idle cores
+    python -m scripts.train_zoo                       # all eight, ~30 min on 2 idle cores
     python -m scripts.train_zoo --models cnn,mlp_1x50
     MNIST_PATH=../shared/data/mnist.npz python -m scripts.train_zoo --out /tmp/zoo
 
@@ -42,6 +44,21 @@ class EpochBar(training.TrainingProgress):
         self.bar.close()
 
 
+def pen_finish_settings(arch: architectures.Architecture, seed: int) -> training.TrainingSettings:
+    """The finishing stage: on from the first stage's weights, pen versions added, a tenth of the rate."""
+    return training.TrainingSettings.for_architecture(
+        arch.name, seed=seed, strokes=True, fine_tune=True, epochs=arch.pen_finish_epochs,
+        learning_rate=arch.learning_rate / 10)
+
+
+def train_with_bar(settings: training.TrainingSettings, mnist, *, usps=None, start_from: bytes | None = None):
+    bar = EpochBar()
+    try:
+        return training.train(settings, mnist=mnist, usps=usps, shipped=start_from, progress=bar)
+    finally:
+        bar.close()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,18 +87,24 @@ def main(argv=None) -> None:
         mnist = (data.load_training_digits(args.data), mnist[1])
     rows = []
     for name in args.models:
+        arch = architectures.get(name)
         settings = training.TrainingSettings.for_architecture(name, seed=args.seed)
-        bar = EpochBar()
         try:
-            result = training.train(settings, mnist=mnist, progress=bar)
+            stages = [train_with_bar(settings, mnist)]
+            if arch.pen_finish_epochs:
+                stages.append(train_with_bar(pen_finish_settings(arch, args.seed), mnist,
+                                             start_from=store.model_bytes(stages[0].model)))
         except ImportError as error:  # scikit-image, for the pen-stroke digits
             sys.exit(f"train_zoo: {name}: {error}")
-        bar.close()
-        store.save_result(result, name=name, trained_in="scripts.train_zoo", shipped_dir=args.out)
-        arch = architectures.get(name)
-        rows.append((name, result.model.count_params(), settings.epochs,
-                     sum(result.seconds_per_epoch) / result.epochs_done, result.test_accuracy,
-                     arch.tutorial_accuracy))
+        result = stages[-1]
+        extra = None
+        if len(stages) > 1:
+            first_record = store.result_record(stages[0], trained_in="scripts.train_zoo")
+            extra = {"first_stage": {k: v for k, v in first_record.items() if k != "batch_loss"}}
+        store.save_result(result, name=name, trained_in="scripts.train_zoo", shipped_dir=args.out, extra=extra)
+        seconds = [s for stage in stages for s in stage.seconds_per_epoch]
+        rows.append((name, result.model.count_params(), len(seconds), sum(seconds) / len(seconds),
+                     result.test_accuracy, arch.tutorial_accuracy))
     print("\n| model | params | epochs | s/epoch | MNIST test | tutorial |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, params, epochs, seconds, accuracy, tutorial in rows:

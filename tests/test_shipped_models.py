@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import data, store, training
+from model_zoo import data, evaluation, store, training
 from model_zoo.architectures import ZOO
 
 RECORD_FIELDS = {"arch", "settings", "history", "seconds_per_epoch", "test_accuracy", "params",
@@ -23,21 +23,42 @@ def test_every_architecture_is_shipped_with_a_small_file():
 def test_record_describes_the_training(name):
     record = store.scan().get(name).record
     assert RECORD_FIELDS <= set(record)
-    assert record["settings"]["epochs"] == ZOO[name].epochs == record["epochs_done"]
-    assert len(record["history"]["val_accuracy"]) == ZOO[name].epochs
-    with_usps = record["settings"].get("usps", False)  # records from before the option: MNIST only
+    finished = ZOO[name].pen_finish_epochs
+    first = record["first_stage"] if finished else record
+    assert RECORD_FIELDS - {"versions", "created", "params"} <= set(first)
+    assert first["settings"]["epochs"] == ZOO[name].epochs == first["epochs_done"]
+    assert len(first["history"]["val_accuracy"]) == ZOO[name].epochs
+    with_usps = first["settings"].get("usps", False)  # records from before the option: MNIST only
     assert with_usps == ZOO[name].usps
     usps_train = 7_291 if with_usps else 0  # USPS's training digits join the training split
-    assert record["train_digits"] + record["val_digits"] == 60_000 + usps_train
+    assert first["train_digits"] + first["val_digits"] == 60_000 + usps_train
+    if finished:  # on from the first stage's weights, with every digit's pen version and flagged 1s
+        assert record["settings"] | {"epochs": 0} == first["settings"] | {
+            "epochs": 0, "strokes": True, "fine_tune": True, "learning_rate": ZOO[name].learning_rate / 10}
+        assert record["epochs_done"] == finished == len(record["history"]["val_accuracy"])
+        ones = 6_742 + (1_005 if with_usps else 0)  # MNIST's and USPS's training 1s
+        assert record["train_digits"] + record["val_digits"] == 2 * (60_000 + usps_train) + ones
+    # The Zoo page's curves and table run over both stages.
+    assert len(evaluation.whole_history(record)["val_accuracy"]) == ZOO[name].epochs + finished
+    assert evaluation.table_row(store.scan().get(name))["epochs"] == ZOO[name].epochs + finished
 
 
 def test_cnn_robust_reads_usps_test_digits(usps_path):
-    """Issue 5's target: ≥ 98 % on the 2,007 USPS test digits, never trained on."""
+    """Issue 12's target (issue 5's was 98 %): ≥ 98.2 % on the 2,007 USPS test digits, never trained on."""
     model = keras.models.load_model(store.TRAINED_DIR / "cnn_robust.keras")
     _, (x_test, y_test) = data.load_usps(usps_path)
     accuracy = float(np.mean(model.predict(data.to_float(x_test), verbose=0).argmax(axis=1) == y_test))
     assert accuracy == pytest.approx(store.scan().get("cnn_robust").record["usps_accuracy"], abs=1e-4)
-    assert accuracy >= 0.98
+    assert accuracy >= 0.982
+
+
+def test_cnn_robust_reads_pen_drawn_digits():
+    """Issue 12's targets on the drawn set (never trained on; its scores are checked fresh in
+    test_evaluation): ≥ 99 % of it, and ≥ 98 % of its overshooting 0s, 6s and 9s each."""
+    record = store.scan().get("cnn_robust").record
+    assert record["drawn_accuracy"] >= 0.99
+    assert min(record["drawn_overshoot_accuracy"].values()) >= 0.98
+    assert record["test_accuracy"] >= 0.996
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -50,7 +71,7 @@ def test_plain_load_model_honours_the_contract_and_scores_the_record(name, mnist
     accuracy = float(np.mean(probabilities.argmax(axis=1) == y_test))
     record = store.scan().get(name).record
     assert accuracy == pytest.approx(record["test_accuracy"], abs=1e-4)
-    floor = ZOO[name].tutorial_accuracy or 0.995  # cnn_robust's target (issue 5)
+    floor = ZOO[name].tutorial_accuracy or 0.996  # cnn_robust's target (issue 12)
     assert accuracy >= floor, f"{name}: {accuracy:.4f} < {floor:.4f}"
 
 
