@@ -6,8 +6,9 @@ Not the drawn test set (``tests.browser.drawn_set``, never trained on): its 58
 shapes drawn by a sloppier class, 5 times each, from other seeds: shakier
 (control points moved up to 11 px of the 100 px box, against 5), turned up to
 30° (against 12), slanted, squeezed or stretched more, with four pens (one,
-16 px, that set never uses). Where the zoo reads the drawn set at 96–99 %,
-it reads this class at 82–96 %: the handwriting a class's retraining is for.
+16 px, that set never uses). Where the zoo reads the drawn set at 96–100 %,
+it reads this class at 82–98 %: the handwriting a class's retraining is for. It is also
+the drawn validation set that chose cnn_robust's pen finish (scripts.pen_finish_trial).
 Each is drawn on
 /draw in Chromium and kept as the 28 × 28 image the app made of it, in the
 export format of ``model_zoo.class_digits`` (``x``, ``y`` uint8), which is how
