@@ -206,7 +206,7 @@ def training_curves(record: dict) -> None:
 
 
 def stage_caption(record: dict) -> str:
-    """ "54,000 training and 6,000 validation digits, batch size 128, adam at learning rate 0.001." """
+    """ "5 epochs on 54,000 training and 6,000 validation digits (MNIST), batch size 128, adam at ..." """
     settings = record.get("settings", {})
     if not ({"train_digits", "val_digits"} <= record.keys() and settings):
         return ""
