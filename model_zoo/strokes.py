@@ -374,7 +374,7 @@ def _european_one(strokes: list[Stroke], rng: np.random.Generator, hand: Hand) -
     stem_deg = math.degrees(math.atan2(down[1], down[0]))
     low, high = 180 - hand.flag_below_level_deg[1], 180 - hand.flag_below_level_deg[0]
     low, high = max(low, stem_deg + hand.flag_off_stem_deg[0]), min(high, stem_deg + hand.flag_off_stem_deg[1])
-    if low > high:  # a 1 leaning far to the left has no room for a flag that is not a 7's bar
+    if low > high:  # a 1 leaning far over to the left has no room for a flag that is not a 7's bar
         return strokes
     flag_deg = math.radians(rng.uniform(low, high))
     flag_way = np.array([math.cos(flag_deg), math.sin(flag_deg)])
@@ -516,10 +516,10 @@ def pen_versions(x: np.ndarray, *, seed: int = 0, european_ones: bool = False, c
                  cache_dir: str | os.PathLike | None = None) -> np.ndarray:
     """(N, 28, 28) uint8 digits → the same digits redrawn with the canvas's pen, uint8.
 
-    With ``european_ones`` the digits are 1s, each drawn with a flag. About 10 ms
-    a digit on one core. With ``cache``, kept in ``cache_dir`` (default
-    CACHE_DIR) in blocks of BLOCK digits, keyed by their checksum, the seed,
-    the kind and VERSION.
+    With ``european_ones`` the digits are 1s, drawn with a flag where they
+    trace as one line. About 10 ms a digit on one core. With ``cache``, kept
+    in ``cache_dir`` (default CACHE_DIR) in blocks of BLOCK digits, keyed by
+    their checksum, the seed, the kind and VERSION.
     """
     x = np.asarray(x, np.uint8)
     folder = (cache_dir or CACHE_DIR) if cache else None
