@@ -194,7 +194,9 @@ def training_curves(record: dict) -> None:
             column.plotly_chart(chart, width="stretch", key=f"zoo_history_{metric}")
         captions = [stage_caption(stage) for stage in evaluation.stages(record)]
         if all(captions):
-            st.caption(" Then, from its weights: ".join(captions) if first_stage else captions[0])
+            st.caption(" Then, from its weights: ".join(captions) + (
+                " At the dotted line the pen versions join training and validation: the curves step "
+                "because the digits got harder, not the model worse." if first_stage else ""))
     if record.get("batch_loss"):
         steps, losses = zip(*record["batch_loss"])
         chart = px.line(x=steps, y=losses, labels={"x": "batch", "y": "loss"},
