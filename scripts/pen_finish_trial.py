@@ -22,7 +22,6 @@ each finish, accuracy on the held-out validation digits only:
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +63,8 @@ def main(argv=None) -> None:
                   "USPS validation": (x_usps[kept_back], y_usps[kept_back]),
                   "class set": (class_set["x"], class_set["y"])}
 
-    started = time.perf_counter()
-    first = training.train(first_settings, mnist=mnist, usps=((x_usps[fit], y_usps[fit]), usps_test))
+    first = train_with_bar(first_settings, mnist, usps=((x_usps[fit], y_usps[fit]), usps_test))
     rows = [("first stage", scores(first.model, validation))]
-    print(f"first stage: {time.perf_counter() - started:.0f} s", flush=True)
     for times in repeats:
         usps = ((np.concatenate([x_usps[fit]] * times), np.concatenate([y_usps[fit]] * times)), usps_test)
         finished = train_with_bar(pen_finish_settings(arch, args.seed), mnist, usps=usps,
