@@ -9,18 +9,18 @@ arrives by a link before anyone has opened the app's root.
 
 from pathlib import Path
 
-import streamlit as st
+import startup
 
-import run_timings
-import ui
+startup.limit_blas_threads()  # before anything imports NumPy
+
+import streamlit as st  # noqa: E402
+
+import ui  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PAGES = HERE / "app_pages"
 
-ui.keep_keras_between_runs()
-ui.one_blas_thread()
-ui.remove_leftovers()
-run_timings.record_if_asked()  # for scripts.bench --browser
+startup.prepare_process()
 st.set_page_config(page_title="Digit Recogniser", page_icon=":material/draw:", layout="wide")
 
 draw = st.Page(PAGES / "draw.py", title="Draw", icon=":material/draw:", url_path="draw")

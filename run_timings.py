@@ -20,13 +20,11 @@ import logging
 import os
 import threading
 import time
-from functools import cache
 
 VARIABLE = "DIGIT_ZOO_TIMINGS"
 LOG = logging.getLogger(__name__)
 
 
-@cache  # once per server process
 def record_if_asked() -> None:
     path = os.environ.get(VARIABLE)
     if not path:

@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -40,25 +40,6 @@ def keep_keras_between_runs() -> None:
         script_runner._clean_problem_modules = lambda: None
     else:
         LOG.warning("streamlit moved _clean_problem_modules: Keras is reset after every run")
-
-
-@cache  # once per server process: the limit holds for every thread
-def one_blas_thread() -> None:
-    """NumPy's matrix products on one thread in the web server (docs/facts.md).
-
-    A stroke's products are small: OpenBLAS's thread per core spins more than it
-    helps, doubling the CPU a stroke costs on a 2-core server that also trains.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
-
-
-@cache  # once per server process
-def remove_leftovers() -> None:
-    """What a killed server or worker left (half-written files, scratch folders), logged and deleted."""
-    for path in store.remove_leftovers():
-        LOG.info("Removed %s, left by a process that was killed", path)
 
 
 def sidebar() -> None:

@@ -101,7 +101,7 @@ def drawing_rows(count: int, plain_count: int) -> list[Row]:
     prep, whole = [], []
     per_model = {name: [] for name in models}
     plain = {name: [] for name in models}
-    with threadpool_limits(1, user_api="blas"):  # as the web server (ui.one_blas_thread)
+    with threadpool_limits(1, user_api="blas"):  # as the web server (startup.limit_blas_threads)
         for canvas in canvases[:5]:  # warm-up: caches, first-call allocations
             inference.predict_all(models, preprocess.to_mnist(canvas))
         for canvas in canvases:
