@@ -3,7 +3,7 @@
     session = StreamlitSession("http://127.0.0.1:8501")
     run = session.open("draw")                      # the page, as a tab first shows it
     run = session.draw(canvas_png([[(140, 40), (140, 240)]]))  # what the canvas sends after a stroke
-    run.text_matching(r'glance-digit"><b>(\\d)</b>')  # → "1"
+    read_digit(run, "draw")                          # → "1"
 
 A tab talks to the server over ``/_stcore/stream``: it sends ``BackMsg``
 protobufs (a ``rerun_script`` with the page's name and every widget's value)
@@ -63,6 +63,13 @@ class Run:
             if found := re.search(pattern, text):
                 return found.group(1)
         return None
+
+
+def read_digit(run: Run, page: str, model: str = "") -> str | None:
+    """The digit a page answered: the picked model's, or on Compare the named model's row (else the first)."""
+    if page == "compare" and model:
+        return run.text_matching(rf"<b>(\d)</b><span>[^<]*</span><span>{re.escape(model)}</span>")
+    return run.text_matching(ANSWERS[page])
 
 
 def canvas_png(paths: list[list[tuple[float, float]]], pen: int = PEN) -> bytes:

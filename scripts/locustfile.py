@@ -1,0 +1,78 @@
+"""A class of simulated learners for Locust: each a tab speaking Streamlit's own protocol.
+
+    locust -f scripts/locustfile.py --headless --host http://127.0.0.1:8501 -u 30 -r 30 -t 60s
+
+Each learner opens a page (Draw, Compare or Inside, 3 : 1 : 1), then every
+``DIGIT_ZOO_LOAD_PACE`` seconds (default 2), out of step with the others, sends
+what the canvas sends after a stroke: a real MNIST test digit enlarged onto the
+canvas, so the server does a real drawing's work. An answer is one request in
+Locust's statistics, named after its page, timed from the request to the run's
+``script_finished``; a run that ends in an exception or never ends is a failure.
+Which digit the page read is not judged here (a model may misread a digit): with
+``DIGIT_ZOO_LOAD_ANSWERS=FILE`` every answer is appended to FILE as a JSON line
+(page, model, MNIST index, digit read) for a test to check against the models
+read offline. ``DIGIT_ZOO_LOAD_MODEL`` fixes the model (``?model=``).
+MNIST comes from ``MNIST_PATH`` (see ``model_zoo.data``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from functools import cache
+
+import numpy as np
+from locust import User, constant_pacing, events, task
+
+from model_zoo import data
+from scripts.streamlit_client import ServerError, StreamlitSession, digit_png, read_digit
+
+PAGES = ["draw", "draw", "draw", "compare", "inside"]
+PACE = float(os.environ.get("DIGIT_ZOO_LOAD_PACE", "2"))
+_answers_lock = threading.Lock()
+
+
+@cache
+def mnist_test() -> tuple[np.ndarray, np.ndarray]:
+    _, test = data.load_mnist()
+    return test
+
+
+class Learner(User):
+    wait_time = constant_pacing(PACE)
+
+    def on_start(self) -> None:
+        self.page = random.choice(PAGES)
+        self.model = os.environ.get("DIGIT_ZOO_LOAD_MODEL", "")
+        self.session = StreamlitSession(self.host)
+        time.sleep(random.uniform(0, PACE))  # out of step with the others
+        self._timed("open " + self.page, lambda: self.session.open(
+            self.page, query=f"model={self.model}" if self.model else ""))
+
+    def on_stop(self) -> None:
+        self.session.close()
+
+    @task
+    def stroke(self) -> None:
+        x, _ = mnist_test()
+        index = random.randrange(len(x))
+        run = self._timed(self.page, lambda: self.session.draw(digit_png(x[index])))
+        if run is not None and (path := os.environ.get("DIGIT_ZOO_LOAD_ANSWERS")):
+            line = {"page": self.page, "model": self.model, "index": index,
+                    "read": read_digit(run, self.page, self.model)}
+            with _answers_lock, open(path, "a") as answers:
+                answers.write(json.dumps(line) + "\n")
+
+    def _timed(self, name: str, send):
+        started = time.perf_counter()
+        run, error = None, None
+        try:
+            run = send()
+        except (ServerError, OSError) as failure:  # OSError: the connection dropped or timed out
+            error = failure
+        events.request.fire(request_type="streamlit", name=name, exception=error, context={},
+                            response_time=(time.perf_counter() - started) * 1000, response_length=0)
+        return run

@@ -1,0 +1,53 @@
+"""A small class under Locust (scripts/locustfile.py) against the real server: every answer right, no errors.
+
+Five simulated learners, each a websocket tab speaking Streamlit's protocol,
+send enlarged MNIST test digits to Draw, Compare and Inside for ~30 s with the
+cnn picked. Each page's answer must be the digit the cnn reads offline from the
+very same canvas PNG, through the same preprocessing. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from model_zoo import inference, preprocess, store
+from scripts.streamlit_client import StreamlitSession, digit_png
+from tests.browser.conftest import ROOT, running_app
+
+LEARNERS = 5
+MODEL = "cnn"
+
+
+def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, tmp_path):
+    (_, _), (x_test, _) = mnist
+    answers = tmp_path / "answers.jsonl"
+    with running_app(f"sqlite:///{tmp_path / 'digit_zoo.db'}", tmp_path / "streamlit.log") as url:
+        with StreamlitSession(url, timeout=120) as warm_up:  # the cold start is not the class's load
+            for page in ("draw", "compare", "inside"):
+                warm_up.open(page, query=f"model={MODEL}")
+        env = os.environ | {"DIGIT_ZOO_LOAD_ANSWERS": str(answers), "DIGIT_ZOO_LOAD_MODEL": MODEL}
+        done = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", "scripts/locustfile.py", "--headless", "--host", url,
+             "-u", str(LEARNERS), "-r", str(LEARNERS), "-t", "30s", "--csv", str(tmp_path / "load"),
+             "--only-summary"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "load_stats.csv") as stats:
+        total = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
+    assert int(total["Failure Count"]) == 0, done.stderr[-3000:]
+
+    lines = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert len(lines) >= LEARNERS * 5  # a stroke every 2 s each, for ~30 s
+    assert {line["page"] for line in lines} <= {"draw", "compare", "inside"}
+    cnn = inference.FastModel(store.load_model(store.scan().get(MODEL).path))
+    for line in lines:
+        canvas = np.asarray(Image.open(io.BytesIO(digit_png(x_test[line["index"]]))))
+        offline = cnn.predict(preprocess.to_mnist(canvas)).digit
+        assert line["read"] == str(offline), line
