@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from model_zoo import data, evaluation, store
+from model_zoo import data, evaluation, model_card, store
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 8
@@ -258,6 +258,23 @@ def mistakes(record: dict, mnist) -> None:
     st.caption(f"The first {len(wrong)} test digits this model gets wrong, in test-set order.")
 
 
+def take_home(entry: store.ZooEntry) -> None:
+    """The model as a .keras file for plain Keras, and its card; the file is read only when clicked."""
+    st.subheader("Take it home")
+    card = model_card.markdown(entry)
+    keras_file, card_file = st.columns(2)
+    keras_file.download_button(f"Download {model_card.file_name(entry)}", lambda: entry.path.read_bytes(),
+                               file_name=model_card.file_name(entry), mime="application/octet-stream",
+                               on_click="ignore", icon=":material/download:", key="zoo_download_model")
+    card_file.download_button("Download its model card", card, file_name=f"{entry.name}.md",
+                              mime="text/markdown", on_click="ignore", icon=":material/description:",
+                              key="zoo_download_card")
+    st.caption("The file loads with `keras.models.load_model` anywhere Keras 3 runs; the card says what it "
+               "learnt from, how well it reads and where it fails. Neither names who trained it.")
+    with st.expander("The model card"):
+        st.markdown(card)
+
+
 def delete(entry: store.ZooEntry) -> None:
     st.subheader("Delete")
     if entry.shipped:
@@ -291,6 +308,7 @@ def one_model(entries: list[store.ZooEntry], mnist) -> None:
     training_curves(entry.record)
     confusion_matrix(entry.record)
     mistakes(entry.record, mnist)
+    take_home(entry)
     delete(entry)
 
 

@@ -50,6 +50,7 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, database):
         run_page(at)
         assert not [b for b in at.button if b.key == "zoo_delete"]
         assert any("cannot be deleted" in caption.value for caption in at.caption)
+        assert any(markdown.value.startswith(f"# {entry.name}\n") for markdown in at.markdown)  # its card
 
 
 def test_page_without_mnist_still_shows_the_table(shipped, database, tmp_path, monkeypatch):
