@@ -39,6 +39,7 @@ page = st.navigation([
     st.Page(PAGES / "zoo.py", title="Zoo", icon=":material/pets:", url_path="zoo"),
     st.Page(PAGES / "class_digits.py", title="Class", icon=":material/groups:", url_path="class"),
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page(PAGES / "board.py", title="Board", icon=":material/co_present:", url_path="board"),
 ])
 ui.sidebar()
 page.run()

@@ -21,6 +21,7 @@ import streamlit as st
 from PIL import Image, UnidentifiedImageError
 from streamlit.delta_generator import DeltaGenerator
 
+import presence
 from model_zoo import class_digits, db, inference, inside, preprocess, store
 
 LOG = logging.getLogger(__name__)
@@ -282,6 +283,7 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         messages.info("That is only a dot or a speck, not a digit. " + HINT, icon=":material/draw:")
         return None
     strokes = sum(obj.get("type") == "Path" for obj in (canvas.json_data or {}).get("objects", []))
+    presence.drawing()
     return Digit(image, f"your drawing ({strokes} stroke{'s' * (strokes != 1)})", canvas=rgba, pen=stroke_width)
 
 

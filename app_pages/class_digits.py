@@ -11,7 +11,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 import ui
-from model_zoo import class_digits, db, evaluation, store
+from model_zoo import challenge, class_digits, db, evaluation, store
 
 PER_LABEL = 40  # thumbnails shown per digit; the counts and scores use them all
 THUMBNAIL = 84  # px
@@ -79,6 +79,13 @@ def _delete_class(class_name: str) -> None:
         return
     st.session_state.class_message = ("success", f"Deleted {ui.literal(class_name)} and its {gone} digits.")
     st.session_state.pop("class_erase_confirm", None)
+
+
+def _challenge(action, class_name: str) -> None:
+    try:
+        action(class_name, teacher=ui.acts_as_teacher())
+    except challenge.ChallengeError as error:
+        st.session_state.class_message = ("error", str(error))
 
 
 def _new_class(widget: str) -> None:
@@ -156,6 +163,25 @@ def relabel(kept: list[class_digits.KeptDigit]) -> None:
     st.button(f"Relabel it as a {label}", key="class_relabel", on_click=_relabel)
 
 
+def challenge_section(class_name: str) -> None:
+    """The teacher starts and ends the class's challenge; the Board shows its leaderboard."""
+    st.header("Challenge")
+    current = challenge.current(class_name)
+    if current is not None and current.running:
+        st.caption(f"Running since {current.started:%H:%M} UTC: every version saved since is scored on the "
+                   "held-out digits, which learners cannot see or export until you end it. The leaderboard "
+                   "is on the [Board](/board).")
+        st.button("End the challenge and reveal the held-out digits", key="class_challenge_end",
+                  icon=":material/flag:", on_click=_challenge, args=(challenge.end, class_name))
+        return
+    st.caption("\"The model that reads our handwriting best\": while it runs, every version the class saves "
+               "is scored on the class's held-out digits, hidden from learners, and ranked on the "
+               "[Board](/board) beside the shipped models."
+               + (" The last one ended: the Board shows its result." if current is not None else ""))
+    st.button("Start a challenge", key="class_challenge_start", icon=":material/trophy:",
+              on_click=_challenge, args=(challenge.start, class_name))
+
+
 def export_and_import(class_name: str, has_digits: bool) -> None:
     st.header("Export and import")
     if not ui.acts_as_teacher():
@@ -166,10 +192,15 @@ def export_and_import(class_name: str, has_digits: bool) -> None:
     if has_digits:
         slug = "".join(c if c.isalnum() else "_" for c in class_name)
         left, right = st.columns(2)
-        left.download_button("Export as .npz (x, y)", class_digits.export_npz(class_name),
+        with_held_out = not challenge.hides_held_out(class_name)  # a running challenge scores on them
+        if not with_held_out:
+            st.caption("While the challenge runs, the held-out digits are left out.")
+        left.download_button("Export as .npz (x, y)",
+                             class_digits.export_npz(class_name, held_out=with_held_out),
                              file_name=f"{slug}.npz", key="class_export_npz", icon=":material/download:",
                              help="Keras-style: x (N, 28, 28) uint8 white on black, y (N,) uint8.")
-        right.download_button("Export as .zip (PNGs + CSV)", class_digits.export_zip(class_name),
+        right.download_button("Export as .zip (PNGs + CSV)",
+                              class_digits.export_zip(class_name, held_out=with_held_out),
                               file_name=f"{slug}.zip", key="class_export_zip", icon=":material/download:",
                               help="train.csv (filename,label) and Images/train/*.png, the tutorial's layout.")
     uploader = f"class_import_{st.session_state.get('class_import_version', 0)}"
@@ -197,9 +228,12 @@ if "class_message" in st.session_state:
 class_name = classes_section()
 try:
     kept = class_digits.digits(class_name)
+    hidden = challenge.hides_held_out(class_name) and not ui.acts_as_teacher()
 except db.DatabaseError as error:
     st.error(f"The class's digits cannot be read: {error}", icon=":material/database:")
     st.stop()
+if hidden:  # a running challenge scores on them: no learner sees one
+    kept = [d for d in kept if not d.held_out]
 if not kept:
     st.info(f"No digits in {ui.literal(class_name)} yet: draw on Draw or Compare and press "
             "\"Keep this drawing as a …\", or import a class's export below.", icon=":material/draw:")
@@ -225,14 +259,15 @@ only_wrong = wrong_column.checkbox(f"Only the ones {model} gets wrong", key="cla
 read, confidence = readings[model]
 chosen = [i for i, d in enumerate(kept)
           if (learner == "everyone" or d.learner == learner) and (not only_wrong or read[i] != d.label)]
-held_out = sum(d.held_out for d in kept)
-st.caption(f"{len(kept)} digits from {len(learners)} learner{'s' * (len(learners) != 1)}; "
-           f"{held_out} held out to score retrained models (Train: \"add the class's digits\"). "
+held_out = ("the held-out ones hidden while the challenge runs" if hidden else
+            f"{sum(d.held_out for d in kept)} held out to score retrained models (Train: \"add the class's digits\")")
+st.caption(f"{len(kept)} digits from {len(learners)} learner{'s' * (len(learners) != 1)}; {held_out}. "
            f"Showing {len(chosen)}, framed red where {model} misreads them.")
 gallery([kept[i] for i in chosen], read[chosen], confidence[chosen], model, class_name)
 scores(kept, entries, readings, model)
 if ui.acts_as_teacher():
     relabel(kept)
+    challenge_section(class_name)
 export_and_import(class_name, has_digits=True)
 if ui.acts_as_teacher():
     st.subheader("Delete the class")

@@ -267,20 +267,24 @@ def _phase(class_name: str, label: int) -> int:
 # ------------------------------------------------------------------ export and import
 
 
-def export_npz(class_name: str) -> bytes:
-    """The class as a Keras-style ``.npz``: ``x`` (N, 28, 28) uint8 white on black, ``y`` (N,) uint8."""
-    x, y = _all_arrays(class_name)
+def export_npz(class_name: str, *, held_out: bool = True) -> bytes:
+    """The class as a Keras-style ``.npz``: ``x`` (N, 28, 28) uint8 white on black, ``y`` (N,) uint8.
+
+    ``held_out=False`` leaves the held-out part out (while a challenge scores on it).
+    """
+    x, y = _all_arrays(class_name, held_out)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, x=x, y=y)
     return buffer.getvalue()
 
 
-def export_zip(class_name: str) -> bytes:
+def export_zip(class_name: str, *, held_out: bool = True) -> bytes:
     """The class as a zip: ``train.csv`` (filename,label) and ``Images/train/<n>.png`` 28 × 28.
 
     The tutorial's Analytics Vidhya layout: ``data.load_analytics_vidhya`` reads it unzipped.
+    ``held_out`` as for ``export_npz``.
     """
-    x, y = _all_arrays(class_name)
+    x, y = _all_arrays(class_name, held_out)
     buffer = io.BytesIO()
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
@@ -428,8 +432,8 @@ def _digit(row) -> KeptDigit:
                      source=row["source"], owner_key=row["owner_key"])
 
 
-def _all_arrays(class_name: str) -> data.Split:
-    kept = digits(class_name)
+def _all_arrays(class_name: str, held_out: bool = True) -> data.Split:
+    kept = [d for d in digits(class_name) if held_out or not d.held_out]
     if not kept:
         raise ClassDigitsError(f"The class {class_name!r} has no digits to export yet.")
     return np.stack([d.image for d in kept]), np.array([d.label for d in kept], np.uint8)

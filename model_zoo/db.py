@@ -108,6 +108,14 @@ class_digits = sa.Table(
     sa.UniqueConstraint("class_name", "fingerprint"),
 )
 
+# The class's challenge (model_zoo.challenge): one per class, the latest; running while ``ended`` is None.
+challenges = sa.Table(
+    "challenges", metadata,
+    sa.Column("class_name", sa.String(100), primary_key=True),
+    sa.Column("started", sa.String(40), nullable=False),  # ISO 8601, UTC
+    sa.Column("ended", sa.String(40)),
+)
+
 
 class DatabaseError(RuntimeError):
     """The database cannot be used as configured."""

@@ -75,8 +75,10 @@ def running_app(database_url: str, log_path: Path, *, process: list | None = Non
     `script` runs in its own folder, with that folder's `.streamlit/config.toml`.
     """
     port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    # The board's join address is this server's loopback URL: tests never open a LAN address.
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": database_url,
-                        "DIGIT_ZOO_TRAINING_SLOTS": "1"}
+                        "DIGIT_ZOO_TRAINING_SLOTS": "1", "DIGIT_ZOO_PUBLIC_URL": url}
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "streamlit", "run", script.name,
                "--server.address", "127.0.0.1", "--server.port", str(port),
@@ -87,7 +89,6 @@ def running_app(database_url: str, log_path: Path, *, process: list | None = Non
                                   start_new_session=True)
     if process is not None:
         process.append(server)
-    url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(server, url, log_path)
         yield url
