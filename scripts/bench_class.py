@@ -1,0 +1,122 @@
+"""A class of simulated learners against a fresh server, measured with Locust (scripts/locustfile.py).
+
+    python -m scripts.bench_class                          # 1, 10, 30 and 60 learners, 60 s each
+    python -m scripts.bench_class --learners 5 --seconds 20 --no-jobs
+
+For each class size, a fresh server (``scripts.bench_browser.start_server``,
+one training slot), warmed by one tab on Draw, Compare and Inside, then Locust's
+learners each drawing an MNIST test digit every 2 s out of step, first with no
+job, then while a job fills the training slot (started on the Train page in
+Chromium, as a learner does). Per row: the server's answer time (request →
+the run's ``script_finished``) p50 / p95 / p99, answers a second, errors,
+dropped sessions (a tab whose page never opened or whose connection broke),
+the server process's CPU in cores and its resident memory at the end.
+Timings depend on the machine and its load: compare rows within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scripts import bench_browser
+from scripts.bench import Row, machine, markdown
+from scripts.streamlit_client import StreamlitSession
+
+ROOT = Path(__file__).resolve().parents[1]
+PART = "6. a class under Locust"
+TARGETS = {30: "p95 ≤ 250 ms, p99 ≤ 500 ms, 0 errors", 60: "0 errors, 0 dropped"}
+
+
+def locust(url: str, learners: int, seconds: float, stats: Path) -> dict:
+    """One Locust run: the Aggregated row of its answers and how many sessions it lost."""
+    subprocess.run([sys.executable, "-m", "locust", "-f", "scripts/locustfile.py", "--headless", "--host", url,
+                    "-u", str(learners), "-r", str(learners), "-t", f"{seconds:.0f}s", "--csv", str(stats),
+                    "--only-summary"], cwd=ROOT, check=True, capture_output=True, timeout=seconds + 120)
+    with open(f"{stats}_stats.csv") as table:
+        rows = list(csv.DictReader(table))
+    answers = next(row for row in rows if row["Name"] == "Aggregated")
+    opened = [row for row in rows if row["Name"].startswith("open ")]
+    answers_only = [row for row in rows if row["Name"] != "Aggregated" and not row["Name"].startswith("open ")]
+    dropped = sum(int(row["Failure Count"]) for row in opened)
+    with open(f"{stats}_failures.csv") as table:
+        dropped += sum(int(row["Occurrences"]) for row in csv.DictReader(table)
+                       if "onnection" in row["Error"] and not row["Name"].startswith("open "))
+    count = sum(int(row["Request Count"]) for row in answers_only)
+    weighted = {q: sum(float(row[q]) * int(row["Request Count"]) for row in answers_only) / max(count, 1)
+                for q in ("50%", "95%", "99%")}  # answers' percentiles, page by page, weighted by count
+    return {"p50": weighted["50%"], "p95": weighted["95%"], "p99": weighted["99%"],
+            "per_second": count / seconds, "errors": int(answers["Failure Count"]), "dropped": dropped}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def fill_the_training_slot(url: str) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=bench_browser.CHROMIUM,
+                                                   args=bench_browser.CHROMIUM_FLAGS)
+        await bench_browser.start_training(browser, url)
+        await browser.close()
+
+
+def class_rows(sizes: list[int], seconds: float, with_jobs: bool) -> list[Row]:
+    rows = []
+    for training in (False, True) if with_jobs else (False,):
+        for learners in sizes:
+            with tempfile.TemporaryDirectory(prefix="digit_zoo_bench_class_") as scratch:
+                server = bench_browser.start_server(Path(scratch))
+                try:
+                    with StreamlitSession(server.url, timeout=180) as warm_up:
+                        for page in ("draw", "compare", "inside"):
+                            warm_up.open(page)
+                    if training:
+                        asyncio.run(fill_the_training_slot(server.url))
+                    cpu, started = cpu_seconds(server.process.pid), time.monotonic()
+                    measured = locust(server.url, learners, seconds, Path(scratch) / "load")
+                    cores = (cpu_seconds(server.process.pid) - cpu) / (time.monotonic() - started)
+                    memory = bench_browser.resident_bytes(server.process.pid) / 2**20
+                finally:
+                    bench_browser.stop_server(server.process)
+            condition = f"{learners} learners, {'a job training' if training else 'no job'}"
+            target = TARGETS.get(learners, "") if training or learners != 30 else ""
+            answer = Row(PART, f"{condition}: answer", measured["p50"], measured["p95"], target=target,
+                         note=f"p99 {measured['p99']:.0f} ms")
+            if target.startswith("p95"):
+                answer.met = measured["p95"] <= 250 and measured["p99"] <= 500 and not measured["errors"]
+            rows += [answer,
+                     Row(PART, f"{condition}: answers per second", measured["per_second"], unit="/s"),
+                     Row(PART, f"{condition}: errors, dropped sessions", measured["errors"], unit="errors",
+                         met=not measured["errors"] and not measured["dropped"] if learners == 60 else None,
+                         note=f"{measured['dropped']} dropped"),
+                     Row(PART, f"{condition}: server CPU", cores, unit="cores"),
+                     Row(PART, f"{condition}: server memory", memory, unit="MB")]
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", default="1,10,30,60", help="class sizes, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60, help="how long each class draws")
+    parser.add_argument("--no-jobs", action="store_true", help="only the rows with no job training")
+    args = parser.parse_args(argv)
+    about = machine()
+    rows = class_rows([int(n) for n in args.learners.split(",")], args.seconds, not args.no_jobs)
+    print(f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
+          f"{about['load_average_at_start']} at the start, {os.getloadavg()[0]:.2f} at the end\n")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
