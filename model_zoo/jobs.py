@@ -179,9 +179,9 @@ def view(job_id: str) -> JobView | None:
     _reconcile()
     with db.engine().connect() as connection:
         row = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.id == job_id)).first()
-        if row is None:
-            return None
-        return _view(row, _positions(connection).get(job_id), live=True)
+        position = _positions(connection).get(job_id)
+    # Ray is asked after the transaction: none waits on the network (on SQLite it holds the write lock).
+    return _view(row, position, live=True) if row is not None else None
 
 
 def views() -> list[JobView]:
