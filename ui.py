@@ -12,6 +12,7 @@ import html
 import io
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from functools import cache, partial
@@ -517,9 +518,20 @@ def acts_as_teacher() -> bool:
     return is_teacher() or not teacher_password_set()
 
 
+LEARNER_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # as secrets.token_urlsafe makes them
+
+
 def learner_key() -> str:
-    """This browser session's secret: the digits it kept are its own to delete."""
-    return st.session_state.setdefault("learner_key", secrets.token_urlsafe(16))
+    """This learner's id, a random secret: their digits and their one job go with it.
+
+    Kept in the session and in the page's link (``?learner=``), so a reload
+    is the same learner; a new browser, or a link without it, is a new one.
+    """
+    if "learner_key" not in st.session_state:
+        given = st.query_params.get("learner", "")
+        st.session_state.learner_key = given if LEARNER_ID.match(given) else secrets.token_urlsafe(16)
+    st.query_params["learner"] = st.session_state.learner_key
+    return st.session_state.learner_key
 
 
 def learner_name() -> str:

@@ -17,7 +17,6 @@ from model_zoo.training import MAX_SEED, OPTIMIZERS, SettingsError, TrainingLimi
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
                "width", "hidden_layers", "augment", "usps", "strokes")  # reset to the architecture's own on a change
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
-NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
 STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobState.FINISHED: "finished",
                 JobState.STOPPED: "stopped", JobState.FAILED: "failed", JobState.SAVED: "saved",
@@ -25,10 +24,9 @@ STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobSta
 
 
 def owner() -> str:
-    """This browser session's nickname in the queue."""
+    """This learner's nickname in the queue: theirs on every visit, nobody else's."""
     if "train_owner" not in st.session_state:
-        # Not the random module: training reseeds it, and every nickname would repeat.
-        st.session_state.train_owner = f"{secrets.choice(NICKNAMES)}-{10 + secrets.randbelow(90)}"
+        st.session_state.train_owner = jobs.nickname(ui.learner_key())
     return st.session_state.train_owner
 
 
@@ -46,7 +44,6 @@ def watched_job() -> jobs.JobView | None:
     wanted = st.query_params.get("job") or st.session_state.get("train_job")
     view = jobs.view(wanted) if wanted else None
     if view is not None and job_key() and jobs.owns(view.id, job_key()):
-        st.session_state.train_owner = view.owner  # a reload keeps the learner's name and their one job
         st.session_state.train_key = job_key()
         ui.remember_job_key(job_key())
     if wanted and view is None:
@@ -402,9 +399,9 @@ except SettingsError as error:
     st.stop()
 
 cluster.connect_in_background()  # Ray is ready by the time the form is filled in
-me = owner()
 form_column, live_column = st.columns([1, 2], gap="large")
 try:
+    me = owner()
     with form_column:
         submitted = settings_form(limits)
         if submitted is not None:
@@ -412,7 +409,8 @@ try:
             try:
                 with st.spinner("Handing the job to Ray…"):
                     key = secrets.token_urlsafe(12)  # in the job's link: whoever has it owns the job
-                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits, key=key)
+                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits, key=key,
+                                          learner=ui.learner_key())
             except (SettingsError, jobs.JobError) as error:
                 st.error(str(error), icon=":material/error:")
             else:

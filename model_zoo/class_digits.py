@@ -145,6 +145,7 @@ def keep(class_name: str, *, label: int, image: np.ndarray, learner: str, owner_
     fingerprint = _fingerprint(pixels)
     key = db.hashed_key(owner_key) if owner_key else None
     with db.engine().begin() as connection:
+        db.one_writer_at_a_time(connection)  # the bounds counted below still hold at the insert
         if _exists(connection, class_name, fingerprint):
             return None
         _check_room(connection, class_name, 1, learner if key else None, key)
@@ -319,6 +320,7 @@ def import_file(class_name: str, filename: str, content: bytes) -> ImportReport:
     # A seeded order: the held-out quarter is spread over the file, not its last rows.
     order = np.random.default_rng([SPLIT_SEED, len(x)]).permutation(len(x))
     with db.engine().begin() as connection:  # one transaction: all or nothing
+        db.one_writer_at_a_time(connection)
         fingerprints = [_fingerprint(image) for image in x]
         seen: set[str] = set()
         unique = []  # each image once, and only if the class has not got it

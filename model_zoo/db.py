@@ -28,10 +28,13 @@ from model_zoo.data import PROJECT_ROOT
 
 URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+ONE_ACTIVE_JOB = ("CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_learner ON jobs (learner_key) "
+                  "WHERE state IN ('queued', 'running')")  # = job_records.ACTIVE; NULLs (scripts) never clash
 MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 up to it
     2: ["ALTER TABLE jobs ADD COLUMN owner_key VARCHAR(64)"],
     3: ["ALTER TABLE versions ADD COLUMN owner_key VARCHAR(64)"],
+    4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB],  # create_all: learners
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
 
@@ -59,6 +62,7 @@ jobs = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("owner", sa.String(100), nullable=False),
     sa.Column("owner_key", sa.String(64)),  # SHA-256 of the secret in its owner's link; None: anyone's
+    sa.Column("learner_key", sa.String(64)),  # SHA-256 of its learner's browser id; None: a script's job
     sa.Column("settings", sa.JSON, nullable=False),
     sa.Column("requested_name", sa.String(100), nullable=False, default=""),
     sa.Column("state", sa.String(20), nullable=False, index=True),
@@ -81,6 +85,14 @@ jobs = sa.Table(
     sa.Column("result_tensorboard", sa.LargeBinary),
 )
 
+
+# A learner of the Train page: their browser's id (hashed) and the nickname the class sees, one each.
+learners = sa.Table(
+    "learners", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 of the id their browser keeps
+    sa.Column("nickname", sa.String(100), nullable=False, unique=True),
+    sa.Column("created", sa.Float, nullable=False),  # Unix seconds
+)
 
 # The classes a teacher named (the default "my class" needs no row).
 classes = sa.Table(
@@ -197,6 +209,7 @@ def _prepare_schema(created: Engine) -> None:
         metadata.create_all(connection)
         found = connection.execute(sa.select(schema_version.c.version)).scalar()
         if found is None:
+            connection.execute(sa.text(ONE_ACTIVE_JOB))
             connection.execute(schema_version.insert().values(version=SCHEMA_VERSION))
             return
         if found > SCHEMA_VERSION:
@@ -206,6 +219,20 @@ def _prepare_schema(created: Engine) -> None:
             for statement in MIGRATIONS[version]:
                 connection.execute(sa.text(statement))
         connection.execute(schema_version.update().values(version=SCHEMA_VERSION))
+
+
+WRITERS_LOCK = 4243  # PostgreSQL advisory lock id: what SQLite's BEGIN IMMEDIATE is to a transaction
+
+
+def one_writer_at_a_time(connection: sa.Connection) -> None:
+    """Let no other such transaction run until this one ends: a count checked here still holds at its insert.
+
+    SQLite's every transaction is already one (BEGIN IMMEDIATE); on PostgreSQL a
+    transaction-scoped advisory lock makes the checks-then-insert of a submit or
+    a keep one step (read committed would let two of them count the same rows).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": WRITERS_LOCK})
 
 
 def describe() -> str:

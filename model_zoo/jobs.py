@@ -30,6 +30,7 @@ import dataclasses
 import hmac
 import logging
 import os
+import secrets
 import threading
 import time
 import uuid
@@ -112,15 +113,17 @@ class JobView:
 # ------------------------------------------------------------------ the page's API
 
 
-def submit(settings: TrainingSettings, owner: str, name: str = "",
-           limits: TrainingLimits | None = None, trained_in: str = "app", key: str | None = None) -> str:
+def submit(settings: TrainingSettings, owner: str, name: str = "", limits: TrainingLimits | None = None,
+           trained_in: str = "app", key: str | None = None, learner: str | None = None) -> str:
     """Queue a job on the Ray cluster; its id.
 
     With a ``key`` (a secret in its owner's link), only that key's holder or
-    the teacher may stop, save or discard it. Raises ``SettingsError`` for a
-    setting out of range and ``JobLimitError`` when the learner already has a
-    job or the class's queue is full; nothing is queued then. Loads MNIST into
-    Ray's object store on the first job.
+    the teacher may stop, save or discard it. ``learner`` is the id of the
+    learner's browser: one job at a time each (None: a script's job, no
+    such limit). Raises ``SettingsError`` for a setting out of range and
+    ``JobLimitError`` when the learner already has a job or the class's queue
+    is full; nothing is queued then. Loads MNIST into Ray's object store on
+    the first job.
     """
     from model_zoo import cluster  # Ray starts with the first job, not with the app
 
@@ -137,7 +140,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
                            "Check RAY_ADDRESS, or unset it to train on this machine.") from error
     job_id = uuid.uuid4().hex[:10]
     try:
-        _queue(job_id, settings, owner, name, key, connection_info.cluster, maximum)
+        _queue(job_id, settings, owner, name, key, learner, connection_info.cluster, maximum)
     except sa.exc.OperationalError as error:  # e.g. a read-only database file, a full disk
         LOG.error("Could not record job %s: %s", job_id, error)
         raise JobError("Training cannot start: the database refuses to record the job (read-only, or "
@@ -153,25 +156,70 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
 
 
 def _queue(job_id: str, settings: TrainingSettings, owner: str, name: str, key: str | None,
-           cluster_name: str, maximum: int) -> None:
-    """The job's row, queued, if its learner has no other job and the class has fewer than ``maximum``."""
-    with db.engine().begin() as connection:
-        mine = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.settings).where(
-            db.jobs.c.owner == owner, db.jobs.c.state.in_(ACTIVE))).first()
-        if mine is not None:
-            raise JobLimitError(
-                f"{owner} already has a job {mine.state} ({mine.settings['arch']}): one job per "
-                "learner at a time, so the queue stays fair. Stop it or wait for it to end.")
-        active = connection.execute(sa.select(sa.func.count()).select_from(db.jobs)
-                                    .where(db.jobs.c.state.in_(ACTIVE))).scalar()
-        if active >= maximum:
-            raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
-                                f"at most {maximum}): try again when one has ended.")
-        connection.execute(db.jobs.insert().values(
-            id=job_id, owner=owner, owner_key=db.hashed_key(key), settings=dataclasses.asdict(settings),
-            requested_name=name,
-            state=JobState.QUEUED.value, phase="waiting for a free training slot",
-            cluster=cluster_name, submitted_at=time.time()))
+           learner: str | None, cluster_name: str, maximum: int) -> None:
+    """The job's row, queued, if its learner has no other job and the class has fewer than ``maximum``.
+
+    The checks and the insert are one step (``db.one_writer_at_a_time``); the
+    partial unique index ``one_active_job_per_learner`` holds the first rule
+    whatever a caller does.
+    """
+    learner_key = db.hashed_key(learner)
+    try:
+        with db.engine().begin() as connection:
+            db.one_writer_at_a_time(connection)
+            if learner_key is not None:
+                mine = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.settings).where(
+                    db.jobs.c.learner_key == learner_key, db.jobs.c.state.in_(ACTIVE))).first()
+                if mine is not None:
+                    raise _one_each(owner, f" {mine.state} ({mine.settings['arch']})")
+            active = connection.execute(sa.select(sa.func.count()).select_from(db.jobs)
+                                        .where(db.jobs.c.state.in_(ACTIVE))).scalar()
+            if active >= maximum:
+                raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
+                                    f"at most {maximum}): try again when one has ended.")
+            connection.execute(db.jobs.insert().values(
+                id=job_id, owner=owner, owner_key=db.hashed_key(key), learner_key=learner_key,
+                settings=dataclasses.asdict(settings), requested_name=name,
+                state=JobState.QUEUED.value, phase="waiting for a free training slot",
+                cluster=cluster_name, submitted_at=time.time()))
+    except sa.exc.IntegrityError:  # the index: another submit of this learner's got in first
+        raise _one_each(owner, "") from None
+
+
+def _one_each(owner: str, which: str) -> JobLimitError:
+    return JobLimitError(f"{owner} already has a job{which}: one job per learner at a time, so the queue "
+                         "stays fair. Stop it or wait for it to end.")
+
+
+NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
+
+
+def nickname(learner: str) -> str:
+    """The learner's name in the queue, e.g. "otter-17": the same on every visit, nobody else's."""
+    learner_key = db.hashed_key(learner)
+    with db.engine().connect() as connection:
+        known = connection.execute(sa.select(db.learners.c.nickname)
+                                   .where(db.learners.c.key == learner_key)).scalar()
+    if known is not None:
+        return known
+    numbers = 90  # otter-10 … otter-99, then three digits once the short ones are mostly taken
+    for attempt in range(200):
+        if attempt == 50:
+            numbers = 900
+        # Not the random module: training reseeds it, and every nickname would repeat.
+        name = f"{secrets.choice(NICKNAMES)}-{10 + secrets.randbelow(numbers)}"
+        try:
+            with db.engine().begin() as connection:  # the unique nickname decides, not a look first
+                connection.execute(db.learners.insert().values(key=learner_key, nickname=name,
+                                                               created=time.time()))
+            return name
+        except sa.exc.IntegrityError:  # taken, or this learner's other tab named them a moment ago
+            with db.engine().connect() as connection:
+                known = connection.execute(sa.select(db.learners.c.nickname)
+                                           .where(db.learners.c.key == learner_key)).scalar()
+            if known is not None:
+                return known
+    raise JobError("No free nickname left for a new learner: ask the teacher.")
 
 
 def view(job_id: str) -> JobView | None:

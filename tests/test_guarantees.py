@@ -103,3 +103,113 @@ def test_a_server_killed_between_the_jobs_claim_and_the_version_leaves_both_or_n
     _killed_between_steps("save", job_id)
     assert _saved_state(job_id) == (0, JobState.STOPPED.value)  # its learner can still save it
 
+
+# A web server's submits, from threads of another process: each line read is one trial, started by
+# every thread at the same moment.
+SUBMITTER = """
+import dataclasses, sys, threading, time, uuid
+from model_zoo import jobs
+from model_zoo.training import TrainingSettings
+
+settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=400)
+print("ready", flush=True)
+for line in sys.stdin:
+    learners, start, maximum = line.split()
+    outcomes = []
+
+    def submit(learner):
+        time.sleep(max(0.0, float(start) - time.time()))
+        try:
+            jobs._queue(uuid.uuid4().hex[:10], settings, learner, "", None, learner, "local:x:1:y", int(maximum))
+            outcomes.append("queued")
+        except jobs.JobLimitError:
+            outcomes.append("refused")
+        except Exception as error:
+            outcomes.append(type(error).__name__)
+    threads = [threading.Thread(target=submit, args=(learner,)) for learner in learners.split(",")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(" ".join(outcomes), flush=True)
+"""
+TRIALS = 30
+THREADS = 2  # per process: this one and two other server processes
+
+
+def _trial(children, learners: list[str], maximum: int) -> list[str]:
+    """Every submitter (threads here and in the children) submits for its learner at the same moment."""
+    from model_zoo import jobs
+    from model_zoo.training import TrainingSettings
+    import threading
+
+    with db.engine().begin() as connection:  # the last trial's jobs end
+        connection.execute(db.jobs.update().where(db.jobs.c.state.in_(["queued", "running"]))
+                           .values(state=JobState.DISCARDED.value))
+    start = time.time() + 0.5
+    shares = [learners[i::len(children) + 1] for i in range(len(children) + 1)]
+    for child, share in zip(children, shares[1:]):
+        child.stdin.write(f"{','.join(share)} {start} {maximum}\n")
+        child.stdin.flush()
+    outcomes = []
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=400)
+
+    def submit(learner):
+        time.sleep(max(0.0, start - time.time()))
+        try:
+            jobs._queue(uuid.uuid4().hex[:10], settings, learner, "", None, learner, "local:x:1:y", maximum)
+            outcomes.append("queued")
+        except jobs.JobLimitError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=submit, args=(learner,)) for learner in shares[0]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for child in children:
+        outcomes += child.stdout.readline().split()
+    return outcomes
+
+
+def _active_per_learner() -> list[int]:
+    with db.engine().connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(db.jobs).where(
+            db.jobs.c.state.in_(["queued", "running"])).group_by(db.jobs.c.learner_key)).scalars().all()
+
+
+def test_concurrent_submits_never_give_a_learner_two_jobs_nor_the_class_more_than_its_cap(any_database):
+    db.engine()  # the schema, before the other processes open it
+    children = [subprocess.Popen([sys.executable, "-c", SUBMITTER], cwd=ROOT, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
+                for _ in range(2)]
+    try:
+        for child in children:
+            assert child.stdout.readline().strip() == "ready"
+        submitters = THREADS * (len(children) + 1)
+        violations = 0
+        for trial in range(TRIALS):
+            # One learner submitting from every thread of three servers at once (tabs, double clicks).
+            outcomes = _trial(children, [f"ada-{trial}"] * submitters, maximum=30)
+            assert sorted(outcomes) == ["queued"] + ["refused"] * (submitters - 1), outcomes
+            violations += sum(count > 1 for count in _active_per_learner())
+            # As many learners, each once, into a class whose cap is 1.
+            outcomes = _trial(children, [f"learner-{trial}-{i}" for i in range(submitters)], maximum=1)
+            assert sorted(outcomes) == ["queued"] + ["refused"] * (submitters - 1), outcomes
+            violations += sum(_active_per_learner()) > 1
+        print(f"{2 * TRIALS} trials of {submitters} concurrent submits: {violations} violations")
+        assert violations == 0
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def test_each_learner_has_one_nickname_and_nobody_shares_it(any_database):
+    from model_zoo import jobs
+
+    learners = [f"browser-{i}" for i in range(120)]  # a class of 30 had two "otter-17"s in 2 of 5 tries
+    names = [jobs.nickname(learner) for learner in learners]
+    assert len(set(names)) == len(learners)
+    assert [jobs.nickname(learner) for learner in learners[:10]] == names[:10]  # a reload: the same name
+

@@ -163,12 +163,12 @@ def test_a_failing_job_shows_its_error_and_the_next_one_runs():
 
 
 def test_one_job_per_learner_and_a_cap_for_the_class(monkeypatch):
-    jobs.submit(long(), owner="otter-1")
+    jobs.submit(long(), owner="otter-1", learner="otters-browser")
     with pytest.raises(jobs.JobLimitError, match=r"otter-1 already has a job (queued|running) \(mlp_1x50\)"):
-        jobs.submit(tiny(), owner="otter-1")
+        jobs.submit(tiny(), owner="otter-1", learner="otters-browser")
     monkeypatch.setenv(jobs.MAX_ACTIVE_VARIABLE, "1")
     with pytest.raises(jobs.JobLimitError, match=r"queue is full \(1 jobs waiting or training, at most 1\)"):
-        jobs.submit(tiny(), owner="heron-2")
+        jobs.submit(tiny(), owner="heron-2", learner="herons-browser")
     assert len(jobs.views()) == 1
 
 
