@@ -118,6 +118,11 @@ def literal(text: str, limit: int = 60) -> str:
     return f"`{text[:limit]}{'…' if len(text) > limit else ''}`"
 
 
+def naming(text: str, name: str) -> str:
+    """``text`` with a file name a user chose in it shown as typed (``literal``), never as Markdown."""
+    return text.replace(name, literal(name)) if name else text
+
+
 def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
     """The zoo as it is now, models no page may run moved to ``unusable``, skipped files shown.
 
@@ -230,6 +235,7 @@ CANVAS_SIZE = 280
 DEFAULT_STROKE_WIDTH = 12
 MAX_CANVAS_INK = 0.6  # a 50 px pen's bold 8 covers ~half the square; more is painting, not a digit
 MAX_PICTURE_PIXELS = 16_000_000  # a 16-megapixel phone photo; a bigger picture is refused unread
+MAX_CANVAS_PIXELS = (4 * CANVAS_SIZE) ** 2  # the canvas's value, even from a screen of 4 pixels a point
 HINT = "Draw a digit on the black square (or upload a photo of one): the prediction appears as you draw."
 
 
@@ -266,7 +272,12 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
         return_image_data=True, key=f"{key}_canvas_{version}",
         on_change=partial(_remember_source, source_key, "canvas"))
-    rgba = canvas.image_data  # decodes a PNG: once per run (docs/facts.md)
+    try:
+        rgba = _canvas_rgba(canvas.image_bytes)  # decodes a PNG: once per run (docs/facts.md)
+    except (ValueError, OSError, Image.DecompressionBombError) as error:  # a hand-made value, not the canvas
+        messages.error(f"The drawing could not be read: {_unreadable(error)}. Press Clear and draw again.",
+                       icon=":material/broken_image:")
+        return None
     # Written after the canvas: once it shows a new width, so does the canvas's pen.
     st.caption(f"Pen {stroke_width} px. One digit, any size, anywhere on the square.")
     st.button("Clear", key=f"{key}_clear", icon=":material/ink_eraser:",
@@ -281,7 +292,7 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
     if upload is not None and (not drawn or st.session_state.get(source_key) != "canvas"):
         name = literal(upload.name)
         try:
-            return Digit(_picture_to_mnist(upload.getvalue()), f"the picture {upload.name}")
+            return Digit(_picture_to_mnist(upload.getvalue()), f"the picture {name}")
         except preprocess.NoInkError as error:
             messages.error(f"{name}: {error}", icon=":material/image_not_supported:")
         except (ValueError, OSError, Image.DecompressionBombError) as error:
@@ -446,6 +457,21 @@ def _unreadable(error: Exception) -> str:
     if isinstance(error, OSError):
         return "the file is damaged or cut short"
     return str(error)
+
+
+def _canvas_rgba(png: bytes | None) -> np.ndarray | None:
+    """The canvas's value (a PNG) → (h, w, 4) uint8 RGBA; its size is read from the header first.
+
+    The value comes from the browser, so a hand-made one can be any PNG: a
+    0.45 MB one of 9000 × 9000 pixels would unpack to 324 MB.
+    """
+    if png is None:
+        return None
+    with Image.open(io.BytesIO(png)) as picture:  # reads the header only
+        width, height = picture.size
+        if width * height > MAX_CANVAS_PIXELS:
+            raise ValueError(f"it is {width} × {height} pixels, and the canvas is {CANVAS_SIZE} × {CANVAS_SIZE}")
+        return np.asarray(picture.convert("RGBA"))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -57,7 +57,7 @@ def _import(class_name: str, uploader: str) -> None:
     try:
         report = class_digits.import_file(class_name, upload.name, upload.getvalue())
     except class_digits.ClassDigitsError as error:
-        st.session_state.class_message = ("error", f"Nothing was imported: {error}")
+        st.session_state.class_message = ("error", f"Nothing was imported: {ui.naming(str(error), upload.name)}")
         return
     skipped = f" ({report.already_there} the class had already)" if report.already_there else ""
     st.session_state.class_message = ("success", f"Imported {report.added} digits into "

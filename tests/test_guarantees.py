@@ -8,12 +8,14 @@ other processes, bombs through the real import and canvas paths.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 
+import pytest
 import sqlalchemy as sa
 
 from model_zoo import db
@@ -213,3 +215,93 @@ def test_each_learner_has_one_nickname_and_nobody_shares_it(any_database):
     assert len(set(names)) == len(learners)
     assert [jobs.nickname(learner) for learner in learners[:10]] == names[:10]  # a reload: the same name
 
+
+# What a bomb costs the process that is sent it: its peak memory before and after, after a first
+# harmless file of the same kind took every code path once.
+BOMB = """
+import io, resource, sys, zipfile
+import numpy as np
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+kind = sys.argv[1]
+if kind == "canvas":
+    import base64
+    from PIL import Image
+    from tests.test_pages import DRAW, draw_on_canvas, open_page, png_bytes, seven
+    at = open_page(DRAW)
+    draw_on_canvas(at, "draw", seven())
+    assert not at.error, at.error
+    bomb = png_bytes(Image.new("RGBA", (9000, 9000)))  # 0.3 MB as a PNG, 324 MB as pixels
+    sent = len(bomb)
+    before = peak_mb()
+    # The value as the browser's component sends it (tests.test_pages.draw_on_canvas), made by hand.
+    at.session_state["draw_canvas_0"] = {"drawing": {"raw": {"objects": [{"type": "Path"}]},
+                                         "data": "data:image/png;base64," + base64.b64encode(bomb).decode()},
+                                         "backgroundFit": None}
+    at.run()
+    after = peak_mb()
+    said = " | ".join(e.value for e in at.error)
+else:
+    from model_zoo import class_digits
+    def npz(x, y):
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, x=x, y=y)
+        return buffer.getvalue()
+    def zip_of(files):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, content in files.items():
+                archive.writestr(name, content)
+        return buffer.getvalue()
+    small = np.stack([np.eye(28, dtype=np.uint8) * (i + 1) for i in range(3)]), np.arange(3, dtype=np.uint8)
+    if kind == "npz":
+        harmless, bomb = npz(*small), npz(np.zeros((400_000, 28, 28), np.uint8), np.zeros(400_000, np.uint8))
+    else:
+        class_digits.import_file("warm", "small.npz", npz(*small))
+        harmless = class_digits.export_zip("warm")
+        bomb = zip_of({"train.csv": b"filename,label\\n" + b"0.png,0\\n" * 40_000_000})  # 320 MB
+    class_digits.import_file("warm", f"small.{kind}", harmless)
+    sent = len(bomb)
+    before = peak_mb()
+    try:
+        class_digits.import_file("bombed", f"bomb.{kind}", bomb)
+        said = "imported"
+    except class_digits.ClassDigitsError as error:
+        said = str(error)
+    after = peak_mb()
+print(f"{sent / 1e6:.2f} MB sent; refused: {said}; peak memory +{after - before:.0f} MB", flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("npz", r"its x array is 400000 × 28 × 28 uint8, 314 MB unpacked; at most 20 MB are imported"),
+    ("zip", r"bomb.zip unpacks to more than 20 MB"),
+    ("canvas", r"The drawing could not be read: it is 9000 × 9000 pixels, and the canvas is 280 × 280"),
+])
+def test_a_bomb_is_refused_before_it_is_unpacked(database, kind, says):
+    run = subprocess.run([sys.executable, "-c", BOMB, kind], cwd=ROOT, capture_output=True, text=True,
+                         env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = run.stdout.strip().splitlines()[-1]
+    print(kind, line)
+    assert re.search(says, line), line
+    rise = float(re.search(r"peak memory \+(-?\d+) MB", line).group(1))
+    assert rise < 50, line
+
+
+HOSTILE_NAME = "[x](https://evil.example)"
+
+
+def test_a_file_name_is_shown_as_typed_on_every_page(database):
+    from tests.test_pages import COMPARE, open_page, png_bytes, seven
+
+    at = open_page(COMPARE)
+    at.file_uploader(key="compare_upload_0").set_value((f"{HOSTILE_NAME}.png", png_bytes(seven()), "image/png")).run()
+    assert any(f"Read from the picture `{HOSTILE_NAME}.png`" in c.value for c in at.caption)
+    at.switch_page("app_pages/class_digits.py").run()
+    at.file_uploader(key="class_import_0").set_value((f"{HOSTILE_NAME}.npz", b"not an npz", "application/zip"))
+    at.button(key="class_import").click().run()
+    assert any(f"Nothing was imported: `{HOSTILE_NAME}.npz` is not a readable .npz" in e.value for e in at.error)
+    assert not [e for e in (*at.caption, *at.error) if HOSTILE_NAME in e.value.replace(f"`{HOSTILE_NAME}", "")]
