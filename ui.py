@@ -7,22 +7,22 @@ import Streamlit.
 from __future__ import annotations
 
 import gc
-import hmac
 import html
 import io
 import logging
-import os
 import re
 import secrets
+import sys
 from dataclasses import dataclass
 from functools import cache, partial
 
 import numpy as np
+import sqlalchemy as sa
 import streamlit as st
 from PIL import Image, UnidentifiedImageError
 from streamlit.delta_generator import DeltaGenerator
 
-from model_zoo import class_digits, db, inference, inside, preprocess, store
+from model_zoo import class_digits, db, inference, inside, preprocess, store, teacher
 
 LOG = logging.getLogger(__name__)
 
@@ -71,30 +71,46 @@ def sidebar() -> None:
         teacher_sign_in()
 
 
-TEACHER_PASSWORD_VARIABLE = "DIGIT_ZOO_TEACHER_PASSWORD"
-
-
-def teacher_password_set() -> bool:
-    return bool(os.environ.get(TEACHER_PASSWORD_VARIABLE))
-
-
 def is_teacher() -> bool:
-    """Signed in with the server's teacher password (this browser session only)."""
-    return teacher_password_set() and bool(st.session_state.get("teacher"))
+    """Signed in with the teacher's password (this browser session only)."""
+    return bool(st.session_state.get("teacher"))
+
+
+def announce_teacher_password() -> None:
+    """Print a password made at the first start in the server's log, once, as Jupyter prints its token."""
+    try:
+        _announce_teacher_password(db.url().render_as_string(hide_password=False))
+    except (db.DatabaseError, sa.exc.OperationalError):  # the pages say what is wrong with the database
+        pass
+
+
+@cache  # once per server process and database; the database makes the password once for good
+def _announce_teacher_password(_database: str) -> None:
+    password = teacher.first_start()
+    if password is not None:
+        print(f"\n  Teacher password: {password}\n  (made for this database at its first start; "
+              "sign in from the sidebar. A new one: python -m scripts.teacher_password)\n",
+              file=sys.stderr, flush=True)
 
 
 def teacher_sign_in() -> None:
-    """A password field for what only a teacher does; shown when the server has a teacher password."""
-    if not teacher_password_set():
-        return
+    """A password field for what only a teacher does."""
+    announce_teacher_password()
     with st.expander("Teacher", icon=":material/school:"):
         if is_teacher():
             st.caption("Signed in: you can stop, save or discard any learner's job and delete any version.")
             st.button("Sign out", key="teacher_sign_out", on_click=st.session_state.pop, args=("teacher", None))
             return
-        entered = st.text_input("Teacher password", type="password", key="teacher_password")
+        entered = st.text_input("Teacher password", type="password", key="teacher_password",
+                                help="Set by DIGIT_ZOO_TEACHER_PASSWORD, or printed in the server's log "
+                                     "at its first start (README: The teacher).")
         if entered:
-            if hmac.compare_digest(entered.encode(), os.environ[TEACHER_PASSWORD_VARIABLE].encode()):
+            try:
+                right = teacher.check(entered)
+            except db.DatabaseError as error:
+                st.error(f"The teacher's password cannot be checked: {error}", icon=":material/database:")
+                return
+            if right:
                 st.session_state.teacher = True
                 st.rerun()
             st.error("That is not the teacher password.")
@@ -537,11 +553,6 @@ def why_panel(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarr
 
 
 # ------------------------------------------------------------------ the class's digits (Draw, Compare, Class)
-
-
-def acts_as_teacher() -> bool:
-    """May act on anyone's digits: the teacher signed in, or anyone on a server without a teacher password."""
-    return is_teacher() or not teacher_password_set()
 
 
 LEARNER_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # as secrets.token_urlsafe makes them

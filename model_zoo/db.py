@@ -34,7 +34,7 @@ ONE_ACTIVE_JOB = ("CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_learner 
 MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 up to it
     2: ["ALTER TABLE jobs ADD COLUMN owner_key VARCHAR(64)"],
     3: ["ALTER TABLE versions ADD COLUMN owner_key VARCHAR(64)"],
-    4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB],  # create_all: learners
+    4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB],  # create_all: learners, settings
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
 
@@ -92,6 +92,13 @@ learners = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 of the id their browser keeps
     sa.Column("nickname", sa.String(100), nullable=False, unique=True),
     sa.Column("created", sa.Float, nullable=False),  # Unix seconds
+)
+
+# The server's own settings kept with the data, e.g. the teacher's password (hashed: model_zoo.teacher).
+settings = sa.Table(
+    "settings", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )
 
 # The classes a teacher named (the default "my class" needs no row).

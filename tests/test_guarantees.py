@@ -294,10 +294,12 @@ def test_a_bomb_is_refused_before_it_is_unpacked(database, kind, says):
 HOSTILE_NAME = "[x](https://evil.example)"
 
 
-def test_a_file_name_is_shown_as_typed_on_every_page(database):
-    from tests.test_pages import COMPARE, open_page, png_bytes, seven
+def test_a_file_name_is_shown_as_typed_on_every_page(database, monkeypatch):
+    from tests.test_pages import COMPARE, open_page, png_bytes, seven, sign_in_as_teacher
 
+    monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "chalk")  # the import is the teacher's
     at = open_page(COMPARE)
+    sign_in_as_teacher(at, "chalk")
     at.file_uploader(key="compare_upload_0").set_value((f"{HOSTILE_NAME}.png", png_bytes(seven()), "image/png")).run()
     assert any(f"Read from the picture `{HOSTILE_NAME}.png`" in c.value for c in at.caption)
     at.switch_page("app_pages/class_digits.py").run()
@@ -305,3 +307,18 @@ def test_a_file_name_is_shown_as_typed_on_every_page(database):
     at.button(key="class_import").click().run()
     assert any(f"Nothing was imported: `{HOSTILE_NAME}.npz` is not a readable .npz" in e.value for e in at.error)
     assert not [e for e in (*at.caption, *at.error) if HOSTILE_NAME in e.value.replace(f"`{HOSTILE_NAME}", "")]
+
+
+def test_a_teacher_password_is_made_once_per_database_and_can_be_reset(any_database, monkeypatch, capsys):
+    from model_zoo import teacher
+    from scripts import teacher_password
+
+    monkeypatch.delenv(teacher.PASSWORD_VARIABLE, raising=False)
+    made = teacher.first_start()
+    assert made and teacher.first_start() is None  # once: a second server start makes none
+    assert teacher.check(made) and not teacher.check("") and not teacher.check(made + "x")
+    with db.engine().connect() as connection:  # only its hash is kept
+        assert made not in str(connection.execute(sa.select(db.settings.c.value)).all())
+    assert teacher_password.main([]) == 0
+    new = capsys.readouterr().out.strip().rsplit(": ", 1)[1]
+    assert teacher.check(new) and not teacher.check(made)
