@@ -342,9 +342,10 @@ def save_or_discard(view: jobs.JobView) -> None:
 def class_jobs(views: list[jobs.JobView], me: str) -> None:
     st.subheader("The class's jobs")
     capacity = cluster.capacity()
+    where = f" Jobs and versions are kept in the {db.describe()}." if ui.is_teacher() else ""  # the server's paths
     st.caption((f"Training capacity: {capacity}." if capacity else
                 f"Training runs on Ray, which starts with the first job ({cluster.training_slots()} "
-                "training slot(s) on this machine).") + f" Jobs and versions are kept in the {db.describe()}.")
+                "training slot(s) on this machine).") + where)
     if not views:
         st.caption("No jobs yet: yours will be the first.")
         return

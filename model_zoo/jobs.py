@@ -45,7 +45,7 @@ from model_zoo.training import TrainingLimits, TrainingSettings
 LOST_AFTER_SECONDS = 60.0  # a training job silent for this long has lost its worker
 RECONCILE_SECONDS = 2.0  # how often a server checks its jobs' workers
 KEEP_ENDED_JOBS = 30  # ended jobs listed in the queue table
-KEEP_UNDECIDED_JOBS = 10  # stopped jobs whose learner left: the oldest are discarded
+KEEP_UNDECIDED_JOBS = 3  # a learner's stopped jobs not saved: their oldest are discarded
 MAX_ACTIVE_VARIABLE = "DIGIT_ZOO_MAX_ACTIVE_JOBS"
 DEFAULT_MAX_ACTIVE = 30  # a class: one job each
 
@@ -151,7 +151,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
         job_records.end(job_id, JobState.FAILED, phase="not started",
                         error=f"Could not start on Ray: {error}")
         raise
-    _forget_undecided()
+    _forget_undecided(learner)
     return job_id
 
 
@@ -388,11 +388,14 @@ def _reconcile() -> None:
                             only_from=[row.state])
 
 
-def _forget_undecided() -> None:
-    """Bound the database: the oldest stopped jobs nobody saved are discarded."""
+def _forget_undecided(learner: str | None) -> None:
+    """Bound the database: a learner's oldest stopped jobs they never saved are discarded, nobody else's."""
+    if learner is None:  # a script's job: its owner is at the terminal
+        return
     with db.engine().connect() as connection:
-        undecided = connection.execute(sa.select(db.jobs.c.id).where(db.jobs.c.state.in_(UNDECIDED))
-                                       .order_by(db.jobs.c.ended_at.desc())).scalars().all()
+        undecided = connection.execute(sa.select(db.jobs.c.id).where(
+            db.jobs.c.state.in_(UNDECIDED), db.jobs.c.learner_key == db.hashed_key(learner))
+            .order_by(db.jobs.c.ended_at.desc())).scalars().all()
     for job_id in undecided[KEEP_UNDECIDED_JOBS:]:
-        job_records.end(job_id, JobState.DISCARDED, phase="discarded: nobody saved it",
+        job_records.end(job_id, JobState.DISCARDED, phase="discarded: its learner started others, not saving it",
                         only_from=UNDECIDED)

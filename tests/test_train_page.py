@@ -237,6 +237,7 @@ def test_a_classmate_watches_a_job_only_its_owner_or_the_teacher_can_stop(monkey
 
     classmate = open_job(job_id)
     assert "train_stop" not in buttons(classmate)
+    assert not [c for c in texts(classmate.caption) if "SQLite file" in c]  # the server's paths are not theirs
     assert any(f"This is {me}'s job: only they, or the teacher" in c for c in texts(classmate.caption))
 
     reloaded = open_job(job_id, key, at.query_params["learner"])  # the owner's own link, reloaded
@@ -247,5 +248,6 @@ def test_a_classmate_watches_a_job_only_its_owner_or_the_teacher_can_stop(monkey
     assert any("not the teacher password" in e for e in texts(teacher.error))
     teacher.text_input(key="teacher_password").input("chalk").run()
     assert "train_stop" in buttons(teacher)
+    assert any("Jobs and versions are kept in the SQLite file" in c for c in texts(teacher.caption))
     teacher.button(key="train_stop").click().run()
     assert jobs.view(job_id).stop_requested
