@@ -376,8 +376,12 @@ def poll_interval(job: jobs.JobView | None, views: list[jobs.JobView]) -> float 
 
 def live(job_id: str | None, declared: float | None) -> None:
     """Redrawn every ``declared`` seconds; a full rerun when that pace should change."""
-    views = jobs.views()
-    job = jobs.view(job_id) if job_id else None
+    try:
+        views = jobs.views()
+        job = jobs.view(job_id) if job_id else None
+    except db.DatabaseError as error:  # e.g. the database restarting: the next poll tries again
+        st.error(f"The jobs database cannot be used: {error}", icon=":material/database:")
+        return
     if poll_interval(job, views) != declared:
         st.rerun()  # e.g. your job ended: redraw the page once, then stop polling
     if job is not None:

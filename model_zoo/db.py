@@ -37,6 +37,7 @@ MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 
     4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB],  # create_all: learners, settings
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
+CONNECT_SECONDS = 5  # a database server that does not answer: a message, not a hung page
 
 metadata = sa.MetaData()
 
@@ -181,8 +182,9 @@ def _connect(target: URL) -> Engine:
         created = sa.create_engine(target, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         sa.event.listen(created, "connect", _sqlite_connection)
         sa.event.listen(created, "begin", _sqlite_begin)
-    else:
-        created = sa.create_engine(target, pool_pre_ping=True)
+    else:  # pre-ping: a server restarted under a running app is reconnected to, not reported broken
+        created = sa.create_engine(target, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_SECONDS})
+    sa.event.listen(created, "handle_error", _unreachable)
     try:
         _prepare_schema(created)
     except sa.exc.OperationalError as error:
@@ -206,6 +208,19 @@ def _sqlite_begin(connection) -> None:
     # IMMEDIATE takes the write lock at once, so what a transaction read still holds when it writes
     # (a check, then an insert); other writers wait up to SQLITE_BUSY_SECONDS.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _unreachable(context: sa.engine.ExceptionContext) -> DatabaseError | None:
+    """A database that cannot be reached (stopped, restarting): one DatabaseError the pages show.
+
+    Not for a failed pre-ping: SQLAlchemy then reconnects by itself, which is
+    how the app recovers, with no restart, once the database is back.
+    """
+    if context.is_pre_ping or not (context.is_disconnect or context.connection is None):
+        return None
+    reason = str(context.original_exception).strip().splitlines()[0][:200]
+    return DatabaseError(f"the database cannot be reached ({reason}). It may be restarting: this works again "
+                         "by itself once it is back; tell the teacher if it lasts.")
 
 
 def _prepare_schema(created: Engine) -> None:

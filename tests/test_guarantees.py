@@ -322,3 +322,41 @@ def test_a_teacher_password_is_made_once_per_database_and_can_be_reset(any_datab
     assert teacher_password.main([]) == 0
     new = capsys.readouterr().out.strip().rsplit(": ", 1)[1]
     assert teacher.check(new) and not teacher.check(made)
+
+
+def test_postgresql_stopped_under_a_running_app_is_a_message_then_recovers_by_itself(monkeypatch):
+    from model_zoo import class_digits
+    from tests import postgres
+    from tests.test_pages import DRAW, draw_on_canvas, metrics, open_page, seven
+
+    with postgres.running_server() as server:  # its own: the others' tests keep theirs
+        if server is None:
+            pytest.skip("PostgreSQL is not installed")
+        monkeypatch.setenv(db.URL_VARIABLE, postgres.fresh_database(server))
+        class_digits.import_file("my class", "a.npz", _three_digits())
+        page = open_page("app_pages/class_digits.py")
+        assert any(c.value.startswith("3 digits from 1 learner") for c in page.caption)
+        drawing = open_page(DRAW)
+        with postgres.stopped(server):
+            started = time.monotonic()
+            page.run()
+            seconds = time.monotonic() - started
+            print(f"the Class page's message {seconds:.2f} s after PostgreSQL stopped")
+            assert [e.value for e in page.error] == [e.value for e in page.error if "cannot be reached" in e.value]
+            assert any(e.value.startswith("The class's digits cannot be read: the database cannot be reached")
+                       and "works again by itself" in e.value for e in page.error), [e.value for e in page.error]
+            assert not page.exception and seconds < 15
+            draw_on_canvas(drawing, "draw", seven())  # drawing needs no database
+            assert metrics(drawing)["Prediction"] == "7"
+        page.run()  # the same running app, the database back
+        assert not page.error and not page.exception
+        assert any(c.value.startswith("3 digits from 1 learner") for c in page.caption)
+
+
+def _three_digits() -> bytes:
+    import io
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.stack([np.eye(28, dtype=np.uint8) * (i + 1) for i in range(3)]), y=np.arange(3))
+    return buffer.getvalue()
