@@ -18,6 +18,7 @@ ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer",
                "width", "hidden_layers", "augment", "usps", "strokes")  # reset to the architecture's own on a change
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
+RAY_POLL = 2.0  # seconds: while Ray is starting or unavailable
 STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobState.FINISHED: "finished",
                 JobState.STOPPED: "stopped", JobState.FAILED: "failed", JobState.SAVED: "saved",
                 JobState.DISCARDED: "discarded", JobState.LOST: "lost"}
@@ -390,6 +391,17 @@ def live(job_id: str | None, declared: float | None) -> None:
     class_jobs(views, owner())
 
 
+def ray_status(declared: float | None) -> None:
+    """Training unavailable, and why, as soon as it is known; polled until Ray is up."""
+    cluster.connect_in_background()  # one attempt per server at a time; a failed one is retried later
+    pace = None if cluster.connected() is not None else RAY_POLL
+    if pace != declared:
+        st.rerun()
+    if problem := cluster.problem():
+        st.warning(f"Training is unavailable: {problem}. Drawing and every other page work as usual; "
+                   "tell the teacher. This page tries again by itself.", icon=":material/cloud_off:")
+
+
 # ------------------------------------------------------------------ page
 
 ui.keep_keras_between_runs()  # also when this page runs on its own (AppTest)
@@ -404,6 +416,8 @@ except SettingsError as error:
     st.stop()
 
 cluster.connect_in_background()  # Ray is ready by the time the form is filled in
+ray_pace = None if cluster.connected() is not None else RAY_POLL
+st.fragment(ray_status, run_every=ray_pace)(ray_pace)
 form_column, live_column = st.columns([1, 2], gap="large")
 try:
     me = owner()

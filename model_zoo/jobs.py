@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
-import os
 import secrets
 import threading
 import time
@@ -134,10 +133,9 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
         raise JobError(f"Training cannot start: {problem}. Tell the teacher; nothing was queued.")
     try:
         connection_info = cluster.connect()
-    except (ConnectionError, RuntimeError, ValueError) as error:  # what ray.init raises
-        where = os.environ.get("RAY_ADDRESS") or "a local Ray instance"
-        raise ClusterError(f"Training cannot start: Ray at {where} is not available ({error}). "
-                           "Check RAY_ADDRESS, or unset it to train on this machine.") from error
+    except cluster.RayUnavailable as error:
+        raise ClusterError(f"Training cannot start: {error}. Nothing was queued; tell the teacher (RAY_ADDRESS "
+                           "names the cluster; unset, the server trains on its own machine).") from error
     job_id = uuid.uuid4().hex[:10]
     try:
         _queue(job_id, settings, owner, name, key, learner, connection_info.cluster, maximum)

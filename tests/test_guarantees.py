@@ -360,3 +360,52 @@ def _three_digits() -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, x=np.stack([np.eye(28, dtype=np.uint8) * (i + 1) for i in range(3)]), y=np.arange(3))
     return buffer.getvalue()
+
+
+# A web server whose RAY_ADDRESS answers nothing Ray understands: the Train page as a browser polls it.
+RAY_AWAY = """
+import socket, sys, threading, time
+from streamlit.testing.v1 import AppTest
+from tests.test_pages import APP, DRAW, draw_on_canvas, metrics, open_page, seven
+
+at = AppTest.from_file(str(APP), default_timeout=60)
+at.run()
+opened = time.monotonic()
+at.switch_page("app_pages/train.py").run()
+while not [w for w in at.warning if w.value.startswith("Training is unavailable")]:
+    assert time.monotonic() - opened < 60, [e.value for e in (*at.warning, *at.error)]
+    time.sleep(2)  # the page's own poll (RAY_POLL)
+    at.run()
+message = [w.value for w in at.warning if w.value.startswith("Training is unavailable")][0]
+print(f"{time.monotonic() - opened:.1f} s to: {message}", flush=True)
+clicked = time.monotonic()
+at.button(key="FormSubmitter:train_settings-Start training").click().run()
+print(f"{time.monotonic() - clicked:.1f} s to: {' | '.join(e.value for e in at.error)}", flush=True)
+print(f"{sum(t.name == 'digit-zoo-ray' for t in threading.enumerate())} connecting threads", flush=True)
+drawing = open_page(DRAW)
+draw_on_canvas(drawing, "draw", seven())
+print(f"Draw reads {metrics(drawing)['Prediction']}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("ray", ["nothing listening", "not Ray"])
+def test_ray_unreachable_is_said_on_the_train_page_within_15_s_and_draw_still_answers(database, ray):
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        if ray == "not Ray":
+            listener.listen()  # accepts, never answers: Ray's own client would retry for minutes
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        run = subprocess.run([sys.executable, "-c", RAY_AWAY], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "RAY_ADDRESS": address})
+    assert run.returncode == 0, run.stderr[-3000:]
+    print(run.stdout)
+    shown, submitted, threads, draw = run.stdout.strip().splitlines()[-4:]
+    seconds = float(shown.split(" s to: ")[0])
+    assert seconds < 15 and f"Training is unavailable: the Ray cluster at {address}" in shown, shown
+    assert float(submitted.split(" s to: ")[0]) < 15, submitted
+    assert f"Training cannot start: the Ray cluster at {address}" in submitted and "Nothing was queued" in submitted
+    assert threads in ("0 connecting threads", "1 connecting threads")  # at most one, however many page runs
+    assert draw == "Draw reads 7"
+
