@@ -34,7 +34,8 @@ ONE_ACTIVE_JOB = ("CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_learner 
 MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 up to it
     2: ["ALTER TABLE jobs ADD COLUMN owner_key VARCHAR(64)"],
     3: ["ALTER TABLE versions ADD COLUMN owner_key VARCHAR(64)"],
-    4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB],  # create_all: learners, settings
+    4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB,
+        "ALTER TABLE jobs ADD COLUMN handed_at FLOAT"],  # create_all: learners, settings
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
 CONNECT_SECONDS = 5  # a database server that does not answer: a message, not a hung page
@@ -71,6 +72,7 @@ jobs = sa.Table(
     sa.Column("cluster", sa.String(200), nullable=False),  # the Ray instance it was sent to
     sa.Column("worker", sa.String(200), nullable=False, default=""),  # host:pid training it
     sa.Column("submitted_at", sa.Float, nullable=False),  # Unix seconds
+    sa.Column("handed_at", sa.Float),  # when Ray had it: before, no Ray instance can know it
     sa.Column("started_at", sa.Float),
     sa.Column("ended_at", sa.Float),
     sa.Column("heartbeat_at", sa.Float),  # the worker's last word

@@ -43,6 +43,7 @@ from model_zoo.training import TrainingLimits, TrainingSettings
 
 LOST_AFTER_SECONDS = 60.0  # a training job silent for this long has lost its worker
 RECONCILE_SECONDS = 2.0  # how often a server checks its jobs' workers
+HANDOVER_SECONDS = 300.0  # a job queued but not handed to Ray after this: its server died meanwhile
 KEEP_ENDED_JOBS = 30  # ended jobs listed in the queue table
 KEEP_UNDECIDED_JOBS = 3  # a learner's stopped jobs not saved: their oldest are discarded
 MAX_ACTIVE_VARIABLE = "DIGIT_ZOO_MAX_ACTIVE_JOBS"
@@ -149,6 +150,8 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
         job_records.end(job_id, JobState.FAILED, phase="not started",
                         error=f"Could not start on Ray: {error}")
         raise
+    with db.engine().begin() as connection:  # from now on, a Ray instance that does not know it lost it
+        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id).values(handed_at=time.time()))
     _forget_undecided(learner)
     return job_id
 
@@ -372,11 +375,17 @@ def _reconcile() -> None:
         _last_reconcile = time.monotonic()
     with db.engine().connect() as connection:
         rows = connection.execute(sa.select(db.jobs.c.id, db.jobs.c.state, db.jobs.c.cluster,
-                                            db.jobs.c.heartbeat_at)
+                                            db.jobs.c.heartbeat_at, db.jobs.c.submitted_at, db.jobs.c.handed_at)
                                   .where(db.jobs.c.state.in_(ACTIVE))).all()
     now = time.time()
     for row in rows:
-        reason = cluster.why_gone(row.id, row.cluster)
+        if row.state == JobState.QUEUED.value and row.handed_at is None:
+            # Still being handed to Ray (the first job waits for MNIST to load): no instance knows it yet.
+            if now - row.submitted_at < HANDOVER_SECONDS:
+                continue
+            reason = "the server that queued it stopped before handing it to Ray"
+        else:
+            reason = cluster.why_gone(row.id, row.cluster)
         if reason is None and row.state == JobState.RUNNING.value and row.heartbeat_at is not None \
                 and now - row.heartbeat_at > LOST_AFTER_SECONDS:
             reason = (f"no word from its worker for {now - row.heartbeat_at:.0f} s: its machine or "

@@ -409,3 +409,18 @@ def test_ray_unreachable_is_said_on_the_train_page_within_15_s_and_draw_still_an
     assert threads in ("0 connecting threads", "1 connecting threads")  # at most one, however many page runs
     assert draw == "Draw reads 7"
 
+
+@pytest.mark.usefixtures("on_ray")
+def test_a_job_being_handed_to_ray_is_not_lost_and_one_never_handed_over_is(monkeypatch):
+    """The gap between a job's row and Ray having it (the first job waits there while MNIST loads)."""
+    from model_zoo import cluster, jobs
+
+    monkeypatch.setattr(jobs, "RECONCILE_SECONDS", 0.0)  # every look checks, as a busy class's pages do
+    job_id = uuid.uuid4().hex[:10]
+    with db.engine().begin() as connection:  # as _queue leaves it, before cluster.start_job returns
+        connection.execute(db.jobs.insert().values(**_job_row(job_id, JobState.QUEUED) | {
+            "cluster": cluster.connect().cluster}))
+    assert jobs.view(job_id).state == JobState.QUEUED  # a classmate's page looked meanwhile: not lost
+    monkeypatch.setattr(jobs, "HANDOVER_SECONDS", 0.0)  # its server died before handing it over
+    view = jobs.view(job_id)
+    assert view.state == JobState.LOST and "stopped before handing it to Ray" in view.error
