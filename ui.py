@@ -7,22 +7,23 @@ import Streamlit.
 from __future__ import annotations
 
 import gc
-import hmac
 import html
 import io
 import logging
-import os
+import re
 import secrets
+import sys
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
+import sqlalchemy as sa
 import streamlit as st
 from PIL import Image, UnidentifiedImageError
 from streamlit.delta_generator import DeltaGenerator
 
 import presence
-from model_zoo import class_digits, db, inference, inside, preprocess, store
+from model_zoo import class_digits, db, inference, inside, preprocess, store, teacher
 
 LOG = logging.getLogger(__name__)
 
@@ -52,30 +53,46 @@ def sidebar() -> None:
         teacher_sign_in()
 
 
-TEACHER_PASSWORD_VARIABLE = "DIGIT_ZOO_TEACHER_PASSWORD"
-
-
-def teacher_password_set() -> bool:
-    return bool(os.environ.get(TEACHER_PASSWORD_VARIABLE))
-
-
 def is_teacher() -> bool:
-    """Signed in with the server's teacher password (this browser session only)."""
-    return teacher_password_set() and bool(st.session_state.get("teacher"))
+    """Signed in with the teacher's password (this browser session only)."""
+    return bool(st.session_state.get("teacher"))
+
+
+def announce_teacher_password() -> None:
+    """Print a password made at the first start in the server's log, once, as Jupyter prints its token."""
+    try:
+        _announce_teacher_password(db.url().render_as_string(hide_password=False))
+    except (db.DatabaseError, sa.exc.OperationalError):  # the pages say what is wrong with the database
+        pass
+
+
+@cache  # once per server process and database; the database makes the password once for good
+def _announce_teacher_password(_database: str) -> None:
+    password = teacher.first_start()
+    if password is not None:
+        print(f"\n  Teacher password: {password}\n  (made for this database at its first start; "
+              "sign in from the sidebar. A new one: python -m scripts.teacher_password)\n",
+              file=sys.stderr, flush=True)
 
 
 def teacher_sign_in() -> None:
-    """A password field for what only a teacher does; shown when the server has a teacher password."""
-    if not teacher_password_set():
-        return
+    """A password field for what only a teacher does."""
+    announce_teacher_password()
     with st.expander("Teacher", icon=":material/school:"):
         if is_teacher():
             st.caption("Signed in: you can stop, save or discard any learner's job and delete any version.")
             st.button("Sign out", key="teacher_sign_out", on_click=st.session_state.pop, args=("teacher", None))
             return
-        entered = st.text_input("Teacher password", type="password", key="teacher_password")
+        entered = st.text_input("Teacher password", type="password", key="teacher_password",
+                                help="Set by DIGIT_ZOO_TEACHER_PASSWORD, or printed in the server's log "
+                                     "at its first start (README: The teacher).")
         if entered:
-            if hmac.compare_digest(entered.encode(), os.environ[TEACHER_PASSWORD_VARIABLE].encode()):
+            try:
+                right = teacher.check(entered)
+            except db.DatabaseError as error:
+                st.error(f"The teacher's password cannot be checked: {error}", icon=":material/database:")
+                return
+            if right:
                 st.session_state.teacher = True
                 st.rerun()
             st.error("That is not the teacher password.")
@@ -97,6 +114,11 @@ def literal(text: str, limit: int = 60) -> str:
     """Text from a link, shown as typed: a code span, so Markdown in it (a link, an image) stays text."""
     text = text.replace("`", "'").replace("\n", " ")
     return f"`{text[:limit]}{'…' if len(text) > limit else ''}`"
+
+
+def naming(text: str, name: str) -> str:
+    """``text`` with a file name a user chose in it shown as typed (``literal``), never as Markdown."""
+    return text.replace(name, literal(name)) if name else text
 
 
 def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
@@ -211,6 +233,7 @@ CANVAS_SIZE = 280
 DEFAULT_STROKE_WIDTH = 12
 MAX_CANVAS_INK = 0.6  # a 50 px pen's bold 8 covers ~half the square; more is painting, not a digit
 MAX_PICTURE_PIXELS = 16_000_000  # a 16-megapixel phone photo; a bigger picture is refused unread
+MAX_CANVAS_PIXELS = (4 * CANVAS_SIZE) ** 2  # the canvas's value, even from a screen of 4 pixels a point
 HINT = "Draw a digit on the black square (or upload a photo of one): the prediction appears as you draw."
 
 
@@ -247,7 +270,12 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
         return_image_data=True, key=f"{key}_canvas_{version}",
         on_change=partial(_remember_source, source_key, "canvas"))
-    rgba = canvas.image_data  # decodes a PNG: once per run (docs/facts.md)
+    try:
+        rgba = _canvas_rgba(canvas.image_bytes)  # decodes a PNG: once per run (docs/facts.md)
+    except (ValueError, OSError, Image.DecompressionBombError) as error:  # a hand-made value, not the canvas
+        messages.error(f"The drawing could not be read: {_unreadable(error)}. Press Clear and draw again.",
+                       icon=":material/broken_image:")
+        return None
     # Written after the canvas: once it shows a new width, so does the canvas's pen.
     st.caption(f"Pen {stroke_width} px. One digit, any size, anywhere on the square.")
     st.button("Clear", key=f"{key}_clear", icon=":material/ink_eraser:",
@@ -262,7 +290,7 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
     if upload is not None and (not drawn or st.session_state.get(source_key) != "canvas"):
         name = literal(upload.name)
         try:
-            return Digit(_picture_to_mnist(upload.getvalue()), f"the picture {upload.name}")
+            return Digit(_picture_to_mnist(upload.getvalue()), f"the picture {name}")
         except preprocess.NoInkError as error:
             messages.error(f"{name}: {error}", icon=":material/image_not_supported:")
         except (ValueError, OSError, Image.DecompressionBombError) as error:
@@ -430,6 +458,21 @@ def _unreadable(error: Exception) -> str:
     return str(error)
 
 
+def _canvas_rgba(png: bytes | None) -> np.ndarray | None:
+    """The canvas's value (a PNG) → (h, w, 4) uint8 RGBA; its size is read from the header first.
+
+    The value comes from the browser, so a hand-made one can be any PNG: a
+    0.45 MB one of 9000 × 9000 pixels would unpack to 324 MB.
+    """
+    if png is None:
+        return None
+    with Image.open(io.BytesIO(png)) as picture:  # reads the header only
+        width, height = picture.size
+        if width * height > MAX_CANVAS_PIXELS:
+            raise ValueError(f"it is {width} × {height} pixels, and the canvas is {CANVAS_SIZE} × {CANVAS_SIZE}")
+        return np.asarray(picture.convert("RGBA"))
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def _picture_to_mnist(data: bytes) -> np.ndarray:
     """An uploaded file's bytes → (28, 28); cached, as the picture stays across reruns."""
@@ -495,14 +538,20 @@ def why_panel(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarr
 # ------------------------------------------------------------------ the class's digits (Draw, Compare, Class)
 
 
-def acts_as_teacher() -> bool:
-    """May act on anyone's digits: the teacher signed in, or anyone on a server without a teacher password."""
-    return is_teacher() or not teacher_password_set()
+LEARNER_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # as secrets.token_urlsafe makes them
 
 
 def learner_key() -> str:
-    """This browser session's secret: the digits it kept are its own to delete."""
-    return st.session_state.setdefault("learner_key", secrets.token_urlsafe(16))
+    """This learner's id, a random secret: their digits and their one job go with it.
+
+    Kept in the session and in the page's link (``?learner=``), so a reload
+    is the same learner; a new browser, or a link without it, is a new one.
+    """
+    if "learner_key" not in st.session_state:
+        given = st.query_params.get("learner", "")
+        st.session_state.learner_key = given if LEARNER_ID.match(given) else secrets.token_urlsafe(16)
+    st.query_params["learner"] = st.session_state.learner_key
+    return st.session_state.learner_key
 
 
 def learner_name() -> str:

@@ -57,7 +57,7 @@ def _import(class_name: str, uploader: str) -> None:
     try:
         report = class_digits.import_file(class_name, upload.name, upload.getvalue())
     except class_digits.ClassDigitsError as error:
-        st.session_state.class_message = ("error", f"Nothing was imported: {error}")
+        st.session_state.class_message = ("error", f"Nothing was imported: {ui.naming(str(error), upload.name)}")
         return
     skipped = f" ({report.already_there} the class had already)" if report.already_there else ""
     st.session_state.class_message = ("success", f"Imported {report.added} digits into "
@@ -68,12 +68,12 @@ def _import(class_name: str, uploader: str) -> None:
 def _relabel() -> None:
     # Read at the click: the choice made just before it, whatever the last run showed.
     _act(class_digits.relabel, st.session_state.class_relabel_digit, st.session_state.class_relabel_label,
-         teacher=ui.acts_as_teacher())
+         teacher=ui.is_teacher())
 
 
 def _delete_class(class_name: str) -> None:
     try:
-        gone = class_digits.delete_class(class_name, teacher=ui.acts_as_teacher())
+        gone = class_digits.delete_class(class_name, teacher=ui.is_teacher())
     except class_digits.ClassDigitsError as error:
         st.session_state.class_message = ("error", str(error))
         return
@@ -114,8 +114,7 @@ def gallery(kept: list[class_digits.KeptDigit], read: np.ndarray, confidence: np
             with row.container(width=THUMBNAIL + 16, gap=None, key=f"class_digit_{digit.id}"):
                 st.image(_thumbnail(digit, pictures.get(digit.id), read[i] != label))
                 st.caption(f"reads {read[i]} ({confidence[i]:.0%})")
-                # Another learner's digit only by the signed-in teacher; an imported one as the class's data.
-                teacher = ui.is_teacher() or (digit.owner_key is None and ui.acts_as_teacher())
+                teacher = ui.is_teacher()  # any digit; a learner, their own
                 if teacher or digit.is_own(key):
                     st.button("Delete", key=f"class_delete_{digit.id}", icon=":material/delete:", type="tertiary",
                               help=f"Delete this {label} for good", on_click=_act,
@@ -184,7 +183,7 @@ def challenge_section(class_name: str) -> None:
 
 def export_and_import(class_name: str, has_digits: bool) -> None:
     st.header("Export and import")
-    if not ui.acts_as_teacher():
+    if not ui.is_teacher():
         st.caption("Only the teacher exports and imports the class's digits (sign in from the sidebar).")
         return
     st.caption("The digits never leave this server except by these exports: 28 × 28 images and labels, "
@@ -212,7 +211,7 @@ def export_and_import(class_name: str, has_digits: bool) -> None:
 
 def classes_section() -> str:
     class_name = ui.class_picker("class_page_class")
-    if ui.acts_as_teacher():
+    if ui.is_teacher():
         with st.expander("Name a new class", icon=":material/group_add:"):
             st.text_input("Class name", key="class_new_name", max_chars=class_digits.MAX_NAME_LENGTH)
             st.button("Create class", key="class_create", on_click=_new_class, args=("class_new_name",))
@@ -265,11 +264,11 @@ st.caption(f"{len(kept)} digits from {len(learners)} learner{'s' * (len(learners
            f"Showing {len(chosen)}, framed red where {model} misreads them.")
 gallery([kept[i] for i in chosen], read[chosen], confidence[chosen], model, class_name)
 scores(kept, entries, readings, model)
-if ui.acts_as_teacher():
+if ui.is_teacher():
     relabel(kept)
     challenge_section(class_name)
 export_and_import(class_name, has_digits=True)
-if ui.acts_as_teacher():
+if ui.is_teacher():
     st.subheader("Delete the class")
     confirm = st.checkbox(f"Yes, delete every digit of {class_name} for good", key="class_erase_confirm")
     st.button(f"Delete {class_name}", key="class_erase", disabled=not confirm, icon=":material/delete:",

@@ -17,18 +17,17 @@ from model_zoo.training import MAX_SEED, OPTIMIZERS, SettingsError, TrainingLimi
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
                "width", "hidden_layers", "augment", "usps", "strokes")  # reset to the architecture's own on a change
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
-NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
+RAY_POLL = 2.0  # seconds: while Ray is starting or unavailable
 STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobState.FINISHED: "finished",
                 JobState.STOPPED: "stopped", JobState.FAILED: "failed", JobState.SAVED: "saved",
                 JobState.DISCARDED: "discarded", JobState.LOST: "lost"}
 
 
 def owner() -> str:
-    """This browser session's nickname in the queue."""
+    """This learner's nickname in the queue: theirs on every visit, nobody else's."""
     if "train_owner" not in st.session_state:
-        # Not the random module: training reseeds it, and every nickname would repeat.
-        st.session_state.train_owner = f"{secrets.choice(NICKNAMES)}-{10 + secrets.randbelow(90)}"
+        st.session_state.train_owner = jobs.nickname(ui.learner_key())
     return st.session_state.train_owner
 
 
@@ -46,7 +45,6 @@ def watched_job() -> jobs.JobView | None:
     wanted = st.query_params.get("job") or st.session_state.get("train_job")
     view = jobs.view(wanted) if wanted else None
     if view is not None and job_key() and jobs.owns(view.id, job_key()):
-        st.session_state.train_owner = view.owner  # a reload keeps the learner's name and their one job
         st.session_state.train_key = job_key()
         ui.remember_job_key(job_key())
     if wanted and view is None:
@@ -345,9 +343,10 @@ def save_or_discard(view: jobs.JobView) -> None:
 def class_jobs(views: list[jobs.JobView], me: str) -> None:
     st.subheader("The class's jobs")
     capacity = cluster.capacity()
+    where = f" Jobs and versions are kept in the {db.describe()}." if ui.is_teacher() else ""  # the server's paths
     st.caption((f"Training capacity: {capacity}." if capacity else
                 f"Training runs on Ray, which starts with the first job ({cluster.training_slots()} "
-                "training slot(s) on this machine).") + f" Jobs and versions are kept in the {db.describe()}.")
+                "training slot(s) on this machine).") + where)
     if not views:
         st.caption("No jobs yet: yours will be the first.")
         return
@@ -378,14 +377,29 @@ def poll_interval(job: jobs.JobView | None, views: list[jobs.JobView]) -> float 
 
 def live(job_id: str | None, declared: float | None) -> None:
     """Redrawn every ``declared`` seconds; a full rerun when that pace should change."""
-    views = jobs.views()
-    job = jobs.view(job_id) if job_id else None
+    try:
+        views = jobs.views()
+        job = jobs.view(job_id) if job_id else None
+    except db.DatabaseError as error:  # e.g. the database restarting: the next poll tries again
+        st.error(f"The jobs database cannot be used: {error}", icon=":material/database:")
+        return
     if poll_interval(job, views) != declared:
         st.rerun()  # e.g. your job ended: redraw the page once, then stop polling
     if job is not None:
         job_panel(job)
         st.divider()
     class_jobs(views, owner())
+
+
+def ray_status(declared: float | None) -> None:
+    """Training unavailable, and why, as soon as it is known; polled until Ray is up."""
+    cluster.connect_in_background()  # one attempt per server at a time; a failed one is retried later
+    pace = None if cluster.connected() is not None else RAY_POLL
+    if pace != declared:
+        st.rerun()
+    if problem := cluster.problem():
+        st.warning(f"Training is unavailable: {problem}. Drawing and every other page work as usual; "
+                   "tell the teacher. This page tries again by itself.", icon=":material/cloud_off:")
 
 
 # ------------------------------------------------------------------ page
@@ -402,9 +416,11 @@ except SettingsError as error:
     st.stop()
 
 cluster.connect_in_background()  # Ray is ready by the time the form is filled in
-me = owner()
+ray_pace = None if cluster.connected() is not None else RAY_POLL
+st.fragment(ray_status, run_every=ray_pace)(ray_pace)
 form_column, live_column = st.columns([1, 2], gap="large")
 try:
+    me = owner()
     with form_column:
         submitted = settings_form(limits)
         if submitted is not None:
@@ -412,7 +428,8 @@ try:
             try:
                 with st.spinner("Handing the job to Ray…"):
                     key = secrets.token_urlsafe(12)  # in the job's link: whoever has it owns the job
-                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits, key=key)
+                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits, key=key,
+                                          learner=ui.learner_key())
             except (SettingsError, jobs.JobError) as error:
                 st.error(str(error), icon=":material/error:")
             else:

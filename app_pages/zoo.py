@@ -283,9 +283,7 @@ def delete(entry: store.ZooEntry) -> None:
         return
     if not store.may_delete(entry, ui.job_keys(), teacher=ui.is_teacher()):
         st.caption("Only the learner who trained this version (in this browser session, or from its job's "
-                   "link) or the teacher can delete it"
-                   + (" (sign in from the sidebar)." if ui.teacher_password_set() else
-                      ". This server has no teacher password: see the README to set one."))
+                   "link) or the teacher can delete it (sign in from the sidebar).")
         return
     confirm = st.checkbox(f"Yes, delete {entry.name} for good", key="zoo_confirm_delete")
     st.button("Delete this version", key="zoo_delete", disabled=not confirm, type="primary",

@@ -23,6 +23,7 @@ import csv
 import hashlib
 import hmac
 import io
+import math
 import re
 import uuid
 import zipfile
@@ -145,6 +146,7 @@ def keep(class_name: str, *, label: int, image: np.ndarray, learner: str, owner_
     fingerprint = _fingerprint(pixels)
     key = db.hashed_key(owner_key) if owner_key else None
     with db.engine().begin() as connection:
+        db.one_writer_at_a_time(connection)  # the bounds counted below still hold at the insert
         if _exists(connection, class_name, fingerprint):
             return None
         _check_room(connection, class_name, 1, learner if key else None, key)
@@ -323,6 +325,7 @@ def import_file(class_name: str, filename: str, content: bytes) -> ImportReport:
     # A seeded order: the held-out quarter is spread over the file, not its last rows.
     order = np.random.default_rng([SPLIT_SEED, len(x)]).permutation(len(x))
     with db.engine().begin() as connection:  # one transaction: all or nothing
+        db.one_writer_at_a_time(connection)
         fingerprints = [_fingerprint(image) for image in x]
         seen: set[str] = set()
         unique = []  # each image once, and only if the class has not got it
@@ -345,12 +348,31 @@ def _read_npz(filename: str, content: bytes) -> data.Split:
             if missing:
                 raise ClassDigitsError(f"{filename} has no {missing[0]!r} array: expected x (N, 28, 28) and "
                                        f"y (N,) (found: {', '.join(archive.files) or 'none'}).")
+            with zipfile.ZipFile(io.BytesIO(content)) as members:
+                for key in ("x", "y"):
+                    _check_npy_header(filename, key, members)
             x, y = archive["x"], archive["y"]
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as error:
         if isinstance(error, ClassDigitsError):
             raise
         raise ClassDigitsError(f"{filename} is not a readable .npz ({type(error).__name__}).") from None
     return _checked(x, y, filename)
+
+
+def _check_npy_header(filename: str, key: str, members: zipfile.ZipFile) -> None:
+    """Refuse an array whose header declares more than MAX_IMPORT_BYTES, before a byte of it is unpacked.
+
+    A few KB of zeros compress to a header that declares hundreds of MB (docs/facts.md).
+    """
+    with members.open(f"{key}.npy") as stream:
+        version = np.lib.format.read_magic(stream)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0(stream) if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0(stream))
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_IMPORT_BYTES:
+        raise ClassDigitsError(f"{filename}: its {key} array is {' × '.join(map(str, shape))} {dtype}, "
+                               f"{size / 1e6:,.0f} MB unpacked; at most {MAX_IMPORT_BYTES // 10**6} MB are "
+                               "imported. Split it, or import the class's own export.")
 
 
 def _read_zip(filename: str, content: bytes) -> data.Split:

@@ -64,7 +64,15 @@ class Capacity:
 
 
 _connection: Connection | None = None
-_connect_lock = threading.Lock()
+_attempt: dict | None = None  # the connecting thread's: started (monotonic), done (Event), error
+_connect_lock = threading.Lock()  # guards the two above only: nobody waits for Ray while holding it
+CONNECT_SECONDS = 10.0  # a page or a submit waits this long for a Ray cluster at most, then says why not
+LOCAL_START_SECONDS = 60.0  # ... for a local instance to start (3–8 s on a loaded 2-core machine)
+RETRY_SECONDS = 15.0  # a failed attempt is tried again after this, by the next page that asks
+
+
+class RayUnavailable(ConnectionError):
+    """Ray cannot be reached or started: the message says where and why, for a learner."""
 
 
 def training_slots() -> int:
@@ -72,34 +80,102 @@ def training_slots() -> int:
     return training.whole_number_from_env(SLOTS_VARIABLE, max(1, (os.cpu_count() or 1) // CPUS_PER_SLOT))
 
 
-def connect() -> Connection:
-    """Attach to ``RAY_ADDRESS`` or start a local Ray instance: once per process."""
-    global _connection
-    with _connect_lock:
-        if _connection is not None and ray.is_initialized():
-            return _connection
-        # Ray's local processes die with the *thread* that started them (PR_SET_PDEATHSIG),
-        # and a Streamlit script thread ends with its run: start them from a thread that stays.
-        started, outcome = threading.Event(), {}
-        threading.Thread(target=_keep_ray, args=(started, outcome), name="digit-zoo-ray", daemon=True).start()
-        started.wait()
-        if "error" in outcome:
-            raise outcome["error"]
-        _connection = outcome["connection"]
-        LOG.info("training on Ray: %s", capacity())
+def connect(timeout: float | None = None) -> Connection:
+    """Attach to ``RAY_ADDRESS`` or start a local Ray instance (once per process); RayUnavailable after ``timeout`` s.
+
+    One thread per process connects, whoever asks; an unreachable address
+    (``ray.init`` would retry for minutes, docs/facts.md) costs each caller at
+    most ``timeout`` seconds, and no lock is held meanwhile.
+    """
+    attempt = _start_attempt()
+    if attempt is None:
         return _connection
+    timeout = _patience() if timeout is None else timeout
+    if not attempt["done"].wait(timeout):
+        raise RayUnavailable(f"{_where()} did not answer within {timeout:.0f} s")
+    if attempt["error"] is not None:
+        raise RayUnavailable(f"{_where()} cannot be reached: {_plain(attempt['error'])}")
+    return _connection
 
 
-def _keep_ray(started: threading.Event, outcome: dict) -> None:
+def connect_in_background() -> None:
+    """Start Ray (and shelve MNIST) while the learner fills in the form: the first job need not wait."""
+    _start_attempt()
+
+
+def problem() -> str | None:
+    """Why training is unavailable now, in a learner's words; None if Ray is up or still starting in time."""
+    with _connect_lock:
+        attempt = _attempt
+    if attempt is None or (connected() is not None and attempt["error"] is None):
+        return None
+    if attempt["error"] is not None:
+        return f"{_where()} cannot be reached: {_plain(attempt['error'])}"
+    waited = time.monotonic() - attempt["started"]
+    return f"{_where()} has not answered for {waited:.0f} s" if waited > _patience() else None
+
+
+def _patience() -> float:
+    return CONNECT_SECONDS if os.environ.get("RAY_ADDRESS", "").strip() else LOCAL_START_SECONDS
+
+
+def _start_attempt() -> dict | None:
+    """The current connecting attempt (a new one if none, or the last failed a while ago); None when connected."""
+    global _attempt
+    with _connect_lock:
+        if connected() is not None:
+            return None
+        stale = _attempt is not None and _attempt["error"] is not None and \
+            time.monotonic() - _attempt["started"] > RETRY_SECONDS
+        if _attempt is None or stale:
+            _attempt = {"started": time.monotonic(), "done": threading.Event(), "error": None}
+            # Ray's local processes die with the *thread* that started them (PR_SET_PDEATHSIG), and a
+            # Streamlit script thread ends with its run: start them from a thread that stays.
+            threading.Thread(target=_keep_ray, args=(_attempt,), name="digit-zoo-ray", daemon=True).start()
+        return _attempt
+
+
+def _keep_ray(attempt: dict) -> None:
     """Start or attach to Ray, then stay alive (and with it a local Ray instance) until the process ends."""
+    global _connection
     try:
-        outcome["connection"] = _init_ray()
-    except Exception as error:  # handed to the caller of connect(), who says what failed
-        outcome["error"] = error
-        started.set()
+        _check_reachable()
+        connection = _init_ray()
+    except Exception as error:  # handed to the callers of connect(), who say what failed
+        attempt["error"] = error
+        attempt["done"].set()
+        LOG.warning("Ray is unavailable: %s", _plain(error))
         return
-    started.set()
+    with _connect_lock:
+        _connection = connection
+    attempt["done"].set()
+    LOG.info("training on Ray: %s", capacity())
+    try:
+        _dispatcher()  # MNIST shelved before the first job asks
+    except Exception:  # the first submit tries again and shows the error to the learner
+        LOG.exception("creating the dispatcher in the background failed")
     threading.Event().wait()
+
+
+def _where() -> str:
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    return f"the Ray cluster at {address}" if address else "the local Ray instance"
+
+
+def _plain(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _check_reachable() -> None:
+    """A RAY_ADDRESS of host:port with nothing listening fails here at once, not after Ray's minutes of retries."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "local", ray://…: Ray's own look-up
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        raise ConnectionError(f"nothing answers at {address} ({error.strerror or error})") from None
 
 
 def _init_ray() -> Connection:
@@ -115,20 +191,6 @@ def _init_ray() -> Connection:
     ray.init(address="local", num_cpus=training_slots() * CPUS_PER_SLOT, include_dashboard=False, **common)
     gcs = ray.get_runtime_context().gcs_address
     return Connection(f"local:{socket.gethostname()}:{os.getpid()}:{gcs}")
-
-
-def connect_in_background() -> None:
-    """Start Ray (and shelve MNIST) while the learner fills in the form: the first job need not wait."""
-    if _connection is None:
-        threading.Thread(target=_connect_quietly, name="digit-zoo-ray", daemon=True).start()
-
-
-def _connect_quietly() -> None:
-    try:
-        connect()
-        _dispatcher()
-    except Exception:  # the first submit tries again and shows the error to the learner
-        LOG.exception("starting Ray in the background failed")
 
 
 def connected() -> Connection | None:

@@ -28,12 +28,17 @@ from model_zoo.data import PROJECT_ROOT
 
 URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+ONE_ACTIVE_JOB = ("CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_learner ON jobs (learner_key) "
+                  "WHERE state IN ('queued', 'running')")  # = job_records.ACTIVE; NULLs (scripts) never clash
 MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 up to it
     2: ["ALTER TABLE jobs ADD COLUMN owner_key VARCHAR(64)"],
     3: ["ALTER TABLE versions ADD COLUMN owner_key VARCHAR(64)"],
+    4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB,
+        "ALTER TABLE jobs ADD COLUMN handed_at FLOAT"],  # create_all: learners, settings
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
+CONNECT_SECONDS = 5  # a database server that does not answer: a message, not a hung page
 
 metadata = sa.MetaData()
 
@@ -59,6 +64,7 @@ jobs = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("owner", sa.String(100), nullable=False),
     sa.Column("owner_key", sa.String(64)),  # SHA-256 of the secret in its owner's link; None: anyone's
+    sa.Column("learner_key", sa.String(64)),  # SHA-256 of its learner's browser id; None: a script's job
     sa.Column("settings", sa.JSON, nullable=False),
     sa.Column("requested_name", sa.String(100), nullable=False, default=""),
     sa.Column("state", sa.String(20), nullable=False, index=True),
@@ -66,6 +72,7 @@ jobs = sa.Table(
     sa.Column("cluster", sa.String(200), nullable=False),  # the Ray instance it was sent to
     sa.Column("worker", sa.String(200), nullable=False, default=""),  # host:pid training it
     sa.Column("submitted_at", sa.Float, nullable=False),  # Unix seconds
+    sa.Column("handed_at", sa.Float),  # when Ray had it: before, no Ray instance can know it
     sa.Column("started_at", sa.Float),
     sa.Column("ended_at", sa.Float),
     sa.Column("heartbeat_at", sa.Float),  # the worker's last word
@@ -81,6 +88,21 @@ jobs = sa.Table(
     sa.Column("result_tensorboard", sa.LargeBinary),
 )
 
+
+# A learner of the Train page: their browser's id (hashed) and the nickname the class sees, one each.
+learners = sa.Table(
+    "learners", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 of the id their browser keeps
+    sa.Column("nickname", sa.String(100), nullable=False, unique=True),
+    sa.Column("created", sa.Float, nullable=False),  # Unix seconds
+)
+
+# The server's own settings kept with the data, e.g. the teacher's password (hashed: model_zoo.teacher).
+settings = sa.Table(
+    "settings", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
 
 # The classes a teacher named (the default "my class" needs no row).
 classes = sa.Table(
@@ -168,9 +190,11 @@ def _connect(target: URL) -> Engine:
         if target.database:
             Path(target.database).parent.mkdir(parents=True, exist_ok=True)
         created = sa.create_engine(target, connect_args={"timeout": SQLITE_BUSY_SECONDS})
-        sa.event.listen(created, "connect", _sqlite_pragmas)
-    else:
-        created = sa.create_engine(target, pool_pre_ping=True)
+        sa.event.listen(created, "connect", _sqlite_connection)
+        sa.event.listen(created, "begin", _sqlite_begin)
+    else:  # pre-ping: a server restarted under a running app is reconnected to, not reported broken
+        created = sa.create_engine(target, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_SECONDS})
+    sa.event.listen(created, "handle_error", _unreachable)
     try:
         _prepare_schema(created)
     except sa.exc.OperationalError as error:
@@ -179,12 +203,34 @@ def _connect(target: URL) -> Engine:
     return created
 
 
-def _sqlite_pragmas(connection, _record) -> None:
-    # WAL: readers (pages polling) never block the writer (a worker reporting).
+def _sqlite_connection(connection, _record) -> None:
+    # The driver would BEGIN only at the first INSERT/UPDATE/DELETE, leaving the reads and savepoints
+    # before it outside the transaction (docs/facts.md): it begins nothing now, _sqlite_begin does.
+    connection.isolation_level = None
+    # WAL: a reader never waits for a writer's commit, nor a writer for a reader.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    # IMMEDIATE takes the write lock at once, so what a transaction read still holds when it writes
+    # (a check, then an insert); other writers wait up to SQLITE_BUSY_SECONDS.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _unreachable(context: sa.engine.ExceptionContext) -> DatabaseError | None:
+    """A database that cannot be reached (stopped, restarting): one DatabaseError the pages show.
+
+    Not for a failed pre-ping: SQLAlchemy then reconnects by itself, which is
+    how the app recovers, with no restart, once the database is back.
+    """
+    if context.is_pre_ping or not (context.is_disconnect or context.connection is None):
+        return None
+    reason = str(context.original_exception).strip().splitlines()[0][:200]
+    return DatabaseError(f"the database cannot be reached ({reason}). It may be restarting: this works again "
+                         "by itself once it is back; tell the teacher if it lasts.")
 
 
 def _prepare_schema(created: Engine) -> None:
@@ -195,6 +241,7 @@ def _prepare_schema(created: Engine) -> None:
         metadata.create_all(connection)
         found = connection.execute(sa.select(schema_version.c.version)).scalar()
         if found is None:
+            connection.execute(sa.text(ONE_ACTIVE_JOB))
             connection.execute(schema_version.insert().values(version=SCHEMA_VERSION))
             return
         if found > SCHEMA_VERSION:
@@ -204,6 +251,20 @@ def _prepare_schema(created: Engine) -> None:
             for statement in MIGRATIONS[version]:
                 connection.execute(sa.text(statement))
         connection.execute(schema_version.update().values(version=SCHEMA_VERSION))
+
+
+WRITERS_LOCK = 4243  # PostgreSQL advisory lock id: what SQLite's BEGIN IMMEDIATE is to a transaction
+
+
+def one_writer_at_a_time(connection: sa.Connection) -> None:
+    """Let no other such transaction run until this one ends: a count checked here still holds at its insert.
+
+    SQLite's every transaction is already one (BEGIN IMMEDIATE); on PostgreSQL a
+    transaction-scoped advisory lock makes the checks-then-insert of a submit or
+    a keep one step (read committed would let two of them count the same rows).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": WRITERS_LOCK})
 
 
 def describe() -> str:

@@ -134,8 +134,8 @@ def worker_report(job_id: str, progress: JobProgress | None) -> bool:
 def worker_finished(job_id: str, progress: JobProgress, result: training.TrainingResult,
                     tensorboard_dir, trained_in: str) -> None:
     """Record the end of a run: a finished one becomes a version, a stopped one waits."""
-    record = store.result_record(result, trained_in=trained_in,
-                                 extra={"job": job_id, "owner": _owner(job_id)})
+    owner, requested_name = _names(job_id)  # read first: a second connection inside the transaction would wait for it
+    record = store.result_record(result, trained_in=trained_in, extra={"job": job_id, "owner": owner})
     content = store.model_bytes(result.model)
     logs = store.zip_folder(tensorboard_dir)
     common = dict(progress=progress.snapshot(), ended_at=time.time(), heartbeat_at=time.time(),
@@ -144,7 +144,7 @@ def worker_finished(job_id: str, progress: JobProgress, result: training.Trainin
     if not result.stopped_early:
         try:
             with db.engine().begin() as connection:
-                entry = store.insert_version(connection, _requested_name(job_id), record, content, logs)
+                entry = store.insert_version(connection, requested_name, record, content, logs)
                 connection.execute(db.jobs.update().where(running).values(
                     state=JobState.SAVED.value, phase=f"saved as {entry.name}", saved_name=entry.name,
                     **common))
@@ -186,12 +186,9 @@ def end(job_id: str, state: JobState, *, phase: str, error: str = "",
             result_model=None, result_tensorboard=None, **values)).rowcount)
 
 
-def _owner(job_id: str) -> str:
+def _names(job_id: str) -> tuple[str, str]:
+    """The job's (owner, requested version name)."""
     with db.engine().connect() as connection:
-        return connection.execute(sa.select(db.jobs.c.owner).where(db.jobs.c.id == job_id)).scalar() or ""
-
-
-def _requested_name(job_id: str) -> str:
-    with db.engine().connect() as connection:
-        return connection.execute(sa.select(db.jobs.c.requested_name)
-                                  .where(db.jobs.c.id == job_id)).scalar() or ""
+        row = connection.execute(sa.select(db.jobs.c.owner, db.jobs.c.requested_name)
+                                 .where(db.jobs.c.id == job_id)).first()
+    return (row.owner, row.requested_name) if row is not None else ("", "")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
-import os
+import secrets
 import threading
 import time
 import uuid
@@ -43,8 +43,9 @@ from model_zoo.training import TrainingLimits, TrainingSettings
 
 LOST_AFTER_SECONDS = 60.0  # a training job silent for this long has lost its worker
 RECONCILE_SECONDS = 2.0  # how often a server checks its jobs' workers
+HANDOVER_SECONDS = 300.0  # a job queued but not handed to Ray after this: its server died meanwhile
 KEEP_ENDED_JOBS = 30  # ended jobs listed in the queue table
-KEEP_UNDECIDED_JOBS = 10  # stopped jobs whose learner left: the oldest are discarded
+KEEP_UNDECIDED_JOBS = 3  # a learner's stopped jobs not saved: their oldest are discarded
 MAX_ACTIVE_VARIABLE = "DIGIT_ZOO_MAX_ACTIVE_JOBS"
 DEFAULT_MAX_ACTIVE = 30  # a class: one job each
 
@@ -112,15 +113,17 @@ class JobView:
 # ------------------------------------------------------------------ the page's API
 
 
-def submit(settings: TrainingSettings, owner: str, name: str = "",
-           limits: TrainingLimits | None = None, trained_in: str = "app", key: str | None = None) -> str:
+def submit(settings: TrainingSettings, owner: str, name: str = "", limits: TrainingLimits | None = None,
+           trained_in: str = "app", key: str | None = None, learner: str | None = None) -> str:
     """Queue a job on the Ray cluster; its id.
 
     With a ``key`` (a secret in its owner's link), only that key's holder or
-    the teacher may stop, save or discard it. Raises ``SettingsError`` for a
-    setting out of range and ``JobLimitError`` when the learner already has a
-    job or the class's queue is full; nothing is queued then. Loads MNIST into
-    Ray's object store on the first job.
+    the teacher may stop, save or discard it. ``learner`` is the id of the
+    learner's browser: one job at a time each (None: a script's job, no
+    such limit). Raises ``SettingsError`` for a setting out of range and
+    ``JobLimitError`` when the learner already has a job or the class's queue
+    is full; nothing is queued then. Loads MNIST into Ray's object store on
+    the first job.
     """
     from model_zoo import cluster  # Ray starts with the first job, not with the app
 
@@ -131,13 +134,12 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
         raise JobError(f"Training cannot start: {problem}. Tell the teacher; nothing was queued.")
     try:
         connection_info = cluster.connect()
-    except (ConnectionError, RuntimeError, ValueError) as error:  # what ray.init raises
-        where = os.environ.get("RAY_ADDRESS") or "a local Ray instance"
-        raise ClusterError(f"Training cannot start: Ray at {where} is not available ({error}). "
-                           "Check RAY_ADDRESS, or unset it to train on this machine.") from error
+    except cluster.RayUnavailable as error:
+        raise ClusterError(f"Training cannot start: {error}. Nothing was queued; tell the teacher (RAY_ADDRESS "
+                           "names the cluster; unset, the server trains on its own machine).") from error
     job_id = uuid.uuid4().hex[:10]
     try:
-        _queue(job_id, settings, owner, name, key, connection_info.cluster, maximum)
+        _queue(job_id, settings, owner, name, key, learner, connection_info.cluster, maximum)
     except sa.exc.OperationalError as error:  # e.g. a read-only database file, a full disk
         LOG.error("Could not record job %s: %s", job_id, error)
         raise JobError("Training cannot start: the database refuses to record the job (read-only, or "
@@ -148,30 +150,77 @@ def submit(settings: TrainingSettings, owner: str, name: str = "",
         job_records.end(job_id, JobState.FAILED, phase="not started",
                         error=f"Could not start on Ray: {error}")
         raise
-    _forget_undecided()
+    with db.engine().begin() as connection:  # from now on, a Ray instance that does not know it lost it
+        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id).values(handed_at=time.time()))
+    _forget_undecided(learner)
     return job_id
 
 
 def _queue(job_id: str, settings: TrainingSettings, owner: str, name: str, key: str | None,
-           cluster_name: str, maximum: int) -> None:
-    """The job's row, queued, if its learner has no other job and the class has fewer than ``maximum``."""
-    with db.engine().begin() as connection:
-        mine = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.settings).where(
-            db.jobs.c.owner == owner, db.jobs.c.state.in_(ACTIVE))).first()
-        if mine is not None:
-            raise JobLimitError(
-                f"{owner} already has a job {mine.state} ({mine.settings['arch']}): one job per "
-                "learner at a time, so the queue stays fair. Stop it or wait for it to end.")
-        active = connection.execute(sa.select(sa.func.count()).select_from(db.jobs)
-                                    .where(db.jobs.c.state.in_(ACTIVE))).scalar()
-        if active >= maximum:
-            raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
-                                f"at most {maximum}): try again when one has ended.")
-        connection.execute(db.jobs.insert().values(
-            id=job_id, owner=owner, owner_key=db.hashed_key(key), settings=dataclasses.asdict(settings),
-            requested_name=name,
-            state=JobState.QUEUED.value, phase="waiting for a free training slot",
-            cluster=cluster_name, submitted_at=time.time()))
+           learner: str | None, cluster_name: str, maximum: int) -> None:
+    """The job's row, queued, if its learner has no other job and the class has fewer than ``maximum``.
+
+    The checks and the insert are one step (``db.one_writer_at_a_time``); the
+    partial unique index ``one_active_job_per_learner`` holds the first rule
+    whatever a caller does.
+    """
+    learner_key = db.hashed_key(learner)
+    try:
+        with db.engine().begin() as connection:
+            db.one_writer_at_a_time(connection)
+            if learner_key is not None:
+                mine = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.settings).where(
+                    db.jobs.c.learner_key == learner_key, db.jobs.c.state.in_(ACTIVE))).first()
+                if mine is not None:
+                    raise _one_each(owner, f" {mine.state} ({mine.settings['arch']})")
+            active = connection.execute(sa.select(sa.func.count()).select_from(db.jobs)
+                                        .where(db.jobs.c.state.in_(ACTIVE))).scalar()
+            if active >= maximum:
+                raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
+                                    f"at most {maximum}): try again when one has ended.")
+            connection.execute(db.jobs.insert().values(
+                id=job_id, owner=owner, owner_key=db.hashed_key(key), learner_key=learner_key,
+                settings=dataclasses.asdict(settings), requested_name=name,
+                state=JobState.QUEUED.value, phase="waiting for a free training slot",
+                cluster=cluster_name, submitted_at=time.time()))
+    except sa.exc.IntegrityError:  # the index: another submit of this learner's got in first
+        raise _one_each(owner, "") from None
+
+
+def _one_each(owner: str, which: str) -> JobLimitError:
+    return JobLimitError(f"{owner} already has a job{which}: one job per learner at a time, so the queue "
+                         "stays fair. Stop it or wait for it to end.")
+
+
+NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
+
+
+def nickname(learner: str) -> str:
+    """The learner's name in the queue, e.g. "otter-17": the same on every visit, nobody else's."""
+    learner_key = db.hashed_key(learner)
+    with db.engine().connect() as connection:
+        known = connection.execute(sa.select(db.learners.c.nickname)
+                                   .where(db.learners.c.key == learner_key)).scalar()
+    if known is not None:
+        return known
+    numbers = 90  # otter-10 … otter-99, then three digits once the short ones are mostly taken
+    for attempt in range(200):
+        if attempt == 50:
+            numbers = 900
+        # Not the random module: training reseeds it, and every nickname would repeat.
+        name = f"{secrets.choice(NICKNAMES)}-{10 + secrets.randbelow(numbers)}"
+        try:
+            with db.engine().begin() as connection:  # the unique nickname decides, not a look first
+                connection.execute(db.learners.insert().values(key=learner_key, nickname=name,
+                                                               created=time.time()))
+            return name
+        except sa.exc.IntegrityError:  # taken, or this learner's other tab named them a moment ago
+            with db.engine().connect() as connection:
+                known = connection.execute(sa.select(db.learners.c.nickname)
+                                           .where(db.learners.c.key == learner_key)).scalar()
+            if known is not None:
+                return known
+    raise JobError("No free nickname left for a new learner: ask the teacher.")
 
 
 def view(job_id: str) -> JobView | None:
@@ -179,9 +228,9 @@ def view(job_id: str) -> JobView | None:
     _reconcile()
     with db.engine().connect() as connection:
         row = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.id == job_id)).first()
-        if row is None:
-            return None
-        return _view(row, _positions(connection).get(job_id), live=True)
+        position = _positions(connection).get(job_id)
+    # Ray is asked after the transaction: none waits on the network (on SQLite it holds the write lock).
+    return _view(row, position, live=True) if row is not None else None
 
 
 def views() -> list[JobView]:
@@ -326,11 +375,17 @@ def _reconcile() -> None:
         _last_reconcile = time.monotonic()
     with db.engine().connect() as connection:
         rows = connection.execute(sa.select(db.jobs.c.id, db.jobs.c.state, db.jobs.c.cluster,
-                                            db.jobs.c.heartbeat_at)
+                                            db.jobs.c.heartbeat_at, db.jobs.c.submitted_at, db.jobs.c.handed_at)
                                   .where(db.jobs.c.state.in_(ACTIVE))).all()
     now = time.time()
     for row in rows:
-        reason = cluster.why_gone(row.id, row.cluster)
+        if row.state == JobState.QUEUED.value and row.handed_at is None:
+            # Still being handed to Ray (the first job waits for MNIST to load): no instance knows it yet.
+            if now - row.submitted_at < HANDOVER_SECONDS:
+                continue
+            reason = "the server that queued it stopped before handing it to Ray"
+        else:
+            reason = cluster.why_gone(row.id, row.cluster)
         if reason is None and row.state == JobState.RUNNING.value and row.heartbeat_at is not None \
                 and now - row.heartbeat_at > LOST_AFTER_SECONDS:
             reason = (f"no word from its worker for {now - row.heartbeat_at:.0f} s: its machine or "
@@ -340,11 +395,14 @@ def _reconcile() -> None:
                             only_from=[row.state])
 
 
-def _forget_undecided() -> None:
-    """Bound the database: the oldest stopped jobs nobody saved are discarded."""
+def _forget_undecided(learner: str | None) -> None:
+    """Bound the database: a learner's oldest stopped jobs they never saved are discarded, nobody else's."""
+    if learner is None:  # a script's job: its owner is at the terminal
+        return
     with db.engine().connect() as connection:
-        undecided = connection.execute(sa.select(db.jobs.c.id).where(db.jobs.c.state.in_(UNDECIDED))
-                                       .order_by(db.jobs.c.ended_at.desc())).scalars().all()
+        undecided = connection.execute(sa.select(db.jobs.c.id).where(
+            db.jobs.c.state.in_(UNDECIDED), db.jobs.c.learner_key == db.hashed_key(learner))
+            .order_by(db.jobs.c.ended_at.desc())).scalars().all()
     for job_id in undecided[KEEP_UNDECIDED_JOBS:]:
-        job_records.end(job_id, JobState.DISCARDED, phase="discarded: nobody saved it",
+        job_records.end(job_id, JobState.DISCARDED, phase="discarded: its learner started others, not saving it",
                         only_from=UNDECIDED)

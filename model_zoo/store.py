@@ -314,9 +314,9 @@ def save_result(result: TrainingResult, *, name: str = "", trained_in: str,
     record = result_record(result, trained_in=trained_in, extra=extra)
     if shipped_dir is not None:
         return save_shipped(result.model, record, shipped_dir, name or result.settings.arch)
+    content, logs = model_bytes(result.model), zip_folder(tensorboard_dir)  # slow: before the transaction
     with db.engine().begin() as connection:
-        return insert_version(connection, name, record, model_bytes(result.model),
-                              zip_folder(tensorboard_dir))
+        return insert_version(connection, name, record, content, logs)
 
 
 def result_record(result: TrainingResult, *, trained_in: str, extra: dict | None = None) -> dict:

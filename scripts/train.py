@@ -21,6 +21,7 @@ say what is allowed.
 from __future__ import annotations
 
 import argparse
+import secrets
 import getpass
 import sys
 import tempfile
@@ -122,9 +123,10 @@ def train_here(settings: training.TrainingSettings, args: argparse.Namespace) ->
 
 
 def train_on_ray(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry | None:
-    job_id = jobs.submit(settings, owner=args.owner, name=args.name,
-                         trained_in="scripts.train --ray")
-    print(f"Job {job_id} queued on Ray; Ctrl-C leaves it running (see the Train page).")
+    key = secrets.token_urlsafe(12)  # as the Train page's: only its holder (or the teacher) acts on the job
+    job_id = jobs.submit(settings, owner=args.owner, name=args.name, trained_in="scripts.train --ray", key=key)
+    print(f"Job {job_id} queued on Ray; Ctrl-C leaves it running. Its page, where only you or the "
+          f"teacher can stop it: /train?job={job_id}&key={key}")
     with tqdm(total=settings.epochs, desc=settings.arch, unit="epoch", file=sys.stdout) as bar:
         while True:
             view = jobs.view(job_id)

@@ -2,6 +2,7 @@
 
     with running_server() as url:            # postgresql+psycopg://postgres@127.0.0.1:PORT
         fresh_database(url)                  # one new database per test: no test sees another's rows
+        with stopped(url): ...               # the server down for a while, then back
 
 As root (CI), the server runs as the ``postgres`` user, in a folder of its own
 under /tmp (pytest's folders are private to root).
@@ -55,14 +56,32 @@ def running_server() -> Iterator[str | None]:
     subprocess.run(_as_postgres([str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
                    check=True, capture_output=True)
     options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
-                                 "-l", str(folder / "log"), "start", "-w"]), check=True, capture_output=True)
+    start = _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
+                          "-l", str(folder / "log"), "start", "-w"])
+    subprocess.run(start, check=True, capture_output=True)
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    _controls[url] = (start, _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "stop", "-m", "fast"]))
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield url
     finally:
+        _controls.pop(url, None)
         subprocess.run(_as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "stop", "-m", "immediate"]),
                        capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_controls: dict[str, tuple[list[str], list[str]]] = {}  # server URL → (its start, its stop command)
+
+
+@contextmanager
+def stopped(server_url: str) -> Iterator[None]:
+    """The server stopped (as a crash or a maintenance would), then started again on the same port."""
+    start, stop = _controls[server_url]
+    subprocess.run(stop, check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(start, check=True, capture_output=True)
 
 
 def fresh_database(server_url: str) -> str:

@@ -7,13 +7,14 @@ would send); the digits go to a fresh SQLite database per test.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model_zoo import class_digits, store
-from tests.test_pages import COMPARE, DRAW, draw_on_canvas, open_page, seven
+from tests.test_pages import COMPARE, DRAW, draw_on_canvas, open_page, seven, sign_in_as_teacher
 
 CLASS = "app_pages/class_digits.py"
 FIXTURE = Path(__file__).parent / "fixtures" / "class_digits.npz"
@@ -91,23 +92,34 @@ def test_the_class_page_reads_the_class_with_every_model():
     at.checkbox(key="class_only_wrong").check().run()
     model = at.selectbox(key="class_model").value
     misread = int(table.set_index("Model").loc[model, "Misread"])
-    shown = [b for b in at.button if str(b.key).startswith("class_delete_")]
+    shown = [c for c in at.caption if c.value.startswith("reads ")]  # each thumbnail's caption
     assert len(shown) == misread < n  # fewer than 40 of any digit: all shown
 
 
-def test_without_a_teacher_password_anyone_manages_the_class_but_not_another_learners_digits():
+def test_without_a_teacher_password_the_server_makes_one_and_only_its_holder_manages_the_class(capfd):
     class_digits.import_file("my class", "a.npz", _small_npz())
     bo = class_digits.keep("my class", label=5, image=np.eye(28, dtype=np.float32), learner="Bo", owner_key="bo")
-    at = open_class()  # no teacher password on this server: anyone acts as the teacher, but for Bo's digit
-    assert f"class_delete_{bo.id}" not in {b.key for b in at.button}
-    first = class_digits.digits("my class")[0]  # imported: the class's data
+    at = open_class()  # no DIGIT_ZOO_TEACHER_PASSWORD: the first start made one and printed it once
+    printed = re.findall(r"Teacher password: (\S+)", capfd.readouterr().err)
+    assert len(printed) == 1
+    assert not [b for b in at.button if str(b.key).startswith("class_delete_")]  # not even imported ones
+    assert not [b for b in at.button if b.key in ("class_relabel", "class_import", "class_erase", "class_create")]
+    assert any("Only the teacher exports" in c.value for c in at.caption)
+
+    at.text_input(key="teacher_password").input("a guess").run()
+    assert any("not the teacher password" in e.value for e in at.error)
+    sign_in_as_teacher(at, printed[0])
+    at.button(key=f"class_delete_{bo.id}").click().run()  # the teacher deletes anyone's
+    first = class_digits.digits("my class")[0]
     at.button(key=f"class_delete_{first.id}").click().run()
-    assert first.id not in {d.id for d in class_digits.digits("my class")}
+    assert {bo.id, first.id}.isdisjoint(d.id for d in class_digits.digits("my class"))
     target = class_digits.digits("my class")[0]
     at.selectbox(key="class_relabel_digit").set_value(target.id)
     at.selectbox(key="class_relabel_label").set_value(9)
     at.button(key="class_relabel").click().run()
     assert {d.id: d.label for d in class_digits.digits("my class")}[target.id] == 9
+    open_class()
+    assert "Teacher password" not in capfd.readouterr().err  # once, not at every start
 
 
 def test_with_a_teacher_password_a_learner_deletes_only_their_own(monkeypatch):
@@ -126,8 +138,10 @@ def test_with_a_teacher_password_a_learner_deletes_only_their_own(monkeypatch):
     assert all(d.source != "drawn" for d in class_digits.digits("my class"))
 
 
-def test_the_teacher_names_a_class_and_keeps_go_there():
+def test_the_teacher_names_a_class_and_keeps_go_there(monkeypatch):
+    monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "chalk")
     at = open_class()
+    sign_in_as_teacher(at, "chalk")
     at.text_input(key="class_new_name").set_value("7B 2026")
     at.button(key="class_create").click().run()
     assert class_digits.classes() == ["my class", "7B 2026"]
@@ -177,11 +191,13 @@ def test_the_train_page_fine_tunes_on_the_class_and_shows_its_held_out_digits_be
                                      f"read {result['held_out_accuracy_before']:.1%}") for info in at.info)
 
 
-def test_the_teacher_deletes_a_whole_class():
+def test_the_teacher_deletes_a_whole_class(monkeypatch):
+    monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "chalk")
     class_digits.create_class("last year")
     class_digits.import_file("last year", "a.npz", _small_npz())
     class_digits.import_file("my class", "a.npz", _small_npz())
     at = open_class()
+    sign_in_as_teacher(at, "chalk")
     at.selectbox(key="class_page_class").set_value("last year").run()
     assert at.button(key="class_erase").disabled
     at.checkbox(key="class_erase_confirm").check().run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import signal
 import tempfile
 import time
@@ -163,12 +164,12 @@ def test_a_failing_job_shows_its_error_and_the_next_one_runs():
 
 
 def test_one_job_per_learner_and_a_cap_for_the_class(monkeypatch):
-    jobs.submit(long(), owner="otter-1")
+    jobs.submit(long(), owner="otter-1", learner="otters-browser")
     with pytest.raises(jobs.JobLimitError, match=r"otter-1 already has a job (queued|running) \(mlp_1x50\)"):
-        jobs.submit(tiny(), owner="otter-1")
+        jobs.submit(tiny(), owner="otter-1", learner="otters-browser")
     monkeypatch.setenv(jobs.MAX_ACTIVE_VARIABLE, "1")
     with pytest.raises(jobs.JobLimitError, match=r"queue is full \(1 jobs waiting or training, at most 1\)"):
-        jobs.submit(tiny(), owner="heron-2")
+        jobs.submit(tiny(), owner="heron-2", learner="herons-browser")
     assert len(jobs.views()) == 1
 
 
@@ -183,17 +184,20 @@ def test_a_job_whose_worker_dies_is_lost_with_the_reason():
         jobs.save(job_id)
 
 
-def test_stopped_jobs_nobody_saves_are_discarded_oldest_first():
+def test_a_learners_oldest_stopped_jobs_are_discarded_and_nobody_elses():
     old = [f"left{i:02d}" for i in range(jobs.KEEP_UNDECIDED_JOBS + 2)]
     with db.engine().begin() as connection:
-        for i, job_id in enumerate(old):
+        for i, job_id in enumerate(old):  # the even ones are otter's, the odd ones heron's
             connection.execute(db.jobs.insert().values(
-                id=job_id, owner=f"learner-{i}", settings=dataclasses.asdict(tiny()), state="stopped",
-                cluster="local:elsewhere:1:x", submitted_at=i, ended_at=i, result_model=b"model",
-                result_record={"arch": "mlp_1x50"}))
-    ended(jobs.submit(tiny(), owner="otter-1"))
-    states = [jobs.view(job_id).state for job_id in old]
-    assert states == [JobState.DISCARDED] * 2 + [JobState.STOPPED] * jobs.KEEP_UNDECIDED_JOBS
+                id=job_id, owner=f"learner-{i % 2}", learner_key=db.hashed_key(["otter", "heron"][i % 2]),
+                settings=dataclasses.asdict(tiny()), state="stopped", cluster="local:elsewhere:1:x",
+                submitted_at=i, ended_at=i, result_model=b"model", result_record={"arch": "mlp_1x50"}))
+    ended(jobs.submit(tiny(), owner="otter-1", learner="otter"))
+    states = {job_id: jobs.view(job_id).state for job_id in old}
+    otters = [states[job_id] for job_id in old[::2]]  # oldest first
+    assert otters == [JobState.DISCARDED] * (len(otters) - jobs.KEEP_UNDECIDED_JOBS) + \
+        [JobState.STOPPED] * jobs.KEEP_UNDECIDED_JOBS
+    assert {states[job_id] for job_id in old[1::2]} == {JobState.STOPPED}  # heron's are heron's to decide
 
 
 LIMITS = TrainingLimits(max_epochs=20, max_width=256, max_hidden_layers=4, max_train_size=30_000)
@@ -263,9 +267,12 @@ def test_the_cli_fine_tunes_with_pen_strokes(capsys, tmp_path, monkeypatch):
 def test_the_cli_trains_on_ray_like_the_app(capsys):
     assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--train-size", "400",
                               "--name", "via ray", "--ray"]) == 0
-    assert "Saved via-ray: MNIST test accuracy 0." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Saved via-ray: MNIST test accuracy 0." in out
     entry = store.scan().get("via-ray")
     assert entry.record["trained_in"] == "scripts.train --ray" and entry.record["job"]
+    key = re.search(r"/train\?job=\w+&key=(\S+)", out).group(1)  # nobody else acts on it
+    assert jobs.owns(entry.record["job"], key) and not jobs.owns(entry.record["job"], None)
 
 
 def test_the_cli_refuses_settings_outside_the_limits(capsys):

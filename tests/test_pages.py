@@ -42,6 +42,12 @@ def open_page(page: str, **query: str) -> AppTest:
     return at
 
 
+def sign_in_as_teacher(at: AppTest, password: str) -> None:
+    """Sign in from the sidebar's Teacher box, as a teacher does."""
+    at.text_input(key="teacher_password").input(password).run()
+    assert not at.error, [e.value for e in at.error]
+
+
 def seven(size: int = 280, *, ink=(255, 255, 255), paper=(0, 0, 0), mode: str = "RGB") -> Image.Image:
     """A hand-drawn-looking 7: a top bar, then a slanted downstroke."""
     image = Image.new(mode, (size, size), paper)

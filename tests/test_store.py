@@ -233,15 +233,20 @@ def test_the_versions_table_keeps_the_bytes_a_plain_keras_can_load(tiny_model, a
 
 
 def test_a_database_of_the_previous_schema_is_brought_up_to_date(database):
-    with db.engine().begin() as connection:  # as the first schema made it: no owner_key
-        connection.execute(sa.text("ALTER TABLE jobs DROP COLUMN owner_key"))
-        connection.execute(sa.text("ALTER TABLE versions DROP COLUMN owner_key"))
+    with db.engine().begin() as connection:  # as the first schema made it: no keys, no learners
+        connection.execute(sa.text("DROP INDEX one_active_job_per_learner"))
+        for table, column in [("jobs", "owner_key"), ("jobs", "learner_key"), ("jobs", "handed_at"),
+                              ("versions", "owner_key")]:
+            connection.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        connection.execute(sa.text("DROP TABLE learners"))
         connection.execute(db.schema_version.update().values(version=1))
     db._engines.clear()  # as a new server process would
     with db.engine().connect() as connection:
         assert connection.execute(sa.select(db.schema_version.c.version)).scalar() == db.SCHEMA_VERSION
-        for table in ("jobs", "versions"):
-            assert "owner_key" in {column["name"] for column in sa.inspect(connection).get_columns(table)}
+        columns = {table: {column["name"] for column in sa.inspect(connection).get_columns(table)}
+                   for table in ("jobs", "versions", "learners")}
+        assert {"owner_key", "learner_key", "handed_at"} <= columns["jobs"] and "owner_key" in columns["versions"]
+        assert "one_active_job_per_learner" in {index["name"] for index in sa.inspect(connection).get_indexes("jobs")}
     db._engines.clear()
 
 

@@ -210,12 +210,14 @@ def test_a_misconfigured_server_says_which_setting(monkeypatch, variable, value,
     assert any(message in error for error in texts(at.error))
 
 
-def open_job(job_id: str, key: str | None = None) -> AppTest:
+def open_job(job_id: str, key: str | None = None, learner: str | None = None) -> AppTest:
     """The job's page in a new browser session: a classmate's, or its owner's after a reload."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.query_params["job"] = job_id
     if key:
         at.query_params["key"] = key
+    if learner:
+        at.query_params["learner"] = learner
     at.run()
     at.switch_page(TRAIN).run()
     assert not at.exception, at.exception
@@ -235,9 +237,10 @@ def test_a_classmate_watches_a_job_only_its_owner_or_the_teacher_can_stop(monkey
 
     classmate = open_job(job_id)
     assert "train_stop" not in buttons(classmate)
+    assert not [c for c in texts(classmate.caption) if "SQLite file" in c]  # the server's paths are not theirs
     assert any(f"This is {me}'s job: only they, or the teacher" in c for c in texts(classmate.caption))
 
-    reloaded = open_job(job_id, key)  # the owner's own link in a new session
+    reloaded = open_job(job_id, key, at.query_params["learner"])  # the owner's own link, reloaded
     assert "train_stop" in buttons(reloaded) and reloaded.session_state["train_owner"] == me
 
     teacher = open_job(job_id)
@@ -245,5 +248,6 @@ def test_a_classmate_watches_a_job_only_its_owner_or_the_teacher_can_stop(monkey
     assert any("not the teacher password" in e for e in texts(teacher.error))
     teacher.text_input(key="teacher_password").input("chalk").run()
     assert "train_stop" in buttons(teacher)
+    assert any("Jobs and versions are kept in the SQLite file" in c for c in texts(teacher.caption))
     teacher.button(key="train_stop").click().run()
     assert jobs.view(job_id).stop_requested

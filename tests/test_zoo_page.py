@@ -100,11 +100,14 @@ def test_where_there_is_a_teacher_only_the_teacher_deletes(mnist, shipped, datab
     source = shipped[0]
     with db.engine().begin() as connection:
         store.insert_version(connection, "learners", source.record, source.path.read_bytes())
-    at = run_page()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)  # the app: its sidebar signs in
+    at.run()
+    at.switch_page("app_pages/zoo.py")
+    run_page(at)
     at.selectbox(key="zoo_model").set_value("learners")
     run_page(at)
     assert "zoo_delete" not in {button.key for button in at.button}
     assert any("or the teacher can delete it (sign in from the sidebar)" in c.value for c in at.caption)
-    at.session_state["teacher"] = True  # signed in, as the sidebar's password field does
+    at.text_input(key="teacher_password").input("chalk")
     run_page(at)
     assert "zoo_delete" in {button.key for button in at.button}

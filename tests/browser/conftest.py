@@ -16,6 +16,7 @@ trains on a Ray instance of its own with one training slot.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -60,10 +61,27 @@ def app_database(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def app_url(app_database, tmp_path_factory):
+def app_log(tmp_path_factory) -> Path:
+    """The output of the browser tests' server."""
+    return tmp_path_factory.mktemp("server") / "streamlit.log"
+
+
+@pytest.fixture(scope="session")
+def app_url(app_database, app_log):
     """Start `streamlit run app.py` on a free port; yield its base URL; stop it."""
-    with running_app(app_database, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+    with running_app(app_database, app_log) as url:
         yield url
+
+
+def sign_in_as_teacher(page: Page, log: Path) -> None:
+    """Sign in from the sidebar with the password the server printed in its log at its first start."""
+    password = re.search(r"Teacher password: (\S+)", log.read_text()).group(1)
+    page.get_by_test_id("stSidebar").get_by_text("Teacher").click()
+    field = page.get_by_label("Teacher password")
+    field.fill(password)
+    field.press("Enter")
+    expect(page.get_by_text("Signed in: you can stop")).to_be_visible(timeout=RESULT_SECONDS * 1000)
+    wait_until_idle(page)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from model_zoo import class_digits, db, store
 
 from .class_set import FIXTURE
 from .conftest import (FIRST_PAGE_SECONDS, RESULT_SECONDS, draw_and_wait, open_app, screenshot,
-                       wait_until_idle)
+                       sign_in_as_teacher, wait_until_idle)
 from .strokes import Sample
 from .test_train import saved_name
 
@@ -50,7 +50,7 @@ def pick(page: Page, box: str, option: str) -> None:
     wait_until_idle(page)
 
 
-def test_draw_keep_browse_delete_export_import_fine_tune_and_draw_with_it(page, app_url, app_database,
+def test_draw_keep_browse_delete_export_import_fine_tune_and_draw_with_it(page, app_url, app_database, app_log,
                                                                           monkeypatch, tmp_path):
     monkeypatch.setenv(db.URL_VARIABLE, app_database)
     open_app(page, app_url, "draw?model=cnn")
@@ -78,10 +78,11 @@ def test_draw_keep_browse_delete_export_import_fine_tune_and_draw_with_it(page, 
     assert sorted(d.label for d in kept) == [1, 3, 7] and {d.learner for d in kept} == {"Ada"}
     assert all(d.readings["cnn"][0] == d.label for d in kept)  # what cnn read on Draw, kept with each
 
-    # Delete the 3 (the learner's own), then export what is left.
+    # Delete the 3 (the learner's own); the teacher signs in and exports what is left.
     page.locator(".st-key-class_label_3").get_by_role("button", name="Delete").click()
     expect(thumbnails).to_have_count(2, timeout=RESULT_SECONDS * 1000)
     wait_until_idle(page)
+    sign_in_as_teacher(page, app_log)
     with page.expect_download() as download:
         page.get_by_role("button", name="Export as .npz (x, y)").click()
     exported = tmp_path / "my_class.npz"
@@ -90,7 +91,7 @@ def test_draw_keep_browse_delete_export_import_fine_tune_and_draw_with_it(page, 
         assert archive["x"].shape == (2, 28, 28) and archive["x"].dtype == np.uint8
         assert sorted(archive["y"].tolist()) == [1, 7]
 
-    # A second class, named by the teacher (no teacher password here: anyone is), gets the export.
+    # A second class, named by the teacher, gets the export.
     page.get_by_text("Name a new class").click()
     page.get_by_role("textbox", name="Class name").fill("second class")
     page.get_by_role("button", name="Create class").click()
