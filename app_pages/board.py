@@ -129,7 +129,8 @@ def job_line(view: jobs.JobView) -> str:
 
 def class_jobs() -> None:
     shown = [view for view in jobs.views() if view.active or view.state is jobs.JobState.SAVED]
-    block("<h2>Training</h2>" + (f"<table>{''.join(job_line(view) for view in shown)}</table>" if shown
+    block("<h2>Training</h2>" + (f'<table data-testid="jobs">{"".join(job_line(view) for view in shown)}</table>'
+                                 if shown
                                  else "<p>No jobs yet: start one on the Train page.</p>"))
 
 
@@ -151,7 +152,7 @@ def challenge_board(class_name: str) -> None:
                      f"<td><b>{row.score:.1%}</b></td><td>MNIST {row.mnist:.2%}</td></tr>")
     state = "running" if current.running else "ended"
     block(f"<h2>Challenge ({state}): who reads our handwriting best</h2>"
-          f"<p>Scored on {len(x)} held-out digits of {html.escape(class_name)}"
+          f"<p>Scored on {len(x)} held-out digit{'s' * (len(x) != 1)} of {html.escape(class_name)}"
           + (", hidden until the teacher ends it" if current.running else "") + "</p>"
           f'<table data-testid="leaderboard">{"".join(lines)}</table>')
     if not current.running and len(x):
@@ -189,7 +190,8 @@ wanted = st.query_params.get("class", class_digits.DEFAULT_CLASS)
 class_name = wanted if wanted in names else class_digits.DEFAULT_CLASS
 join, now = st.columns([2, 3], gap="large")
 with join:
-    join_panel()
+    with st.container(key="board_join"):
+        join_panel()
     live_jobs()
 with now:
     live_class(class_name)

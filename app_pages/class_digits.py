@@ -83,7 +83,7 @@ def _delete_class(class_name: str) -> None:
 
 def _challenge(action, class_name: str) -> None:
     try:
-        action(class_name, teacher=ui.acts_as_teacher())
+        action(class_name, teacher=ui.is_teacher())
     except challenge.ChallengeError as error:
         st.session_state.class_message = ("error", str(error))
 
@@ -227,7 +227,7 @@ if "class_message" in st.session_state:
 class_name = classes_section()
 try:
     kept = class_digits.digits(class_name)
-    hidden = challenge.hides_held_out(class_name) and not ui.acts_as_teacher()
+    hidden = challenge.hides_held_out(class_name) and not ui.is_teacher()
 except db.DatabaseError as error:
     st.error(f"The class's digits cannot be read: {error}", icon=":material/database:")
     st.stop()

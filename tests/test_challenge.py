@@ -10,7 +10,7 @@ import pytest
 
 from model_zoo import architectures, challenge, class_digits, db, inference, store
 from tests.test_class_page import CLASS, FIXTURE
-from tests.test_pages import DRAW, open_page
+from tests.test_pages import DRAW, open_page, sign_in_as_teacher
 
 pytestmark = pytest.mark.usefixtures("database")
 
@@ -53,7 +53,7 @@ def test_while_it_runs_learners_neither_see_nor_export_the_held_out_digits(monke
     with np.load(io.BytesIO(class_digits.export_npz("my class", held_out=False))) as exported:
         assert len(exported["y"]) == train
 
-    at.sidebar.text_input(key="teacher_password").set_value("secret").run()  # the teacher signs in
+    sign_in_as_teacher(at, "secret")
     assert shown_count(at) == train + held  # the teacher sees them all
     assert any("held-out digits are left out" in c.value for c in at.caption)  # … but exports none
     at.button(key="class_challenge_end").click().run()

@@ -9,11 +9,10 @@ docs/board.png (and its join panel as docs/join.png) at 1920 × 1080.
 
 from __future__ import annotations
 
-import re
-
 from playwright.sync_api import Browser, expect
 
-from .conftest import DOCS, FIRST_PAGE_SECONDS, draw_and_wait, open_app, running_app, screenshot
+from .conftest import (DOCS, FIRST_PAGE_SECONDS, draw_and_wait, open_app, running_app, screenshot,
+                       sign_in_as_teacher)
 from .strokes import Sample
 from .test_class import keep
 from .test_train import saved_name, start_job
@@ -48,9 +47,10 @@ def test_three_learners_join_from_the_board_keep_digits_and_a_version_while_it_w
         expect(teacher.locator("[data-testid=drawing-now]")).to_have_text("3", timeout=BOARD_SECONDS * 1000)
         expect(teacher.locator(".tiles figure")).to_have_count(3)
 
-        # The teacher starts a challenge (this server has no teacher password: anyone acts as the teacher).
+        # The teacher signs in on the Class page and starts a challenge.
         class_page = browser.new_context(viewport=PROJECTOR).new_page()
         open_app(class_page, url, "class")
+        sign_in_as_teacher(class_page, tmp_path / "streamlit.log")  # the password the server printed
         class_page.get_by_role("button", name="Start a challenge").click()
         expect(teacher.locator("[data-testid=leaderboard]")).to_be_visible(timeout=BOARD_SECONDS * 1000)
 
@@ -58,13 +58,13 @@ def test_three_learners_join_from_the_board_keep_digits_and_a_version_while_it_w
         ada.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
         expect(ada.get_by_role("button", name="Start training")).to_be_visible(timeout=FIRST_PAGE_SECONDS * 1000)
         start_job(ada, 2_000, 1, 128)
-        expect(teacher.locator(".board").filter(has_text=re.compile(r"mlp_1x50"))).to_be_visible(
+        expect(teacher.locator("[data-testid=jobs]").filter(has_text="mlp_1x50")).to_be_visible(
             timeout=BOARD_SECONDS * 1000)
         name = saved_name(ada)
-        expect(teacher.locator(".board").filter(has_text=f"saved as {name}")).to_be_visible(
+        expect(teacher.locator("[data-testid=jobs]").filter(has_text=f"saved as {name}")).to_be_visible(
             timeout=BOARD_SECONDS * 1000)
         expect(teacher.locator("[data-testid=leaderboard]").get_by_text(name, exact=True)).to_be_visible(
             timeout=BOARD_SECONDS * 1000)
 
         screenshot(teacher, "board")
-        teacher.locator('[data-testid="stColumn"]').first.screenshot(path=str(DOCS / "join.png"))
+        teacher.locator(".st-key-board_join").screenshot(path=str(DOCS / "join.png"))
