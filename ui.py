@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from streamlit.delta_generator import DeltaGenerator
 
 import presence
-from model_zoo import class_digits, db, inference, inside, preprocess, store, teacher
+from model_zoo import class_digits, db, inference, inside, model_card, preprocess, store, teacher
 
 LOG = logging.getLogger(__name__)
 
@@ -483,6 +483,24 @@ def _picture_to_mnist(data: bytes) -> np.ndarray:
                              "are read. Crop or shrink it")
         picture.load()  # a truncated file fails here, as OSError
         return preprocess.to_mnist(picture)
+
+
+def download_model(entry: store.ZooEntry, *, key: str) -> str:
+    """Buttons for the model as a .keras file for plain Keras and its card (Zoo, a saved job); the card.
+
+    The file is read only when its button is clicked.
+    """
+    card = model_card.markdown(entry)
+    keras_file, card_file = st.columns(2)
+    keras_file.download_button(f"Download {model_card.file_name(entry)}", lambda: entry.path.read_bytes(),
+                               file_name=model_card.file_name(entry), mime="application/octet-stream",
+                               on_click="ignore", icon=":material/download:", key=f"{key}_download_model")
+    card_file.download_button("Download its model card", card, file_name=f"{entry.name}.md",
+                              mime="text/markdown", on_click="ignore", icon=":material/description:",
+                              key=f"{key}_download_card")
+    st.caption("The file loads with `keras.models.load_model` anywhere Keras 3 runs; the card says what it "
+               "learnt from, how well it reads and where it fails. Neither names who trained it.")
+    return card
 
 
 # ------------------------------------------------------------------ why this digit (Inside, Draw)

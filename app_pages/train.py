@@ -274,9 +274,16 @@ def job_panel(view: jobs.JobView) -> None:
         st.success(f"Saved as **{view.saved_name}** — select it on Draw. "
                    f"It reads {view.test_accuracy:.2%} of the 10,000 MNIST test digits correctly.",
                    icon=":material/check_circle:")
-        class_result(view.saved_name)
+        try:
+            saved = store.scan().get(view.saved_name)
+        except (db.DatabaseError, ValueError):  # unreadable, or deleted since
+            saved = None
+        if saved is not None:
+            class_result(saved)
         st.page_link("app_pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
                      query_params={"model": view.saved_name})
+        if saved is not None:
+            ui.download_model(saved, key="train")
         logs = store.tensorboard_zip(view.saved_name)
         if logs:
             st.download_button("TensorBoard logs (.zip)", logs, file_name=f"{view.saved_name}-tensorboard.zip",
@@ -291,19 +298,16 @@ def job_panel(view: jobs.JobView) -> None:
         curves(view)
 
 
-def class_result(version: str) -> None:
+def class_result(version: store.ZooEntry) -> None:
     """A version trained with a class's digits: its held-out digits read before and after."""
-    try:
-        record = store.scan().get(version).record
-    except (db.DatabaseError, ValueError):
-        return
+    record = version.record
     result = record.get("class_digits")
     if not result or result.get("held_out_accuracy") is None:
         return
     before = result.get("held_out_accuracy_before")
     before_text = f"the shipped {record['arch']} read {before:.1%}, " if before is not None else ""
     st.info(f"On the {result['held_out']} held-out digits of {ui.literal(result['class'])}: "
-            f"{before_text}{version} reads {result['held_out_accuracy']:.1%}.", icon=":material/groups:")
+            f"{before_text}{version.name} reads {result['held_out_accuracy']:.1%}.", icon=":material/groups:")
 
 
 def _act(action, job_id: str, *args) -> None:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from model_zoo import data, evaluation, model_card, store
+from model_zoo import data, evaluation, store
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 8
@@ -259,18 +259,8 @@ def mistakes(record: dict, mnist) -> None:
 
 
 def take_home(entry: store.ZooEntry) -> None:
-    """The model as a .keras file for plain Keras, and its card; the file is read only when clicked."""
     st.subheader("Take it home")
-    card = model_card.markdown(entry)
-    keras_file, card_file = st.columns(2)
-    keras_file.download_button(f"Download {model_card.file_name(entry)}", lambda: entry.path.read_bytes(),
-                               file_name=model_card.file_name(entry), mime="application/octet-stream",
-                               on_click="ignore", icon=":material/download:", key="zoo_download_model")
-    card_file.download_button("Download its model card", card, file_name=f"{entry.name}.md",
-                              mime="text/markdown", on_click="ignore", icon=":material/description:",
-                              key="zoo_download_card")
-    st.caption("The file loads with `keras.models.load_model` anywhere Keras 3 runs; the card says what it "
-               "learnt from, how well it reads and where it fails. Neither names who trained it.")
+    card = ui.download_model(entry, key="zoo")
     with st.expander("The model card"):
         st.markdown(card)
 

@@ -149,7 +149,8 @@ def test_a_tiny_job_finishes_by_itself_and_lands_on_draw():
     link = at.get("page_link")[0].proto
     assert view.saved_name in link.label and link.page == "draw"
     assert urllib.parse.parse_qs(link.query_string) == {"model": [view.saved_name]}
-    assert at.get("download_button")  # its TensorBoard logs
+    downloads = [button.proto.label for button in at.get("download_button")]
+    assert downloads == [f"Download {view.saved_name}.keras", "Download its model card", "TensorBoard logs (.zip)"]
 
     at.switch_page(DRAW).run()
     assert not at.exception, at.exception
