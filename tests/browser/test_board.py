@@ -2,12 +2,15 @@
 
 The learners join through the address the board shows (in tests, the server's
 127.0.0.1 URL, set as a teacher sets a public address), draw and keep digits;
-the teacher starts a challenge; one learner trains and saves a version. The
-board shows each step within seconds, without a reload, and is saved as
-docs/board.png (and its join panel as docs/join.png) at 1920 × 1080.
+the teacher starts a challenge; one learner trains and saves a version; the
+teacher ends the challenge. The board shows each step within seconds, without
+a reload, and is saved as docs/board.png (its join panel as docs/join.png) at
+1920 × 1080.
 """
 
 from __future__ import annotations
+
+import re
 
 from playwright.sync_api import Browser, expect
 
@@ -68,3 +71,9 @@ def test_three_learners_join_from_the_board_keep_digits_and_a_version_while_it_w
 
         screenshot(teacher, "board")
         teacher.locator(".st-key-board_join").screenshot(path=str(DOCS / "join.png"))
+
+        # The teacher ends it: the board reveals the held-out digits, marking those that beat every model.
+        class_page.get_by_role("button", name="End the challenge and reveal the held-out digits").click()
+        expect(teacher.locator(".board").filter(has_text="Challenge (ended)")).to_be_visible(
+            timeout=BOARD_SECONDS * 1000)
+        expect(teacher.get_by_text(re.compile(r"The held-out digits: \d+ beat every model"))).to_be_visible()
