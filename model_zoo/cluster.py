@@ -9,15 +9,20 @@ the code. A slot is two Ray CPUs: each job asks for ``CPUS_PER_SLOT``.
 
 Each job is a Ray task: Ray queues it until a slot is free and runs it in a
 worker process on any node, which it keeps for the next task (TensorFlow is
-imported once per worker, not once per job). The tasks are submitted by one
-detached ``Dispatcher`` actor per cluster, so they outlive the web server that
-asked for them when the cluster does; it also holds MNIST in the object store
-(once per cluster) and relays each task's live progress and stop requests. The
+imported once per worker, not once per job). The tasks are submitted by a
+detached ``Dispatcher`` actor, so they outlive the web server that asked for
+them when the cluster does; it also holds MNIST and the shipped models in the
+object store and relays each task's live progress and stop requests. There is
+one per cluster and version of the app and its shipped models
+(``dispatcher_name``): an upgraded server starts its own, and an older one is
+retired once its last job has ended. The
 database (``model_zoo.jobs``) gets the progress every second and the results.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import socket
@@ -37,7 +42,7 @@ LOG = logging.getLogger(__name__)
 NAMESPACE = "digit_zoo"
 SLOTS_VARIABLE = "DIGIT_ZOO_TRAINING_SLOTS"
 CPUS_PER_SLOT = 2  # Ray CPUs a job asks for: a 2-core machine trains one job at a time
-DISPATCHER = "dispatcher"
+DISPATCHER = "dispatcher"  # + "-" and a fingerprint of what it serves: dispatcher_name()
 WORKER_NICENESS = 10  # training runs at this Unix priority (the web server stays at 0)
 PUSH_SECONDS = 0.2  # how often a training task sends its progress to the dispatcher
 LIVE_TIMEOUT = 2.0  # seconds to wait for a worker's live progress before showing the stored one
@@ -100,7 +105,7 @@ def connect(timeout: float | None = None) -> Connection:
 
 def connect_in_background() -> None:
     """Start Ray (and shelve MNIST) while the learner fills in the form: the first job need not wait."""
-    _start_attempt()
+    _start_attempt(shelve=True)
 
 
 def problem() -> str | None:
@@ -119,7 +124,7 @@ def _patience() -> float:
     return CONNECT_SECONDS if os.environ.get("RAY_ADDRESS", "").strip() else LOCAL_START_SECONDS
 
 
-def _start_attempt() -> dict | None:
+def _start_attempt(shelve: bool = False) -> dict | None:
     """The current connecting attempt (a new one if none, or the last failed a while ago); None when connected."""
     global _attempt
     with _connect_lock:
@@ -128,7 +133,7 @@ def _start_attempt() -> dict | None:
         stale = _attempt is not None and _attempt["error"] is not None and \
             time.monotonic() - _attempt["started"] > RETRY_SECONDS
         if _attempt is None or stale:
-            _attempt = {"started": time.monotonic(), "done": threading.Event(), "error": None}
+            _attempt = {"started": time.monotonic(), "done": threading.Event(), "error": None, "shelve": shelve}
             # Ray's local processes die with the *thread* that started them (PR_SET_PDEATHSIG), and a
             # Streamlit script thread ends with its run: start them from a thread that stays.
             threading.Thread(target=_keep_ray, args=(_attempt,), name="digit-zoo-ray", daemon=True).start()
@@ -150,10 +155,11 @@ def _keep_ray(attempt: dict) -> None:
         _connection = connection
     attempt["done"].set()
     LOG.info("training on Ray: %s", capacity())
-    try:
-        _dispatcher()  # MNIST shelved before the first job asks
-    except Exception:  # the first submit tries again and shows the error to the learner
-        LOG.exception("creating the dispatcher in the background failed")
+    if attempt["shelve"]:
+        try:
+            _dispatcher()  # MNIST shelved before the first job asks
+        except Exception:  # the first submit tries again and shows the error to the learner
+            LOG.exception("creating the dispatcher in the background failed")
     threading.Event().wait()
 
 
@@ -221,28 +227,28 @@ def start_job(job_id: str, settings: training.TrainingSettings, limits: training
 
 def stop(job_id: str) -> None:
     """Ask a training job to stop after its batch (it also reads the database's flag)."""
-    dispatcher = _dispatcher_if_any()
-    if dispatcher is not None:
+    for dispatcher in _dispatchers().values():
         dispatcher.stop.remote(job_id)
 
 
 def cancel(job_id: str) -> None:
     """Take a queued job off Ray's queue."""
-    dispatcher = _dispatcher_if_any()
-    if dispatcher is not None:
+    for dispatcher in _dispatchers().values():
         ray.get(dispatcher.cancel.remote(job_id))
 
 
 def live_progress(job_id: str, cluster: str) -> dict | None:
     """A training job's newest progress straight from Ray; None if it cannot be asked."""
     own = connected()
-    dispatcher = _dispatcher_if_any() if own is not None and own.cluster == cluster else None
-    if dispatcher is None:
+    if own is None or own.cluster != cluster:
         return None
-    try:
-        return ray.get(dispatcher.snapshot.remote(job_id), timeout=LIVE_TIMEOUT)
-    except (GetTimeoutError, RayActorError):
-        return None
+    for dispatcher in _dispatchers().values():
+        try:
+            if (snapshot := ray.get(dispatcher.snapshot.remote(job_id), timeout=LIVE_TIMEOUT)) is not None:
+                return snapshot
+        except (GetTimeoutError, RayActorError):
+            continue
+    return None
 
 
 def why_gone(job_id: str, cluster: str) -> str | None:
@@ -256,8 +262,7 @@ def why_gone(job_id: str, cluster: str) -> str | None:
     own = connected()
     if own is None or own.cluster != cluster:
         return None  # another Ray instance: its jobs' heartbeats tell
-    dispatcher = _dispatcher_if_any()
-    if dispatcher is None or not ray.get(dispatcher.knows.remote(job_id)):
+    if not any(ray.get(dispatcher.knows.remote(job_id)) for dispatcher in _dispatchers().values()):
         return "the Ray cluster that ran it was restarted"
     return None
 
@@ -272,23 +277,64 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _dispatcher_if_any():
-    try:
-        return ray.get_actor(DISPATCHER, namespace=NAMESPACE)
-    except ValueError:  # not created yet, or the cluster was restarted
-        return None
+def dispatcher_name() -> str:
+    """The dispatcher for this server's code and shipped models: another after an upgrade or a retraining.
+
+    A detached dispatcher outlives the servers that made it, and holds the
+    shipped models' bytes that fine-tuning starts from; named by both, an
+    upgraded server gets its own instead of reusing a stale one.
+    """
+    files = sorted([*PACKAGE.glob("*.py"), *store.TRAINED_DIR.glob("*.keras")])
+    return _fingerprinted(tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in files))
+
+
+@functools.lru_cache(maxsize=8)  # by name, time and size: the bytes are read again only when they change
+def _fingerprinted(files: tuple) -> str:
+    digest = hashlib.sha256()
+    for path, _, _ in files:
+        digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes())
+    return f"{DISPATCHER}-{digest.hexdigest()[:12]}"
+
+
+def _dispatchers() -> dict:
+    """Every dispatcher on the cluster by name, this server's first: older ones still run the jobs they were handed."""
+    if connected() is None:
+        return {}
+    current = dispatcher_name()
+    names = sorted({actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True)
+                    if actor.get("namespace") == NAMESPACE and actor["name"].startswith(DISPATCHER)},
+                   key=lambda name: name != current)
+    found = {}
+    for name in names:
+        try:
+            found[name] = ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:  # gone meanwhile
+            continue
+    return found
 
 
 def _dispatcher():
-    """The cluster's dispatcher, created (with MNIST loaded here, once) if it is not there yet."""
-    dispatcher = _dispatcher_if_any()
-    if dispatcher is not None:
-        return dispatcher
+    """This server's dispatcher, created (with MNIST loaded here, once) if it is not there yet.
+
+    Older dispatchers with no job left are retired, so a cluster does not keep
+    one per upgrade.
+    """
+    name = dispatcher_name()
+    for other_name, other in _dispatchers().items():
+        try:
+            if other_name != name and ray.get(other.idle.remote(), timeout=LIVE_TIMEOUT):
+                ray.kill(other)
+        except (AttributeError, GetTimeoutError, RayActorError):  # one made before idle() existed: left alone
+            continue
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:  # not created yet, or the cluster was restarted
+        pass
     mnist = data.load_mnist()
     usps = data.load_usps() if data.usps_available() else None
     # Fine-tuning starts from these; workers on other machines have no model_zoo/trained.
     shipped = {path.stem: path.read_bytes() for path in store.TRAINED_DIR.glob("*.keras")}
-    return Dispatcher.options(name=DISPATCHER, namespace=NAMESPACE, lifetime="detached",
+    return Dispatcher.options(name=name, namespace=NAMESPACE, lifetime="detached",
                               get_if_exists=True).remote(mnist, usps, shipped)
 
 
@@ -353,6 +399,10 @@ class Dispatcher:
     def knows(self, job_id: str) -> bool:
         with self._lock:
             return job_id in self._tasks
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._tasks
 
     def _watch(self) -> None:
         """Forget ended tasks; a task whose worker died makes its job lost, with Ray's reason."""

@@ -23,7 +23,8 @@ def test_drawing_and_training_parts_give_their_rows(mnist, capsys):
     rows = rows_of(capsys, ["--training"])
     measures = {row["measure"]: row for row in rows}
     total = next(row for row in rows if row["measure"].startswith("preprocessing + all"))
-    assert total["baseline_name"] == "model.predict" and total["met"] in (True, False)
+    assert total["baseline_name"] == "model.predict"
+    assert total["met"] == (total["p50"] <= 3 and total["speedup"] >= 100)  # the target it states, not a timing
     assert "preprocessing (to_mnist)" in measures
     assert {"mlp_1x50, 1 epochs: digits/s, ours", "mlp_1x50, 1 epochs: test accuracy, ours",
             "mlp_1x50, 1 epochs: achieved GFLOP/s, ours"} <= set(measures)

@@ -424,3 +424,38 @@ def test_a_job_being_handed_to_ray_is_not_lost_and_one_never_handed_over_is(monk
     monkeypatch.setattr(jobs, "HANDOVER_SECONDS", 0.0)  # its server died before handing it over
     view = jobs.view(job_id)
     assert view.state == JobState.LOST and "stopped before handing it to Ray" in view.error
+
+
+@pytest.mark.usefixtures("on_ray")
+def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_from_them(tmp_path, monkeypatch):
+    import shutil
+
+    from model_zoo import cluster, jobs, store
+    from model_zoo.architectures import ZOO
+    from model_zoo.training import TrainingSettings
+
+    fine_tune = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=400, learning_rate=1e-4,
+                                                  lr_decay=False, fine_tune=True)
+    before = _run_job(jobs, fine_tune, "ada")
+    assert before.test_accuracy > 0.9  # from the shipped mlp_1x50
+    old = cluster.dispatcher_name()
+
+    # The teacher retrains the shipped models (here: mlp_1x50 back to random weights) under a running cluster.
+    shipped = tmp_path / "trained"
+    shutil.copytree(store.TRAINED_DIR, shipped)
+    (shipped / "mlp_1x50.keras").write_bytes(store.model_bytes(ZOO["mlp_1x50"].build()))
+    monkeypatch.setattr(store, "TRAINED_DIR", shipped)
+    assert cluster.dispatcher_name() != old
+    after = _run_job(jobs, fine_tune, "bo")
+    assert after.test_accuracy < 0.5  # a few gentle steps from random weights: the new models were used
+    assert cluster.dispatcher_name() in cluster._dispatchers() and old not in cluster._dispatchers()  # retired
+
+
+def _run_job(jobs, settings, learner: str):
+    job_id = jobs.submit(settings, owner=learner, learner=learner)
+    deadline = time.monotonic() + 240
+    while (view := jobs.view(job_id)).active:
+        assert time.monotonic() < deadline, view.phase
+        time.sleep(0.5)  # a worker process: nothing to wait on but its row
+    assert view.state == JobState.SAVED, view.error
+    return view
