@@ -76,8 +76,8 @@ def app_url(app_database, app_log):
 def sign_in_as_teacher(page: Page, log: Path) -> None:
     """Sign in from the sidebar with the password the server printed in its log at its first start."""
     password = re.search(r"Teacher password: (\S+)", log.read_text()).group(1)
-    page.get_by_test_id("stSidebar").get_by_text("Teacher").click()
-    field = page.get_by_label("Teacher password")
+    page.get_by_test_id("stSidebar").get_by_text("Teacher", exact=True).click()
+    field = page.get_by_role("textbox", name="Teacher password")
     field.fill(password)
     field.press("Enter")
     expect(page.get_by_text("Signed in: you can stop")).to_be_visible(timeout=RESULT_SECONDS * 1000)
