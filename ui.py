@@ -562,13 +562,13 @@ LEARNER_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # as secrets.token_urlsafe m
 def learner_key() -> str:
     """This learner's id, a random secret: their digits and their one job go with it.
 
-    Kept in the session and in the page's link (``?learner=``), so a reload
-    is the same learner; a new browser, or a link without it, is a new one.
+    Kept in the session, and in the Train page's link (``?learner=``, as the
+    job's key is), so a reload there is the same learner; a new browser, or a
+    link without it, is a new one.
     """
     if "learner_key" not in st.session_state:
         given = st.query_params.get("learner", "")
         st.session_state.learner_key = given if LEARNER_ID.match(given) else secrets.token_urlsafe(16)
-    st.query_params["learner"] = st.session_state.learner_key
     return st.session_state.learner_key
 
 

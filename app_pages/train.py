@@ -26,6 +26,7 @@ STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobSta
 
 def owner() -> str:
     """This learner's nickname in the queue: theirs on every visit, nobody else's."""
+    st.query_params["learner"] = ui.learner_key()  # in the page's link: a reload is the same learner
     if "train_owner" not in st.session_state:
         st.session_state.train_owner = jobs.nickname(ui.learner_key())
     return st.session_state.train_owner
