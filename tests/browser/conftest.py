@@ -68,15 +68,16 @@ def app_url(app_database, tmp_path_factory):
 
 @contextmanager
 def running_app(database_url: str, log_path: Path, *, process: list | None = None,
-                script: Path = ROOT / "app.py") -> Iterator[str]:
+                script: Path = ROOT / "app.py", env: dict[str, str] | None = None) -> Iterator[str]:
     """A fresh app server (its state in `database_url`, output in `log_path`): its base URL.
 
     The server's process is appended to `process` for a test that kills it.
     `script` runs in its own folder, with that folder's `.streamlit/config.toml`.
+    `env`: more environment variables for the server.
     """
     port = _free_port()
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": database_url,
-                        "DIGIT_ZOO_TRAINING_SLOTS": "1"}
+                        "DIGIT_ZOO_TRAINING_SLOTS": "1"} | (env or {})
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "streamlit", "run", script.name,
                "--server.address", "127.0.0.1", "--server.port", str(port),
