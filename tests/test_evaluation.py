@@ -127,7 +127,7 @@ def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_co
         raise AssertionError("a warm record was evaluated again")
 
     monkeypatch.setattr(evaluation, "evaluate_fields", no_work)
-    monkeypatch.setattr(store, "load_model", no_work)
+    monkeypatch.setattr(store, "read_model", no_work)
     warm = model_copy.with_record(stored)
     assert evaluation.ensure_evaluated(warm) is warm
 
