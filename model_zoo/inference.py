@@ -291,6 +291,11 @@ def plan(config: dict) -> Plan:
                 raise UnsupportedLayerError(f"layer {name!r}: {error}") from None
             layers.append((name, kind, layer_config, shape, tuple(out), [tuple(s) for s in weight_shapes]))
             shape = tuple(out)
+        # HDF5 can compress: the weights file's size does not bound what the config makes us unpack.
+        declared = 4 * sum(math.prod(s) for *_, shapes in layers for s in shapes)  # float32 bytes
+        if declared > MAX_WEIGHTS_BYTES:
+            raise ArchiveError(f"its layers declare {declared // 2**20} MB of weights; at most "
+                               f"{MAX_WEIGHTS_BYTES // 2**20} MB are read")
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, ArchiveError):
             raise

@@ -1,5 +1,6 @@
 """The archive reader and NumPy replay give what ``keras.models.load_model`` gives, and refuse what they cannot run."""
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -140,6 +141,18 @@ def test_an_archive_is_bounded_before_it_is_unpacked(tmp_path):
     assert bomb.stat().st_size < 2**20  # a small file that unpacks to more than the bound
     with pytest.raises(store.ModelFileError, match=r"model.weights.h5 unpacks to 129 MB; at most 128 MB"):
         store.read_model(bomb)
+
+
+def test_a_config_that_declares_too_many_weights_is_refused_before_they_are_read(tmp_path):
+    path = _saved([keras.layers.Flatten(), keras.layers.Dense(50, name="hidden"),
+                   keras.layers.Dense(10, activation="softmax")], tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        config = archive.read("config.json").decode().replace('"units": 50,', '"units": 100000,')
+    huge = _rewritten(path, tmp_path, **{"config.json": config.encode()})
+    says = r"its layers declare 303 MB of weights; at most 128 MB are read"
+    assert re.search(says, store.contract_problem(huge))
+    with pytest.raises(store.ModelFileError, match=says):
+        store.read_model(huge)
 
 
 @pytest.mark.parametrize("change, says", [
