@@ -184,7 +184,12 @@ def _max_pool(config, weights):
             .reshape(n, hp * ph, wp * pw, c)
         return out
 
-    return (lambda x: windows(x).max(axis=-1)), backward
+    def forward(x):  # no copy, unlike windows(): the fast path's pooling
+        n, h, w, c = x.shape
+        h, w = h // ph * ph, w // pw * pw
+        return x[:, :h, :w].reshape(n, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))
+
+    return forward, backward
 
 
 def _batch_norm_shapes(config, shape):
