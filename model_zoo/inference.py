@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -256,18 +257,28 @@ _KINDS = {  # Keras class name → (shapes, replay)
 # ------------------------------------------------------------------ reading a .keras file
 
 
+class LayerPlan(NamedTuple):
+    """One layer as the config describes it: the shapes its weights must have."""
+
+    name: str
+    kind: str
+    config: dict
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    weight_shapes: list[tuple[int, ...]]
+
+
 @dataclass(frozen=True)
 class Plan:
     """A model's layers as its config describes them, before any weight is read."""
 
     name: str
     input_shape: tuple[int, ...]
-    layers: list[tuple[str, str, dict, tuple[int, ...], tuple[int, ...], list[tuple[int, ...]]]]
-    # (name, kind, config, input shape, output shape, weight shapes)
+    layers: list[LayerPlan]
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return self.layers[-1][4] if self.layers else self.input_shape
+        return self.layers[-1].output_shape if self.layers else self.input_shape
 
 
 def plan(config: dict) -> Plan:
@@ -294,10 +305,10 @@ def plan(config: dict) -> Plan:
                 out, weight_shapes = _KINDS[kind][0](layer_config, shape)
             except UnsupportedLayerError as error:
                 raise UnsupportedLayerError(f"layer {name!r}: {error}") from None
-            layers.append((name, kind, layer_config, shape, tuple(out), [tuple(s) for s in weight_shapes]))
+            layers.append(LayerPlan(name, kind, layer_config, shape, tuple(out), [tuple(s) for s in weight_shapes]))
             shape = tuple(out)
         # HDF5 can compress: the weights file's size does not bound what the config makes us unpack.
-        declared = 4 * sum(math.prod(s) for *_, shapes in layers for s in shapes)  # float32 bytes
+        declared = 4 * sum(math.prod(s) for step in layers for s in step.weight_shapes)  # float32 bytes
         if declared > MAX_WEIGHTS_BYTES:
             raise ArchiveError(f"its layers declare {declared // 2**20} MB of weights; at most "
                                f"{MAX_WEIGHTS_BYTES // 2**20} MB are read")
@@ -374,15 +385,16 @@ def read_archive(path: str | Path) -> FastModel:
                 if variables is not None and "name" in variables.attrs:
                     stored[str(variables.attrs["name"])] = variables
             layers = []
-            for name, kind, config, in_shape, out_shape, shapes in model_plan.layers:
-                variables = stored.get(name)
+            for step in model_plan.layers:
+                variables = stored.get(step.name)
                 found = [variables[str(i)] for i in range(len(variables))] if variables is not None else []
-                if [tuple(v.shape) for v in found] != shapes:
-                    raise ArchiveError(f"the weights of layer {name!r} are {[tuple(v.shape) for v in found]}, "
-                                       f"where its config needs {shapes}")
+                if [tuple(v.shape) for v in found] != step.weight_shapes:
+                    raise ArchiveError(f"the weights of layer {step.name!r} are {[tuple(v.shape) for v in found]}, "
+                                       f"where its config needs {step.weight_shapes}")
                 weights = tuple(np.asarray(v[()], np.float32) for v in found)
-                forward, backward = _KINDS[kind][1](config, weights)
-                layers.append(Layer(name, kind, in_shape, out_shape, config, weights, forward, backward))
+                forward, backward = _KINDS[step.kind][1](step.config, weights)
+                layers.append(Layer(step.name, step.kind, step.input_shape, step.output_shape, step.config,
+                                    weights, forward, backward))
     except (OSError, KeyError, TypeError, ValueError) as error:
         if isinstance(error, ArchiveError):
             raise
