@@ -34,7 +34,7 @@ Backward = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (x, y, 
 MAX_CONFIG_BYTES = 2**20
 MAX_WEIGHTS_BYTES = 128 * 2**20
 MEMBERS = {"config.json", "model.weights.h5", "metadata.json"}
-CHUNK = 256  # images per NumPy pass in big batches: a CNN's copied windows stay under ~60 MB
+CHUNK = 64  # images per NumPy pass in big batches: cnn_robust's copied windows stay under ~60 MB
 CONTAINS_CODE = "it contains code (a Lambda layer), which this app never runs"
 
 
