@@ -6,8 +6,8 @@ Appends one JSON line per finished run: when the browser's rerun request
 (a canvas update, a click) reached the server, when the run's first message
 was queued (the script started), and when its last one was (the script
 finished), all as `time.time()`, with the page's URL path, whether it was
-a fragment's run, the server's resident memory then, and whether TensorFlow
-was imported by then. ``python -m scripts.bench --browser`` reads the file to split
+a fragment's run, the server's resident memory then, and which of TensorFlow
+and Keras were imported by then. ``python -m scripts.bench --browser`` reads the file to split
 stroke → answer into the browser's share and the server's and to weigh the
 server; the browser tests read it to check that pages leave TensorFlow alone.
 
@@ -26,6 +26,7 @@ import time
 from functools import cache
 
 VARIABLE = "DIGIT_ZOO_TIMINGS"
+WATCHED = {"tensorflow", "keras"}  # what the web server should never need to import
 LOG = logging.getLogger(__name__)
 
 
@@ -61,7 +62,7 @@ def record_if_asked() -> None:
         elif run is not None and kind == "script_finished":
             run["finished"] = time.time()
             run["rss_bytes"] = resident_bytes()
-            run["tensorflow"] = "tensorflow" in sys.modules
+            run["imported"] = sorted(WATCHED & sys.modules.keys())
             del pending[session.id]
             with lock, open(path, "a") as log:
                 log.write(json.dumps(run) + "\n")
