@@ -327,7 +327,10 @@ def resident_bytes(pid: int) -> int:
 
 def checkout(ref: str, folder: Path) -> Path:
     """The app as it was at git ``ref``, unpacked into ``folder`` (tracked files only)."""
-    archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, capture_output=True, check=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, capture_output=True)
+    if archive.returncode:
+        raise RuntimeError(f"git archive {ref} failed ({archive.stderr.decode().strip()}): a clone without "
+                           "that commit (shallow?) needs its history, or run with --before ''")
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
