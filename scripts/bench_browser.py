@@ -336,20 +336,22 @@ def checkout(ref: str, folder: Path) -> Path:
 
 
 async def measure(*, drawings: int, class_sessions: int, class_seconds: float, scratch: Path,
-                  before: str = "") -> dict:
-    """Everything the browser shows: cold start and memory (also of ``before``, a git ref, when given),
-    one session on Draw and Compare, a classroom."""
+                  before: str = "", tours: int = 1) -> dict:
+    """Everything the browser shows: ``tours`` cold starts with their memory (also of ``before``, a
+    git ref, when given; each beside a bare ``import tensorflow``, in turn, so that the machine's
+    load changes all alike), one session on Draw and Compare, a classroom."""
     from playwright.async_api import async_playwright
 
-    import_seconds = _import_tensorflow_seconds()
     paths = one_stroke_drawings(max(drawings, 40))
-    results: dict = {"import tensorflow": import_seconds, "before ref": before}
+    results: dict = {"import tensorflow": [], "before ref": before, "before": [], "now": []}
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        if before:
-            old = checkout(before, Path(tempfile.mkdtemp(prefix="before_", dir=scratch)))
-            results["before"] = await tour(browser, scratch / "before", paths[0], old)
-        results["now"] = await tour(browser, scratch / "now", paths[0])
+        old = checkout(before, Path(tempfile.mkdtemp(prefix="before_", dir=scratch))) if before else None
+        for i in range(tours):
+            results["import tensorflow"].append(_import_tensorflow_seconds())
+            if old is not None:
+                results["before"].append(await tour(browser, scratch / f"before_{i}", paths[0], old))
+            results["now"].append(await tour(browser, scratch / f"now_{i}", paths[0]))
         server = start_server(scratch / "sessions")
         try:
             first = await open_session(browser, server.url, "draw")
