@@ -5,9 +5,11 @@
 Appends one JSON line per finished run: when the browser's rerun request
 (a canvas update, a click) reached the server, when the run's first message
 was queued (the script started), and when its last one was (the script
-finished), all as `time.time()`, with the page's URL path and whether it was
-a fragment's run. ``python -m scripts.bench --browser`` reads the file to split
-stroke → answer into the browser's share and the server's.
+finished), all as `time.time()`, with the page's URL path, whether it was
+a fragment's run, the server's resident memory then, and which of TensorFlow
+and Keras were imported by then. ``python -m scripts.bench --browser`` reads the file to split
+stroke → answer into the browser's share and the server's and to weigh the
+server; the browser tests read it to check that pages leave TensorFlow alone.
 
 Streamlit has no public hook for this: two private `AppSession` methods are
 wrapped, and a Streamlit that moved them is logged, not fatal.
@@ -18,10 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 
 VARIABLE = "DIGIT_ZOO_TIMINGS"
+WATCHED = {"tensorflow", "keras"}  # what the web server should never need to import
 LOG = logging.getLogger(__name__)
 
 
@@ -55,6 +59,8 @@ def record_if_asked() -> None:
                                 if page.page_script_hash == running), "")
         elif run is not None and kind == "script_finished":
             run["finished"] = time.time()
+            run["rss_bytes"] = resident_bytes()
+            run["imported"] = sorted(WATCHED & sys.modules.keys())
             del pending[session.id]
             with lock, open(path, "a") as log:
                 log.write(json.dumps(run) + "\n")
@@ -62,3 +68,9 @@ def record_if_asked() -> None:
 
     AppSession.handle_backmsg = timed_handle_backmsg
     AppSession._enqueue_forward_msg = timed_enqueue
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux's /proc)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

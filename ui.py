@@ -165,7 +165,7 @@ _load_failures: dict[str, str] = {}
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
 def _fast_model(path: str, model_key: str) -> inference.FastModel:
     # ``model_key`` changes with the model: a re-saved one is loaded again.
-    model = inference.FastModel(store.load_model(path))
+    model = store.read_model(path)  # from the archive: no TensorFlow in the web server
     settle_long_lived_objects()
     return model
 
@@ -173,9 +173,9 @@ def _fast_model(path: str, model_key: str) -> inference.FastModel:
 def settle_long_lived_objects() -> None:
     """Keep Python's collector out of what lives as long as the server (docs/facts.md).
 
-    Its full collections walk TensorFlow's and the models' object graph: a
-    ~250 ms pause every few dozen strokes, for every session. Frozen objects
-    are not walked.
+    Its full collections walk every long-lived object (Streamlit's, Plotly's,
+    the models'): a pause every few dozen strokes, for every session. Frozen
+    objects are not walked.
     """
     gc.freeze()
 
@@ -506,14 +506,6 @@ def download_model(entry: store.ZooEntry, *, key: str) -> str:
 # ------------------------------------------------------------------ why this digit (Inside, Draw)
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _saliency(path: str, model_key: str) -> inside.Saliency:
-    # Built from the cached model: a Keras model of its layers, kept for the gradients.
-    saliency = inside.Saliency(_fast_model(path, model_key).model)
-    settle_long_lived_objects()
-    return saliency
-
-
 def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray, *,
              saliency: bool) -> None:
     """Which parts of the drawing made the model read its digit and not the runner-up's.
@@ -527,7 +519,7 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
         row.image(inside.overlay(image, values), caption=f"Erasing, for {digit}")
     if saliency:
         with st.spinner(f"Integrated gradients of {entry.name}…"):
-            maps = _saliency(str(entry.path), entry.cache_key)(image, list(digits))
+            maps = inside.Saliency(model)(image, list(digits))
         for values, digit in zip(maps, digits):
             row.image(inside.overlay(image, values), caption=f"Saliency, for {digit}")
     first, second = digits

@@ -33,7 +33,7 @@ def show_stage(stage: inside.Stage, model: inference.FastModel, first_conv: bool
         firing = int((stage.output > 0).sum())
         st.caption(f"Each square is one unit, in the layer's order; bright ones fire on this digit: "
                    f"{firing} of {stage.output.size}. The next layer reads only this pattern.")
-        templates = inside.pixel_templates(model.model)
+        templates = inside.pixel_templates(model)
         if templates is not None and templates[0] == stage.layers[0]:
             top = stage.strongest_first()[:TEMPLATES_SHOWN]
             st.image(inside.templates_picture(templates[1][top]))
@@ -54,7 +54,7 @@ def show_stage(stage: inside.Stage, model: inference.FastModel, first_conv: bool
     else:
         st.caption(f"{channels} maps, strongest first, each a filter over all the maps before it: "
                    "strokes combine into the parts of a digit (a loop, a corner, a crossing).")
-    filters = inside.first_filters(model.model) if first_conv else None
+    filters = inside.first_filters(model) if first_conv else None
     if filters is not None:
         st.image(inside.filters_picture(filters, stage))
         size = "×".join(map(str, filters.shape[1:]))

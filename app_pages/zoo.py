@@ -60,7 +60,8 @@ def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
     if mnist is None or not evaluation.missing_fields(entry, usps=usps):
         return entry  # warm: everything is in the record (or MNIST is missing)
     try:
-        with st.spinner(f"Scoring {entry.name} on the test set and on distorted digits (once per model)…"):
+        with st.spinner(f"Scoring {entry.name} on the test set and on distorted digits (once per model; "
+                        "the first time, TensorFlow loads for the distortions)…"):
             record = _evaluated_record(entry.cache_key, usps, entry, mnist)
     except (store.ModelFileError, data.DataError) as error:
         st.error(f"Could not score {entry.name}: {error}")
@@ -149,13 +150,17 @@ def robustness(entries: list[store.ZooEntry], mnist) -> None:
     else:
         st.info("No robustness curves yet: they need the MNIST test digits (see above).")
     if mnist is not None:
-        with st.expander("What the distorted digits look like"):
-            sets = evaluation.distorted_sets(*mnist)
-            for distortion in evaluation.DISTORTIONS:
-                points = [(i, value) for i, (d, value) in enumerate(sets.points) if d == distortion]
-                st.caption(evaluation.DISTORTION_LABELS[distortion].capitalize())
-                st.image([sets.image(i) for i, _ in points], width=56,
-                         caption=[f"{value:g}" for _, value in points])
+        # Computed only once opened: the distortions need TensorFlow, which the server loads on demand.
+        panel = st.expander("What the distorted digits look like", key="zoo_distorted", on_change="rerun")
+        if panel.open:
+            with panel:
+                with st.spinner("Distorting the test digits (the first time, TensorFlow loads: seconds)…"):
+                    sets = evaluation.distorted_sets(*mnist)
+                for distortion in evaluation.DISTORTIONS:
+                    points = [(i, value) for i, (d, value) in enumerate(sets.points) if d == distortion]
+                    st.caption(evaluation.DISTORTION_LABELS[distortion].capitalize())
+                    st.image([sets.image(i) for i, _ in points], width=56,
+                             caption=[f"{value:g}" for _, value in points])
     missing = [entry.name for entry in entries if "robustness" not in entry.record]
     if curves and missing:
         st.caption(f"No curves for: {', '.join(missing)}.")

@@ -5,15 +5,17 @@ white digit on black; output (N, 10) softmax. Flattening or adding the
 channel axis happens inside the model, so every caller hands every model the
 same batch. Layers get explicit names: Streamlit's end-of-run Keras reset can
 otherwise make two layers both auto-named ``dense`` (see docs/facts.md).
+Keras is imported by the builders only: the registry serves the web server,
+which never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import keras
-from keras import layers
+if TYPE_CHECKING:
+    import keras
 
 INPUT_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -111,6 +113,9 @@ def get(name: str) -> Architecture:
 
 
 def build_mlp(name: str, hidden_layers: int, width: int, dropout: float) -> keras.Sequential:
+    import keras
+    from keras import layers
+
     model = keras.Sequential(name=name)
     model.add(keras.Input(INPUT_SHAPE, name="pixels"))  # (N, 28, 28)
     model.add(layers.Flatten(name="flatten"))  # (N, 784)
@@ -123,6 +128,9 @@ def build_mlp(name: str, hidden_layers: int, width: int, dropout: float) -> kera
 
 
 def build_tutorial_cnn(name: str, dropout: float = 0.0) -> keras.Sequential:
+    import keras
+    from keras import layers
+
     model = keras.Sequential(name=name)
     model.add(keras.Input(INPUT_SHAPE, name="pixels"))
     model.add(layers.Reshape((28, 28, 1), name="add_channel"))
@@ -140,6 +148,9 @@ def build_tutorial_cnn(name: str, dropout: float = 0.0) -> keras.Sequential:
 
 
 def build_robust_cnn(name: str, dropout: float = 0.3) -> keras.Sequential:
+    import keras
+    from keras import layers
+
     model = keras.Sequential(name=name)
     model.add(keras.Input(INPUT_SHAPE, name="pixels"))
     model.add(layers.Reshape((28, 28, 1), name="add_channel"))

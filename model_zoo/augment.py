@@ -5,16 +5,20 @@ augmentation while training (``cnn_robust`` and the Train page's switch),
 fixed distortions for the robustness curves, and tests. Everything works on
 batches shaped (N, 28, 28) float32 in [0, 1], white on black, with TensorFlow
 image ops so that augmentation runs inside ``tf.data`` at training speed.
+TensorFlow is imported by the functions that use it: the web server imports
+this module (for ``THICKNESS_LEVELS``) without it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 CENTRE = 13.5  # pixel centres run 0..27
 
@@ -36,6 +40,9 @@ class AugmentRanges:
 
 def _affine(images: tf.Tensor, rotation_rad, scale_x, scale_y, shear, shift_x, shift_y) -> tf.Tensor:
     """Apply p_out = R·Sh·S·(p_in − c) + c + t to each image (every argument is (N,))."""
+    import keras
+    import tensorflow as tf
+
     cos, sin = tf.cos(rotation_rad), tf.sin(rotation_rad)
     # A = R @ [[1, shear], [0, 1]] @ diag(scale_x, scale_y)
     a = cos * scale_x
@@ -58,6 +65,8 @@ def _affine(images: tf.Tensor, rotation_rad, scale_x, scale_y, shear, shift_x, s
 
 def _thickness_variants(images: tf.Tensor) -> tf.Tensor:
     """(N, 28, 28) → (len(THICKNESS_LEVELS), N, 28, 28), one per level."""
+    import tensorflow as tf
+
     x = images[..., tf.newaxis]
     thicker_1 = tf.nn.max_pool2d(x, 2, 1, "SAME")
     thicker_2 = tf.nn.max_pool2d(x, 3, 1, "SAME")
@@ -68,12 +77,16 @@ def _thickness_variants(images: tf.Tensor) -> tf.Tensor:
 
 def change_thickness(images, level: int) -> np.ndarray:
     """Make every stroke thinner (level −1) or about ``level`` px thicker."""
+    import tensorflow as tf
+
     variants = _thickness_variants(tf.convert_to_tensor(images, tf.float32))
     return variants[THICKNESS_LEVELS.index(level)].numpy()
 
 
 def distort(images, *, rotation_deg=0.0, scale=1.0, shift=(0.0, 0.0), shear=0.0) -> np.ndarray:
     """The same fixed distortion for every image; shift is (dx, dy) in pixels."""
+    import tensorflow as tf
+
     x = tf.convert_to_tensor(images, tf.float32)
     n = tf.shape(x)[:1]
 
@@ -87,6 +100,8 @@ def distort(images, *, rotation_deg=0.0, scale=1.0, shift=(0.0, 0.0), shear=0.0)
 def random_augment(images: tf.Tensor, seed: tf.Tensor,
                    ranges: AugmentRanges = AugmentRanges()) -> tf.Tensor:
     """A random drawing-like distortion per image; ``seed`` is a stateless (2,) int seed."""
+    import tensorflow as tf
+
     n = tf.shape(images)[:1]
     seeds = tf.random.split(tf.cast(seed, tf.int64), 7)
 
@@ -110,6 +125,8 @@ def random_augment(images: tf.Tensor, seed: tf.Tensor,
 
 def augmented_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
     """Shuffled, augmented batches; different distortions every epoch, reproducible by seed."""
+    import tensorflow as tf
+
     images = tf.data.Dataset.from_tensor_slices((x, y))
     images = images.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

@@ -2,8 +2,9 @@
 
 Shared by ``scripts.evaluate`` and the Zoo page. Every function takes a model
 that honours the model contract: a Keras model, or an ``inference.FastModel``
-(whose ``predict_batch`` sends big batches through Keras). Whole test sets
-are predicted in batches of 1,000, never one digit at a time.
+(the web server's, NumPy only). Whole test sets are predicted in batches,
+never one digit at a time. The robustness curves' distortions need
+TensorFlow (``model_zoo.augment``); nothing else here does.
 
 The heavy results (USPS accuracy, robustness curves, confusion matrix and the
 first mistakes) are cached in each model's record by ``ensure_evaluated``, so
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import augment, data, store
+from model_zoo import augment, data, inference, store
 
 BATCH_SIZE = 1000
 CHUNK = 10_000  # digits converted to float32 at a time (the distorted sets are kept as uint8)
@@ -66,7 +67,7 @@ def _as_float(x: np.ndarray) -> np.ndarray:
 
 
 def probabilities(model, x: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 or float → (N, 10) softmax, in batches through Keras."""
+    """(N, 28, 28) uint8 or float → (N, 10) softmax, in batches."""
     parts = []
     for start in range(0, len(x), CHUNK):
         chunk = _as_float(x[start:start + CHUNK])
@@ -397,7 +398,7 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
     fields = missing_fields(entry, usps=with_usps, recompute=recompute)
     if not fields:
         return entry
-    model = model if model is not None else store.load_model(entry.path)
+    model = model if model is not None else store.read_model(entry.path)
     computed = evaluate_fields(model, fields, mnist=mnist, usps_path=usps_path)
     if save if save is not None else not entry.shipped:
         return store.update_record(entry, **computed)
@@ -407,16 +408,11 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
 # ------------------------------------------------------------------ tables
 
 
-def layer_table(model) -> list[dict]:
+def layer_table(model: inference.FastModel) -> list[dict]:
     """One row per layer: name, type, output shape (batch axis as N) and parameter count."""
-    model = getattr(model, "model", model)  # a FastModel's Keras model
-    rows = []
-    for layer in model.layers:
-        shape = tuple(layer.output.shape)
-        rows.append({"layer": layer.name, "type": type(layer).__name__,
-                     "output shape": "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")",
-                     "params": int(layer.count_params())})
-    return rows
+    return [{"layer": layer.name, "type": layer.kind,
+             "output shape": "(" + ", ".join(map(str, ("N", *layer.output_shape))) + ")",
+             "params": layer.params} for layer in model.layers]
 
 
 def stages(record: dict) -> list[dict]:

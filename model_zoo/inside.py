@@ -7,7 +7,8 @@ or retrained, as names and shapes are read from the model itself.
   one forward pass, the same milliseconds as a prediction.
 - Occlusion erases one square of the drawing at a time and sends all the
   erased copies through the fast path in one batch.
-- Saliency is integrated gradients, from Keras's gradients (``Saliency``).
+- Saliency is integrated gradients, backpropagated through the same replay
+  (``FastModel.logit_gradients``): no TensorFlow.
 
 Pictures are (H, W, 3) uint8 RGB arrays, so any UI can show them.
 """
@@ -17,9 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from model_zoo.inference import FastModel
 
@@ -64,8 +63,8 @@ def stages(model: FastModel, image: np.ndarray) -> list[Stage]:
     """The stages of ``model`` on one (28, 28) image, up to (not including) the output layer."""
     outputs = model.layer_outputs(image[np.newaxis])
     found: list[Stage] = []
-    for layer, output in zip(model.model.layers, outputs):
-        kind = type(layer).__name__
+    for layer, output in zip(model.layers, outputs):
+        kind = layer.kind
         if kind in _STAGE_KINDS:
             found.append(Stage(_STAGE_KINDS[kind], (layer.name,), output[0]))
         elif kind in _FOLLOWERS and found:
@@ -74,26 +73,26 @@ def stages(model: FastModel, image: np.ndarray) -> list[Stage]:
     return found[:-1]  # the last stage gives the ten probabilities, shown elsewhere
 
 
-def first_filters(model: keras.Model) -> np.ndarray | None:
+def first_filters(model: FastModel) -> np.ndarray | None:
     """The first convolution's filters, (F, kh, kw) (averaged over input channels), or None."""
     for layer in model.layers:
-        if type(layer).__name__ == "Conv2D":
-            kernel = layer.get_weights()[0]  # (kh, kw, C, F)
+        if layer.kind == "Conv2D":
+            kernel = layer.weights[0]  # (kh, kw, C, F)
             return kernel.mean(axis=2).transpose(2, 0, 1)
     return None
 
 
-def pixel_templates(model: keras.Model) -> tuple[str, np.ndarray] | None:
+def pixel_templates(model: FastModel) -> tuple[str, np.ndarray] | None:
     """The first Dense layer's name and weights as pictures (units, 28, 28), if it reads the pixels.
 
     That is an MLP's first hidden layer (after Flatten); a CNN's Dense layers
     read feature maps instead, and give None.
     """
     for layer in model.layers:
-        if type(layer).__name__ in ("Conv2D", "MaxPooling2D"):
+        if layer.kind in ("Conv2D", "MaxPooling2D"):
             return None
-        if type(layer).__name__ == "Dense":
-            kernel = layer.get_weights()[0]  # (inputs, units)
+        if layer.kind == "Dense":
+            kernel = layer.weights[0]  # (inputs, units)
             side = math.isqrt(kernel.shape[0])
             if side * side != kernel.shape[0]:
                 return None
@@ -140,20 +139,13 @@ class Saliency:
     canvas's.
     """
 
-    def __init__(self, model: keras.Model):
-        last = model.layers[-1]
-        if type(last).__name__ != "Dense" or last.get_config()["activation"] != "softmax":
-            raise ValueError(f"Saliency needs a model ending in a softmax Dense layer (the zoo's "
-                             f"contract); {model.name} ends in {type(last).__name__} {last.name!r}.")
-        self._features = keras.Model(model.inputs, model.layers[-2].output)
-        self._kernel, self._bias = last.kernel, last.bias
+    def __init__(self, model: FastModel):
+        model.softmax_head()  # ValueError for a model outside the contract
+        self._model = model
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) → (N, 10) logits."""
-        return np.asarray(self._logits(tf.constant(images, tf.float32)))
-
-    def _logits(self, images: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(self._features(images, training=False), self._kernel) + self._bias
+        return self._model.logits(images)
 
     def __call__(self, image: np.ndarray, digits: list[int], steps: int = IG_STEPS) -> np.ndarray:
         """One (28, 28) image → (len(digits), 28, 28) attributions; each map sums to about
@@ -161,14 +153,8 @@ class Saliency:
         alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps  # midpoints of the path
         path = np.tile(alphas[:, None, None] * image, (len(digits), 1, 1))  # (k·steps, 28, 28)
         wanted = np.repeat(digits, steps)  # row i scores digit wanted[i]
-        path = tf.constant(path)
-        with tf.GradientTape() as tape:
-            tape.watch(path)
-            logits = self._logits(path)
-            # Rows are independent, so one backward pass gives each row its own digit's gradient.
-            total = tf.reduce_sum(tf.gather(logits, wanted, axis=1, batch_dims=1))
-        gradients = tape.gradient(total, path).numpy().reshape(len(digits), steps, *image.shape)
-        return image * gradients.mean(axis=1)
+        gradients = self._model.logit_gradients(path, wanted)
+        return image * gradients.reshape(len(digits), steps, *image.shape).mean(axis=1)
 
 
 def ranked(probabilities: np.ndarray) -> tuple[int, int]:

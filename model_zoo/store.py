@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.metadata
 import io
 import json
 import logging
@@ -30,11 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import keras
 import sqlalchemy as sa
-import tensorflow as tf
 
-from model_zoo import architectures, data, db
+from model_zoo import architectures, data, db, inference
 from model_zoo.training import TrainingResult
 
 LOG = logging.getLogger(__name__)
@@ -205,11 +204,33 @@ def read_record(path: Path) -> dict:
 # ------------------------------------------------------------------ loading
 
 
-def load_model(path: str | os.PathLike) -> keras.Model:
-    """``keras.models.load_model`` with safe_mode on, one clear error for bad files, the contract checked.
+def read_model(path: str | os.PathLike) -> inference.FastModel:
+    """The model for the pages: read straight from its ``.keras`` archive, no TensorFlow, contract checked.
 
-    Messages name the file, never the folder it is in (users read them).
+    Refuses layers the app does not run (a Lambda's code, custom or unknown
+    layers) as Keras's safe_mode does, and names the file, never its folder
+    (users read the message).
     """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"Model file not found: {path.name}")
+    try:
+        model = inference.read_archive(path)
+    except inference.UnsupportedLayerError as error:
+        raise ModelFileError(f"{path.name} is refused: {error}.") from None
+    except inference.ArchiveError as error:
+        raise ModelFileError(f"Model file is damaged: {path.name} ({error}). Delete it, or train it again.") \
+            from None
+    if problem := _contract(model.input_shape, model.output_shape):
+        raise ModelFileError(f"{path.name} {problem}.")
+    return model
+
+
+def load_model(path: str | os.PathLike):
+    """The Keras model (for training and scripts): ``keras.models.load_model`` with safe_mode on,
+    one clear error for bad files, the contract checked. Imports TensorFlow: pages use ``read_model``."""
+    import keras
+
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path.name}")
@@ -218,64 +239,36 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     # Keras reports damage as any of these (docs/facts.md); all mean the same to a user.
     except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, TypeError) as error:
         if "Lambda" in str(error):  # safe_mode's refusal to deserialise Python code
-            raise ModelFileError(f"{path.name} is refused: {CONTAINS_CODE}.") from None
+            raise ModelFileError(f"{path.name} is refused: {inference.CONTAINS_CODE}.") from None
         reason = str(error).replace(str(path.parent), "…")[:200]
         raise ModelFileError(f"Model file is damaged: {path.name} ({type(error).__name__}: {reason}). "
                              "Delete it, or train it again.") from None
-    _check_contract(model, path.name)
+    if problem := _contract(tuple(model.input_shape[1:]), tuple(model.output_shape[1:])):
+        raise ModelFileError(f"{path.name} {problem}.")
     return model
 
 
-CONTAINS_CODE = "it contains code (a Lambda layer), which this app never runs"
-
-
 def contract_problem(path: str | os.PathLike) -> str | None:
-    """Why a model file cannot serve the zoo, read from its config without building it; None if it may.
+    """Why a model file cannot serve the zoo, read from its config without its weights; None if it may.
 
-    Milliseconds, so every listed model is checked before a picker offers it.
-    Catches what a config shows (not a Keras file, code in it, the wrong input,
-    the wrong number of outputs for a plain Dense head); ``load_model`` checks
-    the built model again.
+    Milliseconds, so every listed model is checked before a picker offers it;
+    ``read_model`` checks the weights too.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-        layers = config["config"]["layers"]
-    except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError):
-        return "damaged: it is not a Keras model file"
-    if any(node.get("class_name") in ("Lambda", "__lambda__") for node in _dicts_in(config)):
-        return f"refused: {CONTAINS_CODE}"
-    inputs = [layer for layer in layers if isinstance(layer, dict) and layer.get("class_name") == "InputLayer"]
-    shapes = [tuple(layer.get("config", {}).get("batch_shape") or ())[1:] for layer in inputs]
-    if shapes != [architectures.INPUT_SHAPE]:
-        return (f"does not fit the zoo: it takes {', '.join(map(str, shapes)) or 'no declared input'}, "
-                f"where every zoo model takes {architectures.INPUT_SHAPE} digits")
-    head = layers[-1] if isinstance(layers[-1], dict) else {}
-    units = head.get("config", {}).get("units")
-    if head.get("class_name") == "Dense" and units != architectures.NUM_CLASSES:
-        return (f"does not fit the zoo: it gives {units} outputs, where every zoo model gives "
-                f"{architectures.NUM_CLASSES} probabilities")
-    return None
+        model_plan = inference.plan(inference.read_config(path))
+    except inference.UnsupportedLayerError as error:
+        return f"refused: {error}"
+    except inference.ArchiveError as error:
+        return f"damaged: {error}"
+    return _contract(model_plan.input_shape, model_plan.output_shape)
 
 
-def _dicts_in(node):
-    """Every dict nested anywhere in a JSON value."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _dicts_in(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _dicts_in(value)
-
-
-def _check_contract(model: keras.Model, name: str) -> None:
+def _contract(takes: tuple, gives: tuple) -> str | None:
     """Every zoo model takes (N, 28, 28) and gives (N, 10): anything else would be misread."""
-    takes, gives = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
     if takes != architectures.INPUT_SHAPE or gives != (architectures.NUM_CLASSES,):
-        raise ModelFileError(
-            f"{name} does not fit the zoo: it takes {takes} and gives {gives}, where every zoo model "
-            f"takes {architectures.INPUT_SHAPE} digits and gives {architectures.NUM_CLASSES} probabilities.")
+        return (f"does not fit the zoo: it takes {takes} and gives {gives}, where every zoo model takes "
+                f"{architectures.INPUT_SHAPE} digits and gives {architectures.NUM_CLASSES} probabilities")
+    return None
 
 
 def _materialise(name: str, sha256: str) -> Path:
@@ -331,7 +324,7 @@ def result_record(result: TrainingResult, *, trained_in: str, extra: dict | None
     } | (extra or {})
 
 
-def save_shipped(model: keras.Model, record: dict, folder: Path, name: str) -> ZooEntry:
+def save_shipped(model, record: dict, folder: Path, name: str) -> ZooEntry:
     """Write ``<name>.keras`` and ``<name>.json`` atomically, without optimizer state."""
     folder.mkdir(parents=True, exist_ok=True)
     record = _file_facts(record, model.count_params(), name)
@@ -425,7 +418,7 @@ def write_record(path: Path, record: dict) -> None:
 # ------------------------------------------------------------------ bytes
 
 
-def model_bytes(model: keras.Model) -> bytes:
+def model_bytes(model) -> bytes:
     """The ``.keras`` file of an inference copy: the same layers and weights, no optimizer."""
     copy = type(model).from_config(model.get_config())  # clone_model and to_json keep the optimizer
     copy.set_weights(model.get_weights())
@@ -452,8 +445,9 @@ def _file_facts(record: dict, params: int, name: str) -> dict:
         "name": name,
         "params": int(params),
         "created": record.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"python": sys.version.split()[0], "keras": keras.__version__,
-                     "tensorflow": tf.__version__},
+        # Read from the installed packages: the web server saves versions without importing them.
+        "versions": {"python": sys.version.split()[0], "keras": importlib.metadata.version("keras"),
+                     "tensorflow": importlib.metadata.version("tensorflow-cpu")},
     }
 
 

@@ -3,7 +3,9 @@
 Reproducible (seeded), validation taken from the training digits (the test
 set only gives the final score), progress reported per batch and per epoch
 through a ``TrainingProgress`` object, and stoppable from another thread
-through a ``threading.Event`` checked after every batch.
+through a ``threading.Event`` checked after every batch. Keras is imported
+when a training starts: the web server imports this module for its settings
+and never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from model_zoo import architectures, augment, data
+
+if TYPE_CHECKING:
+    import keras
 
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD with momentum 0.9", "rmsprop": "RMSprop"}  # name → label
 MAX_BATCH_LOSS_POINTS = 1000  # records keep a thinned per-batch loss curve
@@ -230,12 +235,11 @@ class LossCurve:
                 [*self.smoothed, *(p[2] for p in extra)])
 
 
-class _Reporter(keras.callbacks.Callback):
+class _Reporter:
     """Bridges Keras callbacks to TrainingProgress and the stop event."""
 
-    def __init__(self, progress: TrainingProgress, stop: threading.Event | None, steps: int):
-        super().__init__()
-        self.progress, self.stop, self.steps = progress, stop, steps
+    def __init__(self, model: keras.Model, progress: TrainingProgress, stop: threading.Event | None, steps: int):
+        self.model, self.progress, self.stop, self.steps = model, progress, stop, steps
         self.batch_loss = LossCurve(MAX_BATCH_LOSS_POINTS)  # the running mean of each epoch
         self.seconds: list[float] = []
         self.stopped = False
@@ -258,6 +262,13 @@ class _Reporter(keras.callbacks.Callback):
         self.seconds.append(seconds)
         self.progress.on_epoch(epoch + 1, {k: float(v) for k, v in logs.items()}, seconds)
 
+    def callback(self) -> keras.callbacks.Callback:
+        import keras
+
+        return keras.callbacks.LambdaCallback(on_epoch_begin=self.on_epoch_begin,
+                                              on_train_batch_end=self.on_train_batch_end,
+                                              on_epoch_end=self.on_epoch_end)
+
 
 def _split(x, y, settings: TrainingSettings):
     """A seeded subset of the training digits, split into train and validation."""
@@ -268,6 +279,8 @@ def _split(x, y, settings: TrainingSettings):
 
 
 def _optimizer(settings: TrainingSettings, total_steps: int) -> keras.optimizers.Optimizer:
+    import keras
+
     rate = settings.learning_rate
     if settings.lr_decay:
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
@@ -294,6 +307,8 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
     A set ``stop`` event ends training after the current batch; the partly
     trained model is returned.
     """
+    import keras
+
     settings.validate(limits)
     progress = progress or TrainingProgress()
     (x_all, y_all), (x_test, y_test) = mnist if mnist is not None else data.load_mnist()
@@ -348,8 +363,8 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
     steps = -(-len(x_train) // settings.batch_size)
     model.compile(optimizer=_optimizer(settings, steps * settings.epochs),
                   loss="categorical_crossentropy", metrics=["accuracy"])
-    reporter = _Reporter(progress, stop, steps)
-    callbacks: list[keras.callbacks.Callback] = [reporter]
+    reporter = _Reporter(model, progress, stop, steps)
+    callbacks: list[keras.callbacks.Callback] = [reporter.callback()]
     class_record = None
     if settings.class_digits:
         x_held = data.to_float(x_held)
@@ -359,7 +374,7 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
         class_record = {"class": settings.class_digits, "train": int(len(x_class)), "held_out": int(len(x_held)),
                         "repeats": repeats, "held_out_accuracy_before": before}
         if len(x_held):  # first: the reporter and the history see its metric
-            callbacks.insert(0, _HeldOutAccuracy(x_held, y_held))
+            callbacks.insert(0, _held_out_accuracy(model, x_held, y_held))
     if tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), update_freq="epoch"))
     progress.on_start(settings, steps, len(x_train))
@@ -383,16 +398,15 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
         data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val), class_record=class_record)
 
 
-class _HeldOutAccuracy(keras.callbacks.Callback):
+def _held_out_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> keras.callbacks.Callback:
     """Adds ``class_accuracy``, on the class's held-out digits, to each epoch's metrics."""
+    import keras
 
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        super().__init__()
-        self.x, self.y = x, y
-
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(epoch, logs=None):
         if logs is not None:
-            logs["class_accuracy"] = _accuracy(self.model, self.x, self.y)
+            logs["class_accuracy"] = _accuracy(model, x, y)
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
 
 
 def _accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -414,6 +428,8 @@ def _shipped_bytes(arch: str, *, required: bool) -> bytes | None:
 
 def _load_bytes(content: bytes) -> keras.Model:
     """A ``.keras`` file's bytes → the model (load_model wants a path ending in .keras)."""
+    import keras
+
     with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}start_") as folder:
         path = os.path.join(folder, "start.keras")
         with open(path, "wb") as handle:

@@ -9,6 +9,8 @@ Prediction; Compare: under the full table), and split with the server's log,
 all on one clock: mouse-up → rerun request received (the canvas's ~200 ms
 debounce and the websocket), received → the run's last message queued (the
 server's own share; its script run alone is reported too), and that → on screen.
+A fresh server's cold start and its memory page by page are measured on a tour
+of the pages (``tour``), for this tree and for a baseline version's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -37,7 +40,11 @@ STARTUP_SECONDS = 180  # a fresh server's first page on a busy 2-core machine
 RESULT_SECONDS = 60
 VIEWPORT = {"width": 1400, "height": 1000}
 # What each page writes last once a drawing is read: the whole answer is on screen when it shows.
-DONE_TEXT = {"draw": "read your drawing (1 stroke)", "compare": "Read from your drawing (1 stroke)"}
+DONE_TEXT = {"draw": "read your drawing (1 stroke)", "compare": "Read from your drawing (1 stroke)",
+             "inside": "on your drawing (1 stroke)"}
+# The page tour of part 4, in this order: pages with a canvas get a drawing, the others are opened
+# (Class then reads the drawing kept on Draw).
+TOUR = ("draw", "compare", "inside", "class", "zoo")
 
 
 def one_stroke_drawings(count: int, seed: int = 0) -> list[list[tuple[float, float]]]:
@@ -95,7 +102,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(scratch: Path) -> Server:
+def start_server(scratch: Path, root: Path = ROOT) -> Server:
+    """The app in ``root`` (this tree, or another version's, for a baseline) on a free port."""
+    scratch.mkdir(parents=True, exist_ok=True)
     port, launched = _free_port(), time.time()
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
                         "DIGIT_ZOO_USER_DIR": str(scratch / "user_models"), "DIGIT_ZOO_TRAINING_SLOTS": "1",
@@ -103,7 +112,7 @@ def start_server(scratch: Path) -> Server:
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=open(scratch / "server.log", "wb"), stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=open(scratch / "server.log", "wb"), stderr=subprocess.STDOUT,
         start_new_session=True)  # its own group: Ray's processes go with it
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_SECONDS
@@ -263,29 +272,93 @@ def server_share(server: Server, pages: tuple[str, ...], since: float, until: fl
             if since <= run["received"] <= until]
 
 
-async def measure(*, drawings: int, class_sessions: int, class_seconds: float, scratch: Path) -> dict:
-    """Everything the browser shows: cold start, one session on Draw and Compare, a classroom."""
+@dataclass
+class Tour:
+    """A fresh server's start and its weight: launch → first Prediction, then every page in turn."""
+
+    cold_start: float  # s, launch → the first Prediction on screen
+    parts: dict[str, float]  # the cold start's parts, s
+    resident_mb: dict[str, float] = field(default_factory=dict)  # page → the server's memory after it
+
+
+async def tour(browser, scratch: Path, path: list[tuple[float, float]], root: Path = ROOT) -> Tour:
+    """Start the app in ``root``, draw on Draw (cold start), keep the drawing, then draw on or open
+    each page of ``TOUR``, reading the server's resident memory after each."""
+    server = start_server(scratch, root)
+    tabs = []
+    try:
+        first = await open_session(browser, server.url, "draw")
+        tabs.append(first.tab)
+        shown = time.time()
+        await draw(first, path)  # launch → the first Prediction on screen
+        measured = Tour(first.drawings[-1].seen - server.launched, {
+            "launch → the server answers": server.healthy - server.launched,
+            "→ Draw shown (its first run loads the model)": shown - server.healthy,
+            "→ the first drawing answered (Clear, the stroke, the answer)": first.drawings[-1].seen - shown})
+        await _keep_what_was_read(first.tab)
+        for page_name in TOUR:
+            if page_name != "draw":  # Draw has drawn already
+                session = await open_session(browser, server.url, page_name)
+                tabs.append(session.tab)
+                if page_name in DONE_TEXT:
+                    await draw(session, path)
+            measured.resident_mb[page_name] = resident_bytes(server.process.pid) / 2**20
+        return measured
+    finally:
+        stop_server(server.process)
+        for tab in tabs:
+            await tab.context.close()
+
+
+async def _keep_what_was_read(tab) -> None:
+    """Draw's "Keep this drawing as a …": the model's digit (the first button), for the Class page."""
+    from playwright.async_api import expect
+
+    await tab.locator(".st-key-draw_keep").get_by_role("button").first.click()
+    await expect(tab.get_by_test_id("stAlert").filter(has_text="Kept as a")).to_be_visible(
+        timeout=RESULT_SECONDS * 1000)
+    await _idle(tab, RESULT_SECONDS)
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory now (Linux's /proc)."""
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def checkout(ref: str, folder: Path) -> Path:
+    """The app as it was at git ``ref``, unpacked into ``folder`` (tracked files only)."""
+    archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, capture_output=True)
+    if archive.returncode:
+        raise RuntimeError(f"git archive {ref} failed ({archive.stderr.decode().strip()}): a clone without "
+                           "that commit (shallow?) needs its history, or run with --before ''")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+async def measure(*, drawings: int, class_sessions: int, class_seconds: float, scratch: Path,
+                  before: str = "", tours: int = 1) -> dict:
+    """Everything the browser shows: ``tours`` cold starts with their memory (also of ``before``, a
+    git ref, when given; each beside a bare ``import tensorflow``, in turn, so that the machine's
+    load changes all alike), one session on Draw and Compare, a classroom."""
     from playwright.async_api import async_playwright
 
-    import_seconds = _import_tensorflow_seconds()
     paths = one_stroke_drawings(max(drawings, 40))
-    results: dict = {"import tensorflow": import_seconds}
+    results: dict = {"import tensorflow": [], "before ref": before, "before": [], "now": []}
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        server = start_server(scratch)
+        old = checkout(before, Path(tempfile.mkdtemp(prefix="before_", dir=scratch))) if before else None
+        for i in range(tours):
+            results["import tensorflow"].append(_import_tensorflow_seconds())
+            if old is not None:
+                results["before"].append(await tour(browser, scratch / f"before_{i}", paths[0], old))
+            results["now"].append(await tour(browser, scratch / f"now_{i}", paths[0]))
+        server = start_server(scratch / "sessions")
         try:
             first = await open_session(browser, server.url, "draw")
-            shown = time.time()
-            await draw(first, paths[0])  # launch → the first Prediction on screen
-            results["cold start"] = first.drawings[-1].seen - server.launched
-            results["cold start parts"] = {
-                "launch → the server answers": server.healthy - server.launched,
-                "→ Draw shown (its first run imports TensorFlow, loads the model)": shown - server.healthy,
-                "→ the first drawing answered (Clear, the stroke, the answer)": first.drawings[-1].seen - shown}
-            first.drawings.clear()
             compare = await open_session(browser, server.url, "compare")
-            await draw(compare, paths[0])  # warm-up
-            compare.drawings.clear()
+            for session in (first, compare):
+                await draw(session, paths[0])  # warm-up
+                session.drawings.clear()
             for session in (first, compare):
                 for path in paths[:drawings]:
                     await draw(session, path)

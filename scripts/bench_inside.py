@@ -86,7 +86,7 @@ def canvas_state(url: str) -> dict:
 
 
 def saliency_seconds(model: inference.FastModel, images: np.ndarray) -> Clock:
-    saliency = inside.Saliency(model.model)
+    saliency = inside.Saliency(model)
     clock = Clock()
     for image in images:
         digits = list(inside.ranked(model.predict(image).probabilities))
@@ -120,7 +120,7 @@ def main(argv=None) -> None:
           "| saliency p50 | saliency p95 | saliency CPU p50 | saliency CPU p95 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
-        model = inference.FastModel(store.load_model(listing.get(name).path))
+        model = store.read_model(listing.get(name).path)
         page, saliency = page_seconds(name, drawings), saliency_seconds(model, images)
         print(f"| {name} | {percentiles(page.wall)} | {percentiles(page.cpu)} "
               f"| {percentiles(saliency.wall)} | {percentiles(saliency.cpu)} |", flush=True)

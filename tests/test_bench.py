@@ -55,6 +55,11 @@ def test_browser_parts_split_each_stroke_with_the_servers_log(mnist):
     for page in ("draw", "compare"):
         assert {f"{page}: stroke → answer", f"{page}: server: received → last message",
                 f"{page}: mouse-up → request received"} <= measures
-    assert {"launch → first Prediction in the browser", "launch → the server answers"} <= measures
+    assert {"bare import tensorflow", "launch → first Prediction in the browser", "launch → the server answers",
+            f"launch → first Prediction, before ({bench.BEFORE})"} <= measures
+    memory = [row for row in rows if row["part"] == "4. server memory"]
+    assert [row["measure"] for row in memory] == ["after drawing on Draw", "after drawing on Compare",
+                                                  "after drawing on Inside", "after opening Class", "after opening Zoo"]
+    assert all(row["p50"] > 0 and row["baseline"] > 0 and row["met"] in (True, False) for row in memory)
     classroom = [row for row in rows if row["part"].startswith("5.")]
     assert {row["measure"] for row in classroom} >= {"server's own share per run", "errors"}

@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, data, evaluation, inference, store
+from model_zoo import architectures, data, evaluation, store
 from scripts import evaluate
+from tests.archives import read_back
 
 SMALL = 500  # test digits for the quick checks
 
@@ -66,7 +67,7 @@ def test_mistakes_are_the_first_wrong_digits(mnist, mlp):
 
 def test_fast_model_and_keras_model_score_the_same(mnist, mlp):
     _, (x_test, y_test) = mnist
-    fast = inference.FastModel(mlp)
+    fast = read_back(mlp)
     assert evaluation.accuracy(fast, x_test[:SMALL], y_test[:SMALL]) == \
         evaluation.accuracy(mlp, x_test[:SMALL], y_test[:SMALL])
 
@@ -108,7 +109,7 @@ def test_distorted_sets_are_built_once(mnist, mlp, monkeypatch):
     monkeypatch.setattr(evaluation, "_sets_cache", {})
     monkeypatch.setattr(evaluation, "_build_sets", lambda x, y: builds.append(1) or build(x, y))
     first = evaluation.robustness_curves(mlp, x_test, y_test)
-    assert evaluation.robustness_curves(inference.FastModel(mlp), x_test, y_test) == first
+    assert evaluation.robustness_curves(read_back(mlp), x_test, y_test) == first
     assert len(builds) == 1
 
 
@@ -126,7 +127,7 @@ def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_co
         raise AssertionError("a warm record was evaluated again")
 
     monkeypatch.setattr(evaluation, "evaluate_fields", no_work)
-    monkeypatch.setattr(store, "load_model", no_work)
+    monkeypatch.setattr(store, "read_model", no_work)
     warm = model_copy.with_record(stored)
     assert evaluation.ensure_evaluated(warm) is warm
 
@@ -151,7 +152,7 @@ def test_ensure_evaluated_without_save_leaves_the_file_alone(mnist, model_copy):
 
 
 def test_layer_table_adds_up(mlp):
-    rows = evaluation.layer_table(mlp)
+    rows = evaluation.layer_table(read_back(mlp))
     assert [row["layer"] for row in rows] == [layer.name for layer in mlp.layers]
     assert sum(row["params"] for row in rows) == mlp.count_params()
     assert rows[-1]["output shape"] == "(N, 10)"

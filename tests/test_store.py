@@ -273,7 +273,7 @@ def lambda_model() -> keras.Model:
     (lambda: keras.Sequential([keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10)]),
      r"does not fit the zoo: it takes \(32, 32\)"),
     (lambda: keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
-                               keras.layers.Dense(5, activation="softmax")]), "it gives 5 outputs"),
+                               keras.layers.Dense(5, activation="softmax")]), r"and gives \(5,\)"),
     (lambda_model, "refused: it contains code"),
     (None, "damaged: it is not a Keras model file"),
 ])

@@ -53,6 +53,17 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, database):
         assert any(markdown.value.startswith(f"# {entry.name}\n") for markdown in at.markdown)  # its card
 
 
+def test_the_distorted_digits_are_made_only_once_their_panel_is_opened(mnist, shipped, database):
+    at = run_page()
+    panel = next(e for e in at.expander if e.label == "What the distorted digits look like")
+    assert not panel.get("image")  # closed: nothing distorted (that would load TensorFlow)
+    at.session_state["zoo_distorted"] = True  # what a click on the panel's header sends
+    run_page(at)
+    panel = next(e for e in at.expander if e.label == "What the distorted digits look like")
+    assert len(panel.get("image")) == 4  # one row of examples per distortion
+    assert [c.value for c in panel.caption][0] == "Shift (pixels)"
+
+
 def test_page_without_mnist_still_shows_the_table(shipped, database, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_PATH", str(tmp_path / "missing" / "mnist.npz"))
     at = run_page()

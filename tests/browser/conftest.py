@@ -87,17 +87,18 @@ def sign_in_as_teacher(page: Page, log: Path) -> None:
 
 @contextmanager
 def running_app(database_url: str, log_path: Path, *, process: list | None = None,
-                script: Path = ROOT / "app.py") -> Iterator[str]:
+                script: Path = ROOT / "app.py", env: dict[str, str] | None = None) -> Iterator[str]:
     """A fresh app server (its state in `database_url`, output in `log_path`): its base URL.
 
     The server's process is appended to `process` for a test that kills it.
     `script` runs in its own folder, with that folder's `.streamlit/config.toml`.
+    `env`: more environment variables for the server.
     """
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     # The board's join address is this server's loopback URL: tests never open a LAN address.
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": database_url,
-                        "DIGIT_ZOO_TRAINING_SLOTS": "1", "DIGIT_ZOO_PUBLIC_URL": url}
+                        "DIGIT_ZOO_TRAINING_SLOTS": "1", "DIGIT_ZOO_PUBLIC_URL": url} | (env or {})
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "streamlit", "run", script.name,
                "--server.address", "127.0.0.1", "--server.port", str(port),
