@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, challenge, class_digits, db, inference, store
+from model_zoo import architectures, challenge, class_digits, db, store
 from tests.test_class_page import CLASS, FIXTURE
 from tests.test_pages import DRAW, open_page, sign_in_as_teacher
 
@@ -81,7 +81,7 @@ def test_the_leaderboard_scores_each_version_of_the_challenge_on_the_held_out_di
     saved_version("second", 3)
     (_, _), (x, y) = class_digits.split_arrays("my class")
     listing = store.scan()
-    models = {entry.name: inference.FastModel(store.load_model(entry.path)) for entry in listing.entries}
+    models = {entry.name: store.read_model(entry.path) for entry in listing.entries}
     rows = challenge.leaderboard(listing.entries, models, x, y, current)
 
     assert {row.name for row in rows if not row.reference} == {"first", "second"}

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, db, evaluation, inference, model_card, store
+from model_zoo import architectures, db, evaluation, model_card, store
 
 SHIPPED = {entry.name: entry for entry in store.scan_shipped().entries}
 
@@ -20,7 +20,7 @@ def test_the_download_loads_with_plain_keras_and_reads_drawn_digits_as_the_app_d
     downloaded.write_bytes(entry.path.read_bytes())  # what the Zoo's button sends
     plain = keras.models.load_model(downloaded)
     drawn = evaluation.drawn_set().x[:20].astype(np.float32) / 255  # (20, 28, 28), as the app sees drawings
-    app = inference.FastModel(store.load_model(entry.path))
+    app = store.read_model(entry.path)
     np.testing.assert_allclose(plain.predict(drawn, verbose=0), app.predict_batch(drawn), atol=1e-5)
 
 
