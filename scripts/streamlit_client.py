@@ -110,6 +110,7 @@ class StreamlitSession:
         self.url = base_url.replace("http://", "ws://", 1).rstrip("/") + "/_stcore/stream"
         self.timeout = timeout
         self.page = ""
+        self.query = ""  # the page's query string, as the app last wrote it (the URL's ?…)
         self.widget_ids: dict[str, str] = {}
         self._socket = None
 
@@ -128,20 +129,24 @@ class StreamlitSession:
         """Connect (once) and show ``page`` ("draw", "class", …), as a tab opening its URL."""
         if self._socket is None:
             self._socket = connect(self.url, open_timeout=self.timeout, max_size=2**26)
-        self.page = page
+        self.page, self.query = page, query
         self.widget_ids = {}
-        return self.rerun({}, query=query)
+        return self.rerun({})
 
     def draw(self, png: bytes, *, strokes: int = 1) -> Run:
         """Send what the page's canvas sends after a stroke; the run that answers it."""
         key = CANVAS_KEYS[self.page]
         return self.rerun({key: ("json_value", canvas_value(png, strokes))})
 
-    def rerun(self, values: dict[str, tuple[str, object]], *, query: str = "") -> Run:
-        """A rerun with widget values by key (``{"draw_pen": ("double_array_value", [20])}``)."""
+    def rerun(self, values: dict[str, tuple[str, object]]) -> Run:
+        """A rerun with widget values by key (``{"draw_pen": ("double_array_value", [20])}``).
+
+        Like a tab, it sends the URL's query string (``?model=cnn``), which keeps the
+        page's choices; widgets whose values it does not send are at their defaults.
+        """
         message = BackMsg()
         message.rerun_script.page_name = self.page
-        message.rerun_script.query_string = query
+        message.rerun_script.query_string = self.query
         for key, (kind, value) in values.items():
             if key not in self.widget_ids:
                 raise KeyError(f"no widget with key {key!r} on {self.page}: the page has {sorted(self.widget_ids)}")
@@ -181,6 +186,8 @@ class StreamlitSession:
                     run.exceptions.append(f"{element.exception.type}: {element.exception.message}")
                 run.texts.append(" ".join(str(getattr(content, name)) for name in _TEXT_FIELDS
                                           if isinstance(getattr(content, name, None), str)))
+            elif kind == "page_info_changed":  # the app wrote st.query_params: the tab's URL changes
+                self.query = message.page_info_changed.query_string
             elif kind == "script_finished":
                 if message.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                     continue  # a rerun the page asked for (st.rerun, switch_page): its run follows
