@@ -511,9 +511,11 @@ def pen_digit_images(digits: list[data.PenDigit], *, seed: int, hand: Hand = AS_
             if cached.shape == (len(y), 28, 28):
                 return cached, y
     x = np.empty((len(y), 28, 28), np.uint8)
-    for r in range(renders):
-        for i, digit in enumerate(digits):
-            rng = np.random.default_rng([seed, r, i, zlib.crc32(digit.writer.encode())])
+    for i, digit in enumerate(digits):
+        # Each digit's own hands, the same whichever list or order it comes in (a sample renders as the whole).
+        ink = zlib.crc32(b"".join(stroke.tobytes() for stroke in digit.strokes))
+        for r in range(renders):
+            rng = np.random.default_rng([seed, r, ink, zlib.crc32(digit.writer.encode())])
             x[r * len(digits) + i] = np.rint(pen_digit_image(digit, rng, hand) * 255)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
