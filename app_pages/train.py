@@ -153,7 +153,8 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                       help="Digits written on tablets by UNIPEN's train writers (two thirds of them), each drawn "
                            f"{PEN_RENDERS} times with this canvas's pen by a varied hand; the other "
                            "writers' digits are never trained on (the Zoo's pen column is scored on "
-                           "them). The first job on a server draws them (~10 ms a digit, minutes); later jobs reuse them. "
+                           "them). The first job on a server draws them (~10 ms a digit, minutes); "
+                           "later jobs reuse them. "
                            + ("" if pen_found else "Not available: this server has no "
                               "unipen_pen.json.gz (see README, Data)."))
         class_choice(right)

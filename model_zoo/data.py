@@ -515,7 +515,8 @@ class PenDigit:
 PenPart = Literal["train", "validation", "test"]
 # A writer's part, from a hash of their id: the same on every machine, whatever else is in the file.
 # The salt was picked among two for the sizes of the parts it gives (UNIPEN's writers wrote 10 to
-# 200 digits each), never for any model's score: 29 test writers (1,471 digits), 19 validation (1,088), 88 train (7,072).
+# 200 digits each), never for any model's score: 29 test writers (1,471 digits), 19 validation
+# (1,088), 88 train (7,072).
 PEN_SALT = "unipen:"
 PEN_SPLIT = {"test": 20, "validation": 35}  # bucket below 20: test, below 35: validation, else train
 PEN_SPLIT_RULE = (f"by writer: bucket = int(sha256({PEN_SALT!r} + writer id).hexdigest(), 16) % 100; "

@@ -3,7 +3,7 @@
     python -m scripts.evaluate                          # Markdown table
     python -m scripts.evaluate --robustness             # + accuracy on shifted/rotated/scaled/thick digits
     python -m scripts.evaluate --json                   # the same as JSON
-    python -m scripts.evaluate --update-records         # store USPS, pen, robustness, confusion matrix in the records
+    python -m scripts.evaluate --update-records         # store USPS, pen, robustness, confusion matrix
     python -m scripts.evaluate --usps ../shared/data/usps.npz --models cnn,cnn_robust
     MNIST_PATH=../shared/data/mnist.npz python -m scripts.evaluate --robustness --recompute
 
@@ -12,7 +12,8 @@ accuracy, the 2017 tutorial's accuracy and the difference, USPS test
 accuracy when usps.npz is found (USPS_PATH, data/) or given, "pen": accuracy
 on the real pen strokes of UNIPEN's test writers (never trained on), drawn with
 the canvas's pen through the app's preprocessing, when unipen_pen.json.gz is
-found (UNIPEN_PATH, data/, ../shared/data/) or given, and "drawn": accuracy on the digits drawn with the mouse on the app's canvas
+found (UNIPEN_PATH, data/, ../shared/data/) or given, and "drawn": accuracy
+on the digits drawn with the mouse on the app's canvas
 (model_zoo/drawn_set.npz, made by tests/browser/drawn_set.py), followed by a
 table of its 0s, 6s and 9s drawn as one stroke that runs past its start.
 Results already in a record are reused unless --recompute; the Zoo page reads
