@@ -20,10 +20,11 @@ other hands would write them (``PEN_TRAINING_HAND``) or as they were written.
    place and pen width, as white on black RGBA like the canvas gives;
 4. pass it through ``preprocess.to_mnist``, exactly as a drawing is.
 
-For training and tests only: scikit-image is a development dependency
-(requirements-dev.txt), imported when a digit is first traced. Renderings of
-a whole training set are cached in data/strokes/ (git-ignored), so a second
-training run reads them back instead of spending ~10 ms a digit again.
+For training, tests and scoring (the pen column), never a drawing's path:
+scikit-image is a development dependency (requirements-dev.txt), imported
+only when a digit is first traced. Renderings of a whole set are cached in
+data/strokes/ (git-ignored), so a second run reads them back instead of
+spending ~10 ms a digit again.
 """
 
 from __future__ import annotations
