@@ -84,14 +84,15 @@ class Hand:
     flag_off_stem_deg: tuple[float, float] = (20, 65)  # nearer would be the stem, farther a caret
     flag_length: tuple[float, float] = (0.15, 0.45)  # of the stem's length
     foot: float = 0.3  # share of European 1s with a foot
-    # Canvas px between the mouse's samples (None: the points as they are): the faster the hand, the farther.
+    # Between the mouse's samples, of the digit's height (None: the points as they are): the faster the
+    # hand, the farther apart, joined by straight lines. Kept small: the canvas smooths its paths.
     sampling: tuple[float, float] | None = None
 
 
 HAND = Hand()
 # Real people's pen strokes (UNIPEN) are already a hand's: varied as other hands would write them when
 # training, only placed on the canvas at a random height, place and pen width when measuring.
-PEN_TRAINING_HAND = Hand(wobble=0.015, slant=0.25, turn_deg=8.0, stretch=0.15, sampling=(1.0, 12.0))
+PEN_TRAINING_HAND = Hand(wobble=0.015, slant=0.25, turn_deg=8.0, stretch=0.15, sampling=(0.005, 0.04))
 AS_WRITTEN = Hand(wobble=0.0, slant=0.0, turn_deg=0.0, stretch=0.0)
 
 
@@ -465,7 +466,7 @@ def on_canvas(paths: list[np.ndarray], rng: np.random.Generator, hand: Hand = HA
     corner = hand.margin + pen / 2 + rng.uniform(0, 1, 2) * (room - size_px)
     paths = [corner + (p - low) * scale for p in paths]
     if hand.sampling is not None:  # a fast mouse: points far apart, joined by straight lines
-        step = rng.uniform(*hand.sampling)
+        step = rng.uniform(*hand.sampling) * size_px[1]
         paths = [_resample(p, step) for p in paths]
     return paths, pen
 
