@@ -14,8 +14,9 @@ from model_zoo import architectures, class_digits, cluster, data, db, jobs, stor
 from model_zoo.jobs import JobState
 from model_zoo.training import MAX_SEED, OPTIMIZERS, PEN_RENDERS, SettingsError, TrainingLimits, TrainingSettings
 
+# Reset to the architecture's own on a change.
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
-               "width", "hidden_layers", "augment", "usps", "strokes", "unipen")  # reset to the architecture's own on a change
+               "width", "hidden_layers", "augment", "usps", "strokes", "unipen")
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
 NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
 HELD_OUT_CURVES = {"class_accuracy": "class, held out", "pen_val_accuracy": "pen, validation writers"}
