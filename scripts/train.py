@@ -4,6 +4,7 @@
     python -m scripts.train --arch mlp_1x50 --epochs 3 --train-size 10000 --name quick-mlp
     python -m scripts.train --arch mlp_5x50 --width 100 --hidden-layers 3 --dropout 0.2 --optimizer sgd --lr 0.01
     python -m scripts.train --arch cnn_robust --no-augment --seed 7
+    python -m scripts.train --arch cnn --unipen          # + UNIPEN's train writers' real pen strokes
     python -m scripts.train --arch cnn --data train.csv   # the tutorial's Analytics Vidhya or Kaggle CSV
     RAY_ADDRESS=head:6379 python -m scripts.train --arch cnn --ray   # on the class's Ray cluster
 
