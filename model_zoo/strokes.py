@@ -47,7 +47,8 @@ DEFAULT_PEN = 12  # the app's default pen width (ui.DEFAULT_STROKE_WIDTH)
 PEN_RANGE = (6, 50)  # the app's pen slider
 CACHE_DIR = data.PROJECT_ROOT / "data" / "strokes"
 # Bump when the rendering changes: cached renderings of an older version are not reused.
-VERSION = 1
+# 2: a traced digit's sway is centred on its varied paths (on_canvas), not its traced ones.
+VERSION = 2
 BLOCK = 5_000  # digits per cache file
 
 _UPSAMPLE = 2  # skeletons of 56 px digits are smoother than of 28 px ones
