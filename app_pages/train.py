@@ -12,11 +12,13 @@ import streamlit as st
 import ui
 from model_zoo import architectures, class_digits, cluster, data, db, jobs, store
 from model_zoo.jobs import JobState
-from model_zoo.training import MAX_SEED, OPTIMIZERS, SettingsError, TrainingLimits, TrainingSettings
+from model_zoo.training import MAX_SEED, OPTIMIZERS, PEN_RENDERS, SettingsError, TrainingLimits, TrainingSettings
 
+# Reset to the architecture's own on a change.
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
-               "width", "hidden_layers", "augment", "usps", "strokes")  # reset to the architecture's own on a change
+               "width", "hidden_layers", "augment", "usps", "strokes", "unipen")
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
+HELD_OUT_CURVES = {"class_accuracy": "class, held out", "pen_val_accuracy": "pen, validation writers"}
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
 RAY_POLL = 2.0  # seconds: while Ray is starting or unavailable
 STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobState.FINISHED: "finished",
@@ -106,6 +108,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                               "gently: what makes a class's own digits matter in a minute or two.")
     low_lr, high_lr = limits.learning_rate
     usps_found = data.usps_available()
+    pen_found = data.pen_digits_available()
     pen_renderer = importlib.util.find_spec("skimage") is not None  # model_zoo.strokes traces with it
     with st.form("train_settings", border=False):
         left, right = st.columns(2)
@@ -146,7 +149,15 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
                             "a digit; later jobs reuse them. " + ("" if pen_renderer else
                             "Not available: this server has no scikit-image (pip install -r "
                             "requirements-dev.txt)."))
-        class_choice(left)
+        left.checkbox("Add real people's pen strokes (UNIPEN)", key="train_unipen", disabled=not pen_found,
+                      help="Digits written on tablets by UNIPEN's train writers (two thirds of them), each drawn "
+                           f"{PEN_RENDERS} times with this canvas's pen by a varied hand; the other "
+                           "writers' digits are never trained on (the Zoo's pen column is scored on "
+                           "them). The first job on a server draws them (~10 ms a digit, minutes); "
+                           "later jobs reuse them. "
+                           + ("" if pen_found else "Not available: this server has no "
+                              "unipen_pen.json.gz (see README, Data)."))
+        class_choice(right)
         st.text_input("Version name (optional)", key="train_name", max_chars=store.MAX_NAME_LENGTH,
                       placeholder=f"{arch.name}@<date>T<time>")
         st.caption(f"This server allows up to {limits.max_epochs} epochs, "
@@ -166,7 +177,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         width=int(shape[0]) if mlp else 0, hidden_layers=int(shape[1]) if mlp else 0,
         train_size=int(state.train_train_size), val_fraction=float(state.train_val_fraction),
         augment=bool(state.train_augment), usps=bool(state.train_usps) and usps_found,
-        strokes=bool(state.train_strokes) and pen_renderer,
+        strokes=bool(state.train_strokes) and pen_renderer, unipen=bool(state.train_unipen) and pen_found,
         class_digits=state.train_class_digits or "", fine_tune=fine_tune, seed=int(state.train_seed))
     return settings, state.train_name
 
@@ -221,8 +232,7 @@ def curves(view: jobs.JobView) -> None:
     accuracy = _figure("Accuracy per epoch", [
         _line(epochs, view.history.get("accuracy", []), "train"),
         _line(epochs, view.history.get("val_accuracy", []), "validation"),
-        *([_line(epochs, view.history["class_accuracy"], "class, held out")] if "class_accuracy" in view.history
-          else []),
+        *(_line(epochs, view.history[key], label) for key, label in HELD_OUT_CURVES.items() if key in view.history),
     ], "accuracy", whole_run, whole_epochs=True)
     with st.container(key="train_curves"):
         for column, figure, key in zip(st.columns(3), (batch, loss, accuracy),

@@ -37,8 +37,9 @@ class Architecture:
     usps: bool = False  # also train on USPS's 7,291 training digits: other writers, other pens
     strokes: bool = False  # also train on the training digits redrawn with the canvas's round pen
     # Then this many epochs more from its own weights, at a tenth of the learning rate, with the
-    # digits redrawn with the canvas's pen added (model_zoo.strokes). Measured (docs/facts.md):
-    # from scratch on that mix it reads pen strokes as well but loses USPS; finishing keeps both.
+    # digits redrawn with the canvas's pen and UNIPEN's train writers' real pen strokes added
+    # (scripts.train_zoo.pen_finish_settings). Measured (docs/facts.md): from scratch on the
+    # redrawn digits it reads pen strokes as well but loses USPS; finishing keeps both.
     pen_finish_epochs: int = 0
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -90,8 +91,9 @@ ZOO: dict[str, Architecture] = {a.name: a for a in [
     Architecture("cnn_robust", "cnn_robust",
                  "2 × (2 × Conv 3×3 + BatchNorm, pool) → Dense 128 → 10, drawing augmentation",
                  12, None, dropout=0.3, augment=True, lr_decay=True, usps=True, pen_finish_epochs=3,
-                 lesson="Beyond the tutorial: augmentation, a second set of writers (USPS) and digits "
-                        "redrawn with the canvas's pen teach it how people really draw."),
+                 lesson="Beyond the tutorial: augmentation, a second set of writers (USPS), digits "
+                        "redrawn with the canvas's pen and real people's pen strokes (UNIPEN) teach it "
+                        "how people really draw."),
 ]}
 
 TUTORIAL_MODELS = [name for name, arch in ZOO.items() if arch.in_tutorial]

@@ -332,10 +332,11 @@ def _dispatcher():
         pass
     mnist = data.load_mnist()
     usps = data.load_usps() if data.usps_available() else None
+    pen = data.load_pen_digits() if data.pen_digits_available() else None
     # Fine-tuning starts from these; workers on other machines have no model_zoo/trained.
     shipped = {path.stem: path.read_bytes() for path in store.TRAINED_DIR.glob("*.keras")}
     return Dispatcher.options(name=name, namespace=NAMESPACE, lifetime="detached",
-                              get_if_exists=True).remote(mnist, usps, shipped)
+                              get_if_exists=True).remote(mnist, usps, pen, shipped)
 
 
 @ray.remote(num_cpus=0, max_concurrency=256)  # a thread per running job waits for its stop
@@ -347,8 +348,9 @@ class Dispatcher:
     task, so TensorFlow is imported once per worker, not once per job.
     """
 
-    def __init__(self, mnist, usps, shipped):
+    def __init__(self, mnist, usps, pen, shipped):
         self._digits = {"mnist": ray.put(mnist), "usps": ray.put(usps) if usps is not None else None,
+                        "pen": ray.put(pen) if pen is not None else None,
                         "shipped": {name: ray.put(content) for name, content in shipped.items()}}
         self._lock = threading.Lock()
         self._tasks: dict[str, tuple[ray.ObjectRef, str]] = {}  # job → (its task, its database)
@@ -462,8 +464,9 @@ def train_job(job_id: str, settings: training.TrainingSettings, limits: training
             try:
                 mnist = ray.get(digits["mnist"])
                 usps = ray.get(digits["usps"]) if digits["usps"] is not None else None
+                pen = ray.get(digits["pen"]) if digits.get("pen") is not None else None  # None: read here
                 shipped = digits.get("shipped", {}).get(settings.arch)  # a dispatcher made before had none
-                result = training.train(settings, mnist=mnist, usps=usps,
+                result = training.train(settings, mnist=mnist, usps=usps, pen=pen,
                                         shipped=ray.get(shipped) if shipped is not None else None,
                                         progress=reporter, stop=stop_event, limits=limits, tensorboard_dir=logs)
             except Exception as error:  # any failure is the job's: recorded, shown to its owner

@@ -6,18 +6,25 @@ MNIST convention), and labels as `(N,)` uint8 in 0..9, checked by one helper,
 
 MNIST is found in this order: an explicit path (argument or `MNIST_PATH`),
 `data/mnist.npz` in the project, the Keras cache, then a Keras download.
+
+UNIPEN's pen strokes (`load_pen_digits`) are not images but pen paths, each
+digit with its writer; `pen_part` splits them by writer into train,
+validation and test, and `model_zoo.strokes` draws them as the canvas would.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
+import json
 import os
 import warnings
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -45,7 +52,7 @@ class DataNotFoundError(DataError, FileNotFoundError):
 # ---------------------------------------------------------------- locating
 
 
-def _explicit_file(name: str, path: str | os.PathLike | None, env: str) -> Path | None:
+def _explicit_file(name: str, path: str | os.PathLike | None, env: str, file_name: str = "") -> Path | None:
     """The file named by `path`, else by `$env`; None if neither names one.
 
     A named file that does not exist is an error: a typo must not silently fall
@@ -57,13 +64,14 @@ def _explicit_file(name: str, path: str | os.PathLike | None, env: str) -> Path 
     p = Path(given).expanduser().absolute()
     if p.is_file():
         return p
+    file_name = file_name or f"{name.lower()}.npz"
     if path is not None:
         raise DataNotFoundError(
-            f"{name} file not found: {p}. Pass the path of an existing {name.lower()}.npz."
+            f"{name} file not found: {p}. Pass the path of an existing {file_name}."
         )
     raise DataNotFoundError(
         f"{env}={given} but there is no such file ({p}). "
-        f"Point {env} at {name.lower()}.npz or unset it."
+        f"Point {env} at {file_name} or unset it."
     )
 
 
@@ -137,6 +145,32 @@ def _usps_defaults() -> list[Path]:
     return [
         PROJECT_ROOT / "data" / "usps.npz",
     ]
+
+
+PEN_FILE = "unipen_pen.json.gz"
+
+
+def _pen_defaults() -> list[Path]:
+    return [PROJECT_ROOT / "data" / PEN_FILE, PROJECT_ROOT.parent / "shared" / "data" / PEN_FILE]
+
+
+def find_pen_digits(path: str | os.PathLike | None = None) -> Path | None:
+    """Path of unipen_pen.json.gz: `path`, `$UNIPEN_PATH`, data/, ../shared/data/; None if in none.
+
+    An explicit `path` or `$UNIPEN_PATH` that does not exist is an error, not None.
+    """
+    explicit = _explicit_file("UNIPEN", path, "UNIPEN_PATH", PEN_FILE)
+    if explicit is not None:
+        return explicit
+    return next((p for p in _pen_defaults() if p.is_file()), None)
+
+
+def pen_digits_available() -> bool:
+    """Whether UNIPEN's pen strokes can be used here (an UNIPEN_PATH naming a missing file counts as no)."""
+    try:
+        return find_pen_digits() is not None
+    except DataError:
+        return False
 
 
 # ---------------------------------------------------------------- validation
@@ -458,6 +492,126 @@ def load_analytics_vidhya(
     for i, (line, row) in enumerate(rows):
         x[i] = _read_png(folder / row[0], f"{p.name} line {line}")
     return _check_digits(x, y, str(p), first_line=2)
+
+
+# ---------------------------------------------------------------- pen strokes
+
+PEN_MAX_FILE_BYTES = 64 * 2**20  # the real file is 2.3 MB gzipped
+PEN_MAX_JSON_BYTES = 256 * 2**20  # ... and 7.7 MB of JSON: a gzip bomb stops here, not in memory
+PEN_MAX_DIGITS = 200_000
+PEN_MAX_POINTS = 10_000  # per digit; the real file's longest has 453
+PEN_BOX = 200.0  # points lie in a 200 x 200 box (20 px margin), y down
+
+
+@dataclass(frozen=True)
+class PenDigit:
+    """One digit as a pen wrote it: its strokes in the order written, (K, 2) float64 x, y each."""
+
+    label: int
+    writer: str
+    strokes: tuple[np.ndarray, ...]
+
+
+PenPart = Literal["train", "validation", "test"]
+# A writer's part, from a hash of their id: the same on every machine, whatever else is in the file.
+# The salt was picked among two for the sizes of the parts it gives (UNIPEN's writers wrote 10 to
+# 200 digits each), never for any model's score: 29 test writers (1,471 digits), 19 validation
+# (1,088), 88 train (7,072).
+PEN_SALT = "unipen:"
+PEN_SPLIT = {"test": 20, "validation": 35}  # bucket below 20: test, below 35: validation, else train
+PEN_SPLIT_RULE = (f"by writer: bucket = int(sha256({PEN_SALT!r} + writer id).hexdigest(), 16) % 100; "
+                  "bucket < 20 → test, < 35 → validation, else train")
+
+
+def pen_part(writer: str) -> PenPart:
+    """Which part a writer's digits are in: a writer is never in two."""
+    bucket = int(hashlib.sha256((PEN_SALT + writer).encode()).hexdigest(), 16) % 100
+    if bucket < PEN_SPLIT["test"]:
+        return "test"
+    return "validation" if bucket < PEN_SPLIT["validation"] else "train"
+
+
+def pen_split(digits: list[PenDigit]) -> dict[PenPart, list[PenDigit]]:
+    """The digits of the train, validation and test writers, in file order."""
+    parts: dict[PenPart, list[PenDigit]] = {"train": [], "validation": [], "test": []}
+    for digit in digits:
+        parts[pen_part(digit.writer)].append(digit)
+    return parts
+
+
+def _pen_digit(item, where: str) -> PenDigit:
+    """One JSON entry → a PenDigit; DataError says what is wrong with it."""
+    if not isinstance(item, dict) or not {"label", "writer", "strokes"} <= item.keys():
+        raise DataError(f"{where} is not an object with label, writer and strokes")
+    label, writer, strokes = item["label"], item["writer"], item["strokes"]
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 9:
+        raise DataError(f"{where}: label must be a whole number 0-9, found {label!r}")
+    if not isinstance(writer, str) or not writer:
+        raise DataError(f"{where}: writer must be a non-empty text id, found {writer!r}")
+    if not isinstance(strokes, list) or not strokes:
+        raise DataError(f"{where}: strokes must be a non-empty list of strokes")
+    arrays = []
+    for k, stroke in enumerate(strokes):
+        ok = (isinstance(stroke, list) and 0 < len(stroke) <= PEN_MAX_POINTS
+              and all(isinstance(p, list) and len(p) == 2 for p in stroke))
+        if ok:
+            points = np.array(stroke, dtype=object)
+            ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in points.ravel())
+        if ok:
+            points = points.astype(np.float64)
+            ok = bool(np.isfinite(points).all())
+        if not ok:
+            raise DataError(f"{where}: stroke {k} must be a list of 1 to {PEN_MAX_POINTS:,} [x, y] number pairs")
+        arrays.append(points)
+    if sum(len(a) for a in arrays) > PEN_MAX_POINTS:
+        raise DataError(f"{where} has more than {PEN_MAX_POINTS:,} points")
+    return PenDigit(label, writer, tuple(arrays))
+
+
+def load_pen_digits(path: str | os.PathLike | None = None) -> list[PenDigit]:
+    """UNIPEN's pen-stroke digits, found by `find_pen_digits`; DataNotFoundError if absent.
+
+    The file is a gzipped JSON list of {"label", "writer", "strokes": [[[x, y], ...], ...]}
+    (../shared/data/README.md). Sizes are bounded before anything is decoded.
+    """
+    found = find_pen_digits(path)
+    if found is None:
+        looked = ", ".join(str(p) for p in _pen_defaults())
+        raise DataNotFoundError(
+            f"UNIPEN pen strokes not found. Put {PEN_FILE} in {PROJECT_ROOT / 'data'}/ or set "
+            f"UNIPEN_PATH=/path/to/{PEN_FILE} (looked in: {looked})")
+    p = _require_file(found)
+    fix = f"Point UNIPEN_PATH at a good copy of {PEN_FILE}."
+    if p.stat().st_size > PEN_MAX_FILE_BYTES:
+        raise DataError(f"{p} is {p.stat().st_size / 2**20:.0f} MB; a pen-stroke file is at most "
+                        f"{PEN_MAX_FILE_BYTES // 2**20} MB. {fix}")
+    try:
+        with gzip.open(p, "rb") as f:
+            text = f.read(PEN_MAX_JSON_BYTES + 1)
+        if len(text) > PEN_MAX_JSON_BYTES:
+            raise DataError(f"{p} unpacks to more than {PEN_MAX_JSON_BYTES // 2**20} MB of JSON; "
+                            f"refusing to read it. {fix}")
+        items = json.loads(text)
+    except (OSError, EOFError, zlib.error) as err:  # not gzip, or cut short
+        raise _damaged(p, err, fix) from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{p} is not JSON ({type(err).__name__}: {err}). {fix}") from err
+    if not isinstance(items, list) or not items:
+        raise DataError(f"{p} must hold a non-empty JSON list of digits, found "
+                        f"{type(items).__name__ if items else 'nothing'}. {fix}")
+    if len(items) > PEN_MAX_DIGITS:
+        raise DataError(f"{p} holds {len(items):,} digits; at most {PEN_MAX_DIGITS:,} are read. {fix}")
+    return [_pen_digit(item, f"{p} digit {i}") for i, item in enumerate(items)]
+
+
+def pen_digits_sha256(digits: list[PenDigit]) -> str:
+    """Identifies a list of pen digits, whatever file they came from."""
+    digest = hashlib.sha256()
+    for digit in digits:
+        digest.update(f"{digit.label}|{digit.writer}|{len(digit.strokes)}".encode())
+        for stroke in digit.strokes:
+            digest.update(np.ascontiguousarray(stroke).tobytes())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""Scores for the zoo: accuracy, confusion matrix, mistakes, USPS, robustness curves.
+"""Scores for the zoo: accuracy, confusion matrix, mistakes, USPS, real pen strokes, robustness curves.
 
 Shared by ``scripts.evaluate`` and the Zoo page. Every function takes a model
 that honours the model contract: a Keras model, or an ``inference.FastModel``
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import augment, data, inference, store
+from model_zoo import augment, data, inference, store, strokes
 
 BATCH_SIZE = 1000
 CHUNK = 10_000  # digits converted to float32 at a time (the distorted sets are kept as uint8)
@@ -192,6 +192,45 @@ def drawn_scores(model, drawn: DrawnSet) -> dict:
             "drawn_set_sha256": drawn.sha256}
 
 
+# ------------------------------------------------------------------ real pen strokes
+
+
+# The pen test: UNIPEN's test writers' digits (data.pen_part), never trained on nor chosen by, drawn as
+# written with the canvas's pen at a random (seeded) height, place and pen width, through to_mnist.
+# Changing any of this changes the numbers, so it is stored with them and a record made otherwise is rescored.
+PEN_SETUP = {"version": 1, "part": "test", "split": data.PEN_SPLIT_RULE, "seed": 0,
+             "rendering": strokes.VERSION, "hand": repr(strokes.AS_WRITTEN)}
+
+_pen_lock = threading.Lock()
+_pen_cache: dict[tuple[str, float], tuple[np.ndarray, np.ndarray, str]] = {}
+
+
+def pen_test_set(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """The pen test writers' digits as the app sees them: (N, 28, 28) uint8, labels, the digits' checksum.
+
+    Rendered once per process and file (and cached in data/strokes/); ``data.DataNotFoundError``
+    when the pen-stroke file is missing.
+    """
+    found = data.find_pen_digits(path)
+    if found is None:
+        data.load_pen_digits(path)  # raises the error that says where to put the file
+    key = (str(found), found.stat().st_mtime)
+    with _pen_lock:
+        if key not in _pen_cache:
+            _pen_cache.clear()
+            test = data.pen_split(data.load_pen_digits(found))["test"]
+            x, y = strokes.pen_digit_images(test, seed=PEN_SETUP["seed"], cache=True)
+            _pen_cache[key] = (x, y, data.pen_digits_sha256(test))
+        return _pen_cache[key]
+
+
+def pen_scores(model, path: str | os.PathLike | None = None) -> dict:
+    """Record fields: accuracy on the pen test writers' digits, and what it was measured on."""
+    x, y, sha256 = pen_test_set(path)
+    return {"pen_accuracy": round(accuracy(model, x, y), 4), "pen_setup": PEN_SETUP,
+            "pen_test_digits": len(y), "pen_test_sha256": sha256}
+
+
 # ------------------------------------------------------------------ robustness
 
 
@@ -323,10 +362,11 @@ def mnist_test(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.nd
         return _mnist_cache[key]
 
 
-def missing_fields(entry: store.ZooEntry, *, usps: bool, recompute: bool = False) -> list[str]:
+def missing_fields(entry: store.ZooEntry, *, usps: bool, pen: bool = False, recompute: bool = False) -> list[str]:
     """Which computed fields the record lacks (or has from another setup); all with ``recompute``.
 
-    ``usps``: whether the USPS file is there (its accuracy is only computed then).
+    ``usps``, ``pen``: whether to score on USPS, on the pen test writers (only when their file is
+    there; ~20 s of rendering the first time, so only ``scripts.evaluate`` asks for it).
     """
     record = entry.record
     missing = []
@@ -338,6 +378,8 @@ def missing_fields(entry: store.ZooEntry, *, usps: bool, recompute: bool = False
         missing.append("usps_accuracy")
     if DRAWN_SET.is_file() and (recompute or record.get("drawn_set_sha256") != _drawn_sha256()):
         missing.append("drawn")
+    if pen and (recompute or record.get("pen_setup") != PEN_SETUP or "pen_accuracy" not in record):
+        missing.append("pen")
     return missing
 
 
@@ -354,7 +396,7 @@ def _drawn_sha256() -> str:
 
 
 def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
-                    usps_path: str | os.PathLike | None = None) -> dict:
+                    usps_path: str | os.PathLike | None = None, pen_path: str | os.PathLike | None = None) -> dict:
     """Compute the named record fields for one model (see ``missing_fields``)."""
     result: dict = {}
     if {"robustness", "confusion_matrix"} & set(fields):
@@ -373,6 +415,8 @@ def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.nda
             result["usps_accuracy"] = round(score, 4)
     if "drawn" in fields:
         result.update(drawn_scores(model, drawn_set()))
+    if "pen" in fields:
+        result.update(pen_scores(model, pen_path))
     return result
 
 
@@ -447,6 +491,7 @@ def table_row(entry: store.ZooEntry) -> dict:
         "difference": round(entry.test_accuracy - tutorial, 4) if tutorial is not None else None,
         "usps_test": record.get("usps_accuracy"),
         "drawn": record.get("drawn_accuracy"),
+        "pen": record.get("pen_accuracy"),
     }
 
 
@@ -458,6 +503,7 @@ def trained_on(settings: dict, first_stage: dict | None = None) -> str:
     """
     sources = ("MNIST" + (" + USPS train" if settings.get("usps") else "")
                + (" + pen strokes" if settings.get("strokes") else "")
+               + (" + UNIPEN writers" if settings.get("unipen") else "")
                + (f" + {settings['class_digits']}" if settings.get("class_digits") else ""))
     if first_stage is not None:
         return f"{trained_on(first_stage.get('settings', {}))}, then {sources}"
@@ -467,7 +513,7 @@ def trained_on(settings: dict, first_stage: dict | None = None) -> str:
 TABLE_HEADERS = {  # row key → column title
     "model": "model", "origin": "origin", "trained_on": "trained on", "params": "params", "epochs": "epochs",
     "s_per_epoch": "train s/epoch", "mnist_test": "MNIST test", "tutorial": "tutorial",
-    "difference": "difference", "usps_test": "USPS test", "drawn": "drawn",
+    "difference": "difference", "usps_test": "USPS test", "drawn": "drawn", "pen": "pen",
 }
 
 

@@ -82,8 +82,10 @@ class JobProgress(training.TrainingProgress):
         with self._lock:
             for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 self._history.setdefault(name, []).append(float(metrics.get(name, math.nan)))
-            if "class_accuracy" in metrics:  # training with a class's digits: its held-out part
-                self._history.setdefault("class_accuracy", []).append(float(metrics["class_accuracy"]))
+            # A class's held-out digits, UNIPEN's validation writers: when the job trains on them.
+            for name in ("class_accuracy", "pen_val_accuracy"):
+                if name in metrics:
+                    self._history.setdefault(name, []).append(float(metrics[name]))
             self._epoch, self._step = epoch, 0
             self.phase = "training" if epoch < self.settings.epochs else "scoring the 10,000 test digits"
 

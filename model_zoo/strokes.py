@@ -6,6 +6,10 @@ finger, and people's pens do things scanned digits rarely show: a 0 drawn in
 one stroke whose end runs past its start, a 6 whose loop crosses its stem, a
 gap left open, a shaky line. This module turns a scanned digit into that:
 
+Real people's pen strokes (UNIPEN, ``data.load_pen_digits``) need no
+tracing: ``pen_digit_images`` draws them through steps 3 and 4, varied as
+other hands would write them (``PEN_TRAINING_HAND``) or as they were written.
+
 1. skeletonise it (scikit-image) and trace the skeleton into ordered
    polylines, joined through crossings where the line runs on straight, as a
    pen would have drawn it;
@@ -16,10 +20,11 @@ gap left open, a shaky line. This module turns a scanned digit into that:
    place and pen width, as white on black RGBA like the canvas gives;
 4. pass it through ``preprocess.to_mnist``, exactly as a drawing is.
 
-For training and tests only: scikit-image is a development dependency
-(requirements-dev.txt), imported when a digit is first traced. Renderings of
-a whole training set are cached in data/strokes/ (git-ignored), so a second
-training run reads them back instead of spending ~10 ms a digit again.
+For training, tests and scoring (the pen column), never a drawing's path:
+scikit-image is a development dependency (requirements-dev.txt), imported
+only when a digit is first traced. Renderings of a whole set are cached in
+data/strokes/ (git-ignored), so a second run reads them back instead of
+spending ~10 ms a digit again.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ DEFAULT_PEN = 12  # the app's default pen width (ui.DEFAULT_STROKE_WIDTH)
 PEN_RANGE = (6, 50)  # the app's pen slider
 CACHE_DIR = data.PROJECT_ROOT / "data" / "strokes"
 # Bump when the rendering changes: cached renderings of an older version are not reused.
-VERSION = 1
+# 2: a traced digit's sway is centred on its varied paths (on_canvas), not its traced ones.
+VERSION = 2
 BLOCK = 5_000  # digits per cache file
 
 _UPSAMPLE = 2  # skeletons of 56 px digits are smoother than of 28 px ones
@@ -79,9 +85,16 @@ class Hand:
     flag_off_stem_deg: tuple[float, float] = (20, 65)  # nearer would be the stem, farther a caret
     flag_length: tuple[float, float] = (0.15, 0.45)  # of the stem's length
     foot: float = 0.3  # share of European 1s with a foot
+    # Between the mouse's samples, of the digit's height (None: the points as they are): the faster the
+    # hand, the farther apart, joined by straight lines. Kept small: the canvas smooths its paths.
+    sampling: tuple[float, float] | None = None
 
 
 HAND = Hand()
+# Real people's pen strokes (UNIPEN) are already a hand's: varied as other hands would write them when
+# training, only placed on the canvas at a random height, place and pen width when measuring.
+PEN_TRAINING_HAND = Hand(wobble=0.015, slant=0.25, turn_deg=8.0, stretch=0.15, sampling=(0.005, 0.04))
+AS_WRITTEN = Hand(wobble=0.0, slant=0.0, turn_deg=0.0, stretch=0.0)
 
 
 @dataclass
@@ -414,7 +427,15 @@ def drawn_strokes(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND
         if rng.random() < 0.5:  # drawn from either end
             points = points[::-1]
         paths.append(points)
+    return on_canvas(paths, rng, hand)
 
+
+def on_canvas(paths: list[np.ndarray], rng: np.random.Generator, hand: Hand = HAND
+              ) -> tuple[list[np.ndarray], int]:
+    """Pen paths in any units → as a hand draws them on the canvas: swayed, slanted, turned,
+    stretched (as far as ``hand`` allows), at a random height, place and pen width; canvas px."""
+    every = np.concatenate(paths)
+    size = max(float(np.ptp(every[:, 1])), float(np.ptp(every[:, 0])), 1e-6)
     # One smooth sway for the whole drawing, so lines that meet still meet.
     centre = every.mean(axis=0)
     wavelength = rng.uniform(0.4, 1.2) * size
@@ -444,7 +465,11 @@ def drawn_strokes(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND
     scale = min(height / extent[1], room / extent[0], room / extent[1])
     size_px = extent * scale
     corner = hand.margin + pen / 2 + rng.uniform(0, 1, 2) * (room - size_px)
-    return [corner + (p - low) * scale for p in paths], pen
+    paths = [corner + (p - low) * scale for p in paths]
+    if hand.sampling is not None:  # a fast mouse: points far apart, joined by straight lines
+        step = rng.uniform(*hand.sampling) * size_px[1]
+        paths = [_resample(p, step) for p in paths]
+    return paths, pen
 
 
 def render(paths: list[np.ndarray], pen: int) -> np.ndarray:
@@ -462,6 +487,46 @@ def render(paths: list[np.ndarray], pen: int) -> np.ndarray:
     rgba[..., :3] = grey[..., None]
     rgba[..., 3] = 255  # the canvas's black background is opaque
     return rgba
+
+
+def pen_digit_image(digit: data.PenDigit, rng: np.random.Generator, hand: Hand = AS_WRITTEN) -> np.ndarray:
+    """One real pen-stroke digit drawn with the canvas's pen: (28, 28) float32 in [0, 1], as the app sees it."""
+    paths, pen = on_canvas(list(digit.strokes), rng, hand)
+    return preprocess.to_mnist(render(paths, pen))
+
+
+def pen_digit_images(digits: list[data.PenDigit], *, seed: int, hand: Hand = AS_WRITTEN, renders: int = 1,
+                     cache: bool = False, cache_dir: str | os.PathLike | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Real pen-stroke digits, each drawn ``renders`` times with its own random hand: uint8 (N * renders,
+    28, 28) in render-major order, and the labels. The same seed gives the same images.
+
+    About 10 ms a digit on one core; with ``cache``, kept in ``cache_dir`` (default CACHE_DIR),
+    keyed by the digits' checksum, the seed, the hand, ``renders`` and VERSION.
+    """
+    y = np.tile(np.array([d.label for d in digits], np.uint8), renders)
+    path = None
+    if cache:
+        key = f"{data.pen_digits_sha256(digits)}{seed}{renders}{hand!r}".encode()
+        path = Path(cache_dir or CACHE_DIR) / f"unipen-v{VERSION}-{len(y)}-{hashlib.sha256(key).hexdigest()[:20]}.npy"
+        if path.is_file():
+            cached = np.load(path)
+            if cached.shape == (len(y), 28, 28):
+                return cached, y
+    x = np.empty((len(y), 28, 28), np.uint8)
+    for i, digit in enumerate(digits):
+        # Each digit's own hands, the same whichever list or order it comes in (a sample renders as the whole).
+        ink = zlib.crc32(b"".join(stroke.tobytes() for stroke in digit.strokes))
+        for r in range(renders):
+            rng = np.random.default_rng([seed, r, ink, zlib.crc32(digit.writer.encode())])
+            x[r * len(digits) + i] = np.rint(pen_digit_image(digit, rng, hand) * 255)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")  # another process may write it too
+        with open(partial, "wb") as f:
+            np.save(f, x)
+        os.replace(partial, path)
+    return x, y
 
 
 def pen_version(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND, *,

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD with momentum 0.9", "rmsprop": "RMSprop"}  # name → label
 MAX_BATCH_LOSS_POINTS = 1000  # records keep a thinned per-batch loss curve
 SMOOTHING = 0.9  # exponential moving average of the per-batch loss, as TensorBoard's slider
+# Each pen-stroke digit of a train writer is drawn this many times, each by its own varied hand
+# (strokes.PEN_TRAINING_HAND): 28,288 images from UNIPEN's 88 train writers, a sixth of cnn_robust's finish.
+PEN_RENDERS = 4
 
 
 class SettingsError(ValueError):
@@ -95,6 +98,7 @@ class TrainingSettings:
     augment: bool = False
     usps: bool = False  # add USPS's training digits to the training split (validation stays MNIST)
     strokes: bool = False  # add the training digits redrawn with the canvas's pen (model_zoo.strokes)
+    unipen: bool = False  # add UNIPEN's real pen strokes of its train writers, drawn with the canvas's pen
     class_digits: str = ""  # add this class's kept digits (their train part; model_zoo.class_digits)
     fine_tune: bool = False  # start from the shipped model's weights instead of random ones
     seed: int = 0
@@ -164,6 +168,7 @@ class TrainingResult:
     train_digits: int
     val_digits: int
     class_record: dict | None = None  # with settings.class_digits: the class part of the record
+    pen_record: dict | None = None  # with settings.unipen: which writers it learnt from, which it did not
 
     @property
     def epochs_done(self) -> int:
@@ -195,7 +200,8 @@ class TrainingResult:
             "train_digits": self.train_digits,
             "val_digits": self.val_digits,
             "data_sha256": self.data_sha256,
-        } | ({"class_digits": self.class_record} if self.class_record else {})
+        } | ({"class_digits": self.class_record} if self.class_record else {}) | (
+            {"pen_digits": self.pen_record} if self.pen_record else {})
 
 
 class LossCurve:
@@ -291,7 +297,8 @@ def _optimizer(settings: TrainingSettings, total_steps: int) -> keras.optimizers
     return keras.optimizers.Adam(rate)
 
 
-def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, shipped: bytes | None = None,
+def train(settings: TrainingSettings, *, mnist=None, usps=None, pen=None, class_set=None,
+          shipped: bytes | None = None,
           progress: TrainingProgress | None = None, stop: threading.Event | None = None,
           limits: TrainingLimits | None = None, tensorboard_dir: str | os.PathLike | None = None) -> TrainingResult:
     """Train one model on MNIST and score it on the test set.
@@ -299,7 +306,10 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
     ``mnist`` is ``((x_train, y_train), (x_test, y_test))`` as from
     ``data.load_mnist`` (loaded here when omitted); ``usps`` likewise from
     ``data.load_usps``, used only with ``settings.usps`` (its test digits never
-    are). ``class_set`` is ``((x_train, y_train), (x_held_out, y_held_out))``
+    are). ``pen`` is the list from ``data.load_pen_digits`` (read here when
+    omitted), used only with ``settings.unipen``: its train writers' digits are
+    trained on, its validation writers' give ``pen_val_accuracy`` each epoch,
+    its test writers' are never touched. ``class_set`` is ``((x_train, y_train), (x_held_out, y_held_out))``
     as from ``class_digits.split_arrays(settings.class_digits)`` (read here
     when omitted), and ``shipped`` the shipped model of ``settings.arch`` as
     ``.keras`` bytes (read from model_zoo/trained when omitted): fine-tuning
@@ -332,6 +342,16 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
         x_all, y_all = np.concatenate([x_all, pen_train, pen_val]), np.concatenate([y_all, y_pen_train, y_pen_val])
         x_train, y_train = np.concatenate([x_train, pen_train]), np.concatenate([y_train, y_pen_train])
         x_val, y_val = np.concatenate([x_val, pen_val]), np.concatenate([y_val, y_pen_val])
+    pen_parts = None
+    if settings.unipen:
+        from model_zoo import strokes  # training-time only, as above
+
+        pen_parts = data.pen_split(pen if pen is not None else data.load_pen_digits())
+        x_pen, y_pen = strokes.pen_digit_images(pen_parts["train"], seed=settings.seed, renders=PEN_RENDERS,
+                                                hand=strokes.PEN_TRAINING_HAND, cache=True)
+        x_pen_val, y_pen_val = strokes.pen_digit_images(pen_parts["validation"], seed=settings.seed, cache=True)
+        x_all, y_all = np.concatenate([x_all, x_pen, x_pen_val]), np.concatenate([y_all, y_pen, y_pen_val])
+        x_train, y_train = np.concatenate([x_train, x_pen]), np.concatenate([y_train, y_pen])
     if settings.class_digits:
         if class_set is None:
             from model_zoo import class_digits  # the database: only when a class is asked for
@@ -375,6 +395,18 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
                         "repeats": repeats, "held_out_accuracy_before": before}
         if len(x_held):  # first: the reporter and the history see its metric
             callbacks.insert(0, _held_out_accuracy(model, x_held, y_held))
+    pen_record = None
+    if pen_parts is not None:
+        x_pen_val = data.to_float(x_pen_val)
+        pen_record = {
+            "split": data.PEN_SPLIT_RULE, "renders": PEN_RENDERS,
+            "digits_sha256": data.pen_digits_sha256([d for part in pen_parts.values() for d in part]),
+            **{f"{part}_writers": len({d.writer for d in digits}) for part, digits in pen_parts.items()},
+            **{f"{part}_digits": len(digits) for part, digits in pen_parts.items()},
+            "test_writers_held_out": sorted({d.writer for d in pen_parts["test"]}),
+            "validation_accuracy_before": _accuracy(model, x_pen_val, y_pen_val) if settings.fine_tune else None,
+        }
+        callbacks.insert(0, _held_out_accuracy(model, x_pen_val, y_pen_val, "pen_val_accuracy"))
     if tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), update_freq="epoch"))
     progress.on_start(settings, steps, len(x_train))
@@ -387,6 +419,8 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
                        callbacks=callbacks, verbose=0)
 
     test_accuracy = _accuracy(model, x_test, y_test)
+    if pen_record is not None:
+        pen_record["validation_accuracy"] = _accuracy(model, x_pen_val, y_pen_val)
     if class_record is not None:
         class_record["held_out_accuracy"] = _accuracy(model, x_held, y_held) if len(x_held) else None
     return TrainingResult(
@@ -395,16 +429,18 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, class_set=None, 
         batch_loss=[[step, loss] for step, loss, _ in zip(*reporter.batch_loss.points())],
         seconds_per_epoch=[round(s, 3) for s in reporter.seconds],
         test_accuracy=test_accuracy, stopped_early=reporter.stopped,
-        data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val), class_record=class_record)
+        data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val), class_record=class_record,
+        pen_record=pen_record)
 
 
-def _held_out_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> keras.callbacks.Callback:
-    """Adds ``class_accuracy``, on the class's held-out digits, to each epoch's metrics."""
+def _held_out_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray,
+                       key: str = "class_accuracy") -> keras.callbacks.Callback:
+    """Adds ``key`` (accuracy on held-out digits: the class's, the validation writers') to each epoch's metrics."""
     import keras
 
     def on_epoch_end(epoch, logs=None):
         if logs is not None:
-            logs["class_accuracy"] = _accuracy(model, x, y)
+            logs[key] = _accuracy(model, x, y)
 
     return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
 

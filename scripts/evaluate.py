@@ -3,14 +3,17 @@
     python -m scripts.evaluate                          # Markdown table
     python -m scripts.evaluate --robustness             # + accuracy on shifted/rotated/scaled/thick digits
     python -m scripts.evaluate --json                   # the same as JSON
-    python -m scripts.evaluate --update-records         # store USPS, robustness, confusion matrix in the records
+    python -m scripts.evaluate --update-records         # store USPS, pen, robustness, confusion matrix
     python -m scripts.evaluate --usps ../shared/data/usps.npz --models cnn,cnn_robust
     MNIST_PATH=../shared/data/mnist.npz python -m scripts.evaluate --robustness --recompute
 
 Columns: parameters, epochs, mean training seconds per epoch, MNIST test
 accuracy, the 2017 tutorial's accuracy and the difference, USPS test
-accuracy when usps.npz is found (USPS_PATH, data/) or given,
-and "drawn": accuracy on the digits drawn with the mouse on the app's canvas
+accuracy when usps.npz is found (USPS_PATH, data/) or given, "pen": accuracy
+on the real pen strokes of UNIPEN's test writers (never trained on), drawn with
+the canvas's pen through the app's preprocessing, when unipen_pen.json.gz is
+found (UNIPEN_PATH, data/, ../shared/data/) or given, and "drawn": accuracy
+on the digits drawn with the mouse on the app's canvas
 (model_zoo/drawn_set.npz, made by tests/browser/drawn_set.py), followed by a
 table of its 0s, 6s and 9s drawn as one stroke that runs past its start.
 Results already in a record are reused unless --recompute; the Zoo page reads
@@ -39,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--recompute", action="store_true", help="ignore results cached in the records")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
     parser.add_argument("--usps", default=None, help="usps.npz (default: USPS_PATH, data/usps.npz)")
+    parser.add_argument("--pen", default=None,
+                        help="unipen_pen.json.gz (default: UNIPEN_PATH, data/, ../shared/data/)")
     # ------------------------------------------------------------------------
     args = parser.parse_args(argv)
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -50,18 +55,20 @@ def evaluate_all(args: argparse.Namespace) -> tuple[list[store.ZooEntry], list[s
     listing = store.scan()
     entries = [listing.get(name) for name in args.models] if args.models else listing.entries
     usps_found = data.find_usps(args.usps) is not None
+    pen_found = data.find_pen_digits(args.pen) is not None
     mnist = None
     done = []
     for entry in entries:
-        fields = evaluation.missing_fields(entry, usps=usps_found, recompute=args.recompute)
+        fields = evaluation.missing_fields(entry, usps=usps_found, pen=pen_found, recompute=args.recompute)
         if not args.robustness and not args.update_records:
-            fields = [f for f in fields if f in ("usps_accuracy", "drawn")]  # what the tables need
+            fields = [f for f in fields if f in ("usps_accuracy", "drawn", "pen")]  # what the tables need
         if fields:
             started = time.perf_counter()
             if mnist is None and {"robustness", "confusion_matrix"} & set(fields):
                 mnist = evaluation.mnist_test(args.mnist)
             model = store.load_model(entry.path)
-            computed = evaluation.evaluate_fields(model, fields, mnist=mnist, usps_path=args.usps)
+            computed = evaluation.evaluate_fields(model, fields, mnist=mnist, usps_path=args.usps,
+                                                  pen_path=args.pen)
             if args.update_records:
                 entry = store.update_record(entry, **computed)
             else:
@@ -102,7 +109,7 @@ def main(argv=None) -> None:
         print(problem, file=sys.stderr)
     rows = [evaluation.table_row(entry) for entry in entries]
     headers = dict(evaluation.TABLE_HEADERS)
-    for column in ("usps_test", "drawn"):
+    for column in ("usps_test", "drawn", "pen"):
         if all(row[column] is None for row in rows):
             headers.pop(column)
     overshoot = [{"model": entry.name} | entry.record["drawn_overshoot_accuracy"]

@@ -5,7 +5,8 @@
 
 scripts.train_zoo trains cnn_robust in two stages: its first, on MNIST + USPS
 train, then pen_finish_epochs more from those weights with every training
-digit's pen version added (and every 1 once more with a European flag). This
+digit's pen version added (and every 1 once more with a European flag) and
+the real pen strokes of UNIPEN's train writers. This
 script repeats both stages with a tenth of USPS's training digits held out,
 and finishes once per --usps-repeats (how many times USPS's digits go into
 the finish; 1 is what train_zoo does). It prints, for the first stage and
@@ -13,6 +14,8 @@ each finish, accuracy on the held-out validation digits only:
 
 - MNIST validation: train_zoo's own split (10 % of MNIST's training digits);
 - USPS validation: the tenth of USPS's training digits held out here;
+- UNIPEN's validation writers (data.pen_part): real pen strokes drawn as written
+  with the canvas's pen (never their test writers: that is the pen column);
 - the class set: tests/fixtures/class_digits.npz, digits drawn with the mouse
   on the app's canvas by a sloppier hand than the drawn test set's, never
   trained on by the shipped models (not the drawn set: that is the test);
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import architectures, data, evaluation, store, training
+from model_zoo import architectures, data, evaluation, store, strokes, training
 from scripts.train_zoo import pen_finish_settings, train_with_bar
 
 CLASS_SET = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "class_digits.npz"
@@ -56,8 +59,10 @@ def main(argv=None) -> None:
     held = round(USPS_HELD_OUT * len(x_usps))
     fit, kept_back = order[held:], order[:held]
     class_set = np.load(CLASS_SET)
+    pen_validation = data.pen_split(data.load_pen_digits())["validation"]
     validation = {"MNIST validation": (x_mnist_val, y_mnist_val),
                   "USPS validation": (x_usps[kept_back], y_usps[kept_back]),
+                  "UNIPEN validation writers": strokes.pen_digit_images(pen_validation, seed=args.seed),
                   "class set": (class_set["x"], class_set["y"])}
 
     first = train_with_bar(first_settings, mnist, usps=((x_usps[fit], y_usps[fit]), usps_test))
@@ -72,7 +77,8 @@ def main(argv=None) -> None:
     print("|---|" + "---:|" * (len(validation) + 2))
     for name, row in rows:
         print(f"| {name} | {row} |")
-    print(f"\n{len(x_mnist_val):,} MNIST, {held:,} USPS and {len(class_set['y'])} class-set digits.")
+    print(f"\n{len(x_mnist_val):,} MNIST, {held:,} USPS, {len(pen_validation):,} UNIPEN and "
+          f"{len(class_set['y'])} class-set digits.")
 
 
 if __name__ == "__main__":

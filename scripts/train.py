@@ -4,6 +4,7 @@
     python -m scripts.train --arch mlp_1x50 --epochs 3 --train-size 10000 --name quick-mlp
     python -m scripts.train --arch mlp_5x50 --width 100 --hidden-layers 3 --dropout 0.2 --optimizer sgd --lr 0.01
     python -m scripts.train --arch cnn_robust --no-augment --seed 7
+    python -m scripts.train --arch cnn --unipen          # + UNIPEN's train writers' real pen strokes
     python -m scripts.train --arch cnn --data train.csv   # the tutorial's Analytics Vidhya or Kaggle CSV
     RAY_ADDRESS=head:6379 python -m scripts.train --arch cnn --ray   # on the class's Ray cluster
 
@@ -79,6 +80,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="add the training digits redrawn with the canvas's pen, and every 1 with a "
                              "European flag (model_zoo.strokes: scikit-image from requirements-dev.txt; "
                              "~10 ms a digit the first time, then cached in data/strokes/)")
+    parser.add_argument("--unipen", action=argparse.BooleanOptionalAction, default=None,
+                        help="add the real pen strokes of UNIPEN's train writers, each drawn "
+                             f"{training.PEN_RENDERS} times with the canvas's pen by a varied hand "
+                             "(UNIPEN_PATH, data/ or ../shared/data/unipen_pen.json.gz; ~10 ms a digit "
+                             "the first time, then cached in data/strokes/)")
     parser.add_argument("--fine-tune", action=argparse.BooleanOptionalAction, default=None,
                         help="start from the shipped model's weights instead of random ones")
     parser.add_argument("--seed", type=int, help="random seed: weights, split, order (default 0)")
@@ -98,7 +104,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
     names = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout", "width",
-             "hidden_layers", "train_size", "val_fraction", "augment", "usps", "strokes", "fine_tune", "seed")
+             "hidden_layers", "train_size", "val_fraction", "augment", "usps", "strokes", "unipen", "fine_tune", "seed")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return training.TrainingSettings.for_architecture(args.arch, **overrides)
 
@@ -148,6 +154,10 @@ def main(argv=None) -> int:
         settings.validate(training.TrainingLimits.from_env())
     except training.SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if settings.unipen and not data.pen_digits_available():
+        print(f"error: --unipen needs UNIPEN's pen strokes: put {data.PEN_FILE} in data/ or ../shared/data/, "
+              "or set UNIPEN_PATH=/path/to/it.", file=sys.stderr)
         return 2
     if args.ray and args.data:
         print("error: --data trains in this process (Ray's workers train on the MNIST they hold): "

@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests that need MNIST or USPS fail in CI (REQUIRE_MNIST=1) and skip elsewhere."""
+"""Shared fixtures. Tests that need MNIST, USPS or UNIPEN fail in CI (REQUIRE_MNIST=1) and skip elsewhere."""
 
 from __future__ import annotations
 
@@ -45,6 +45,15 @@ def usps_path():
     if path is None:
         missing_data("USPS is missing: set USPS_PATH=/path/to/usps.npz or put it in data/")
     return path
+
+
+@pytest.fixture(scope="session")
+def pen_digits() -> list[data.PenDigit]:
+    """UNIPEN's real pen-stroke digits (UNIPEN_PATH, data/, ../shared/data/)."""
+    try:
+        return data.load_pen_digits()
+    except data.DataNotFoundError as error:
+        missing_data(f"UNIPEN's pen strokes are missing: {error}")
 
 
 @pytest.fixture

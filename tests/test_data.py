@@ -2,11 +2,13 @@
 
 Every file is written under tmp_path; the real project data/ folder, the real
 home and the network are never touched (PROJECT_ROOT, KERAS_HOME, HOME and the
-Keras download are monkeypatched). Only the two `real_` tests read the real
-MNIST / USPS, and only when found.
+Keras download are monkeypatched). Only the `real_` tests read the real
+MNIST / USPS / UNIPEN, and only when found.
 """
 
+import gzip
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -55,6 +57,7 @@ def isolated(tmp_path, monkeypatch):
     """No *_PATH variables, an empty project and an empty Keras cache under tmp_path."""
     monkeypatch.delenv("MNIST_PATH", raising=False)
     monkeypatch.delenv("USPS_PATH", raising=False)
+    monkeypatch.delenv("UNIPEN_PATH", raising=False)
     (tmp_path / "keras").mkdir()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     root = tmp_path / "work" / "proj"
@@ -182,6 +185,121 @@ def test_usps_missing(isolated, monkeypatch):
         data.find_usps()
 
 
+# ---------------------------------------------------------------- UNIPEN's pen strokes
+
+
+def pen_item(label=3, writer="aga/someone", strokes=None) -> dict:
+    return {"label": label, "writer": writer, "strokes": strokes or [[[20.0, 20.0], [60, 90.5], [30, 180]]]}
+
+
+def write_pen(path: Path, items) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        json.dump(items, f)
+    return path
+
+
+def test_find_pen_digits_order(isolated, monkeypatch):
+    """Argument > UNIPEN_PATH > data/ > ../shared/data/ beside the project > None."""
+    assert data.find_pen_digits() is None and not data.pen_digits_available()
+    arg = write_pen(isolated / "arg" / "unipen_pen.json.gz", [pen_item()])
+    env = write_pen(isolated / "env" / "unipen_pen.json.gz", [pen_item()])
+    shared = write_pen(data.PROJECT_ROOT.parent / "shared" / "data" / "unipen_pen.json.gz", [pen_item(4)])
+    project = write_pen(data.PROJECT_ROOT / "data" / "unipen_pen.json.gz", [pen_item(5)])
+    monkeypatch.setenv("UNIPEN_PATH", str(env))
+    assert data.find_pen_digits(arg) == arg
+    assert data.find_pen_digits() == env
+    monkeypatch.delenv("UNIPEN_PATH")
+    assert data.find_pen_digits() == project
+    project.unlink()
+    assert data.find_pen_digits() == shared
+    assert [d.label for d in data.load_pen_digits()] == [4] and data.pen_digits_available()
+
+
+def test_pen_digits_missing(isolated, monkeypatch):
+    with pytest.raises(DataNotFoundError, match="UNIPEN pen strokes not found.*UNIPEN_PATH=.*unipen_pen.json.gz"):
+        data.load_pen_digits()
+    monkeypatch.setenv("UNIPEN_PATH", str(isolated / "typo.json.gz"))
+    with pytest.raises(DataNotFoundError, match="UNIPEN_PATH=.*typo.json.gz"):
+        data.load_pen_digits()
+    assert not data.pen_digits_available()
+
+
+def test_pen_digits_read_back(tmp_path):
+    items = [pen_item(7, "w/1", [[[20, 20], [180, 20]], [[100, 20], [100, 180]]]), pen_item(0, "w/2")]
+    digits = data.load_pen_digits(write_pen(tmp_path / "p.json.gz", items))
+    assert [(d.label, d.writer, len(d.strokes)) for d in digits] == [(7, "w/1", 2), (0, "w/2", 1)]
+    assert digits[0].strokes[1].dtype == np.float64 and digits[0].strokes[1].tolist() == [[100, 20], [100, 180]]
+
+
+@pytest.mark.parametrize("item, message", [
+    ("3", "digit 1 is not an object with label, writer and strokes"),
+    ({"label": 3, "writer": "w"}, "digit 1 is not an object with label, writer and strokes"),
+    (pen_item(label=10), "digit 1: label must be a whole number 0-9, found 10"),
+    (pen_item(label=True), "digit 1: label must be a whole number 0-9, found True"),
+    (pen_item(label=2.5), "digit 1: label must be a whole number 0-9, found 2.5"),
+    (pen_item(writer=""), "digit 1: writer must be a non-empty text id"),
+    (pen_item(writer=None), "digit 1: writer must be a non-empty text id"),
+    ({"label": 1, "writer": "w", "strokes": []}, "digit 1: strokes must be a non-empty list"),
+    (pen_item(strokes=[[]]), "digit 1: stroke 0 must be a list of 1 to 10,000 .x, y. number pairs"),
+    (pen_item(strokes=[[[1, 2], [3]]]), "digit 1: stroke 0 must be"),
+    (pen_item(strokes=[[[1, 2]], [["1", 2]]]), "digit 1: stroke 1 must be"),
+    (pen_item(strokes=[[[1, None]]]), "digit 1: stroke 0 must be"),
+    (pen_item(strokes=[[[1, 2]] * 6000] * 2), "digit 1 has more than 10,000 points"),
+])
+def test_malformed_pen_digit_is_named(tmp_path, item, message):
+    path = write_pen(tmp_path / "p.json.gz", [pen_item(), item])
+    with pytest.raises(DataError, match=message):
+        data.load_pen_digits(path)
+
+
+def test_malformed_pen_files(tmp_path):
+    not_gzip = tmp_path / "plain.json.gz"
+    not_gzip.write_text(json.dumps([pen_item()]))
+    with pytest.raises(DataError, match="plain.json.gz is damaged or truncated.*UNIPEN_PATH"):
+        data.load_pen_digits(not_gzip)
+    whole = gzip.compress(json.dumps([pen_item()] * 50).encode())
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DataError, match="cut.json.gz is damaged or truncated"):
+        data.load_pen_digits(cut)
+    bad_json = tmp_path / "bad.json.gz"
+    bad_json.write_bytes(gzip.compress(b'[{"label": 3,'))
+    with pytest.raises(DataError, match="bad.json.gz is not JSON"):
+        data.load_pen_digits(bad_json)
+    for value, found in (({"label": 3}, "dict"), ([], "nothing")):
+        with pytest.raises(DataError, match=f"must hold a non-empty JSON list of digits, found {found}"):
+            data.load_pen_digits(write_pen(tmp_path / f"{found}.json.gz", value))
+    with pytest.raises(DataNotFoundError, match="UNIPEN file not found.*an existing unipen_pen.json.gz"):
+        data.load_pen_digits(tmp_path)  # a folder
+
+
+def test_pen_file_size_is_bounded_before_decoding(tmp_path, monkeypatch):
+    """A small gzip that unpacks to far more is refused after reading only the allowed bytes."""
+    bomb = tmp_path / "bomb.json.gz"
+    bomb.write_bytes(gzip.compress(b"[" + b" " * 3_000_000 + b"]"))
+    assert bomb.stat().st_size < 10_000
+    monkeypatch.setattr(data, "PEN_MAX_JSON_BYTES", 1_000_000)
+    with pytest.raises(DataError, match="unpacks to more than 0 MB of JSON; refusing"):
+        data.load_pen_digits(bomb)
+    monkeypatch.setattr(data, "PEN_MAX_FILE_BYTES", 100)
+    with pytest.raises(DataError, match="a pen-stroke file is at most 0 MB"):
+        data.load_pen_digits(bomb)
+
+
+def test_pen_split_keeps_each_writer_in_one_part():
+    writers = [f"lab{i % 7}/writer{i}" for i in range(500)]
+    digits = [data.PenDigit(i % 10, writer, (np.zeros((1, 2)),)) for i, writer in enumerate(writers * 3)]
+    parts = data.pen_split(digits)
+    assert sum(len(p) for p in parts.values()) == len(digits)
+    seen = {name: {d.writer for d in part} for name, part in parts.items()}
+    assert not (seen["train"] & seen["validation"] or seen["train"] & seen["test"]
+                or seen["validation"] & seen["test"])
+    assert all(data.pen_part(d.writer) == name for name, part in parts.items() for d in part)
+    # The parts' shares of writers follow the rule: a fifth for test, 15 % for validation.
+    assert 0.15 < len(seen["test"]) / 500 < 0.25 and 0.10 < len(seen["validation"]) / 500 < 0.20
+
+
 # ---------------------------------------------------------------- real data sets
 
 
@@ -193,6 +311,18 @@ def test_real_mnist(mnist):
         assert a.dtype == np.uint8
     for y in (y_train, y_test):
         assert set(np.unique(y)) == set(range(10))
+
+
+def test_real_pen_digits_split_by_writer(pen_digits):
+    assert len(pen_digits) == 9_631 and len({d.writer for d in pen_digits}) == 136
+    assert {d.label for d in pen_digits} == set(range(10))
+    every = np.concatenate([s for d in pen_digits for s in d.strokes])
+    assert every.min() >= 0 and every.max() <= data.PEN_BOX
+    parts = data.pen_split(pen_digits)
+    writers = {name: {d.writer for d in part} for name, part in parts.items()}
+    assert sum(map(len, writers.values())) == 136  # no writer in two parts
+    assert 0.15 < len(writers["test"]) / 136 < 0.25  # about a fifth of the writers are the test
+    assert all({d.label for d in part} == set(range(10)) for part in parts.values())
 
 
 def test_real_usps(usps_path):

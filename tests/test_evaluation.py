@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, data, evaluation, store
+from model_zoo import architectures, data, evaluation, store, strokes
 from scripts import evaluate
 from tests.archives import read_back
 
@@ -232,3 +233,25 @@ def test_shipped_records_hold_their_drawn_scores(name):
     assert {key: entry.record.get(key) for key in scores} == scores, (
         "stale drawn scores: python -m scripts.evaluate --update-records")
     assert min(scores["drawn_overshoot_accuracy"].values()) >= 0.98  # issue 12's floor for loops
+
+
+def test_the_pen_column_scores_the_test_writers_only(model_copy, mlp, pen_digits, tmp_path, monkeypatch):
+    """Only the pen test writers' digits are scored; asked for, and rescored when the setup changes."""
+    monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path / "strokes")
+    parts = data.pen_split(pen_digits)
+    few = parts["train"][:15] + parts["test"][:40] + parts["validation"][:15]
+    path = tmp_path / "few.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump([{"label": d.label, "writer": d.writer, "strokes": [s.tolist() for s in d.strokes]}
+                   for d in few], f)
+    assert "pen" not in evaluation.missing_fields(model_copy, usps=False)  # only when asked
+    assert "pen" in evaluation.missing_fields(model_copy, usps=False, pen=True)
+    scores = evaluation.evaluate_fields(mlp, ["pen"], pen_path=path)
+    x, y = strokes.pen_digit_images(parts["test"][:40], seed=evaluation.PEN_SETUP["seed"])
+    assert scores["pen_accuracy"] == round(evaluation.accuracy(mlp, x, y), 4)
+    assert scores["pen_test_digits"] == 40 and scores["pen_setup"] == evaluation.PEN_SETUP
+    scored = model_copy.with_record(model_copy.record | scores)
+    assert "pen" not in evaluation.missing_fields(scored, usps=False, pen=True)
+    assert evaluation.table_row(scored)["pen"] == scores["pen_accuracy"]
+    stale = scored.with_record(scored.record | {"pen_setup": {"version": 0}})
+    assert "pen" in evaluation.missing_fields(stale, usps=False, pen=True)

@@ -195,3 +195,57 @@ def test_grid_of_pen_versions_next_to_their_sources(mnist, usps_path):
     path = ROOT / "docs" / "strokes.png"
     Image.fromarray(grid).save(path)
     assert Image.open(path).size == (grid.shape[1], grid.shape[0])
+
+
+# ------------------------------------------------------------------ real pen strokes (UNIPEN)
+
+
+def test_real_pen_strokes_are_drawn_on_the_canvas_as_written(pen_digits):
+    digit = pen_digits[0]
+    for seed in range(20):
+        paths, pen = strokes.on_canvas(list(digit.strokes), np.random.default_rng(seed), strokes.AS_WRITTEN)
+        points = np.concatenate(paths)
+        assert strokes.PEN_RANGE[0] <= pen <= strokes.PEN_RANGE[1]
+        assert points.min() >= pen / 2 and points.max() <= strokes.CANVAS - pen / 2
+        # As written: only moved and scaled, the same shape point for point.
+        original = np.concatenate(digit.strokes)
+        scale = np.ptp(points[:, 1]) / np.ptp(original[:, 1])
+        assert np.allclose(points - points[0], (original - original[0]) * scale)
+
+
+def test_real_pen_digits_render_reproducibly_and_are_read_as_their_labels(pen_digits, tmp_path):
+    sample = data.pen_split(pen_digits)["validation"][::10]
+    x, y = strokes.pen_digit_images(sample, seed=0)
+    assert x.shape == (len(sample), 28, 28) and x.dtype == np.uint8
+    assert y.tolist() == [d.label for d in sample]
+    # The tutorial's cnn never saw a pen stroke: drawn as written, they must still be these digits.
+    cnn = store.load_model(store.TRAINED_DIR / "cnn.keras")
+    assert evaluation.accuracy(cnn, x, y) >= 0.9
+    # A digit is drawn the same wherever it comes in a list; another seed, another hand.
+    assert np.array_equal(strokes.pen_digit_images(sample[3:6], seed=0)[0], x[3:6])
+    assert not np.array_equal(strokes.pen_digit_images(sample, seed=1)[0], x)
+    # Renders for training: each digit several times, each time by another varied hand; cached.
+    many, labels = strokes.pen_digit_images(sample[:10], seed=0, hand=strokes.PEN_TRAINING_HAND, renders=3,
+                                            cache=True, cache_dir=tmp_path)
+    assert many.shape == (30, 28, 28) and labels.tolist() == [d.label for d in sample[:10]] * 3
+    assert not np.array_equal(many[:10], many[10:20]) and not np.array_equal(many[:10], x[:10])
+    assert len(list(tmp_path.glob("unipen-v*.npy"))) == 1
+    again = strokes.pen_digit_images(sample[:10], seed=0, hand=strokes.PEN_TRAINING_HAND, renders=3,
+                                     cache=True, cache_dir=tmp_path)
+    assert np.array_equal(again[0], many)
+
+
+def test_training_adds_the_train_writers_pen_digits_and_watches_the_validation_writers(
+        mnist, pen_digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path)
+    parts = data.pen_split(pen_digits)
+    few = parts["train"][:40] + parts["validation"][:30] + parts["test"][:20]
+    settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=2, train_size=300, unipen=True)
+    result = training.train(settings, mnist=mnist, pen=few)
+    assert result.train_digits == 270 + training.PEN_RENDERS * 40
+    assert len(result.history["pen_val_accuracy"]) == 2
+    pen = result.record()["pen_digits"]
+    assert (pen["train_digits"], pen["validation_digits"], pen["test_digits"]) == (40, 30, 20)
+    assert pen["test_writers_held_out"] == sorted({d.writer for d in parts["test"][:20]})
+    assert pen["validation_accuracy"] == result.history["pen_val_accuracy"][-1]
+    assert evaluation.trained_on(result.record()["settings"]) == "MNIST + UNIPEN writers"

@@ -85,6 +85,13 @@ def test_usps_option_is_off_where_the_server_has_no_usps(tmp_path, monkeypatch):
     assert "no usps.npz" in at.checkbox(key="train_usps").help
 
 
+def test_pen_strokes_option_is_off_where_the_server_has_no_unipen_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIPEN_PATH", str(tmp_path / "absent.json.gz"))
+    at = open_train()
+    assert at.checkbox(key="train_unipen").disabled
+    assert "no unipen_pen.json.gz" in at.checkbox(key="train_unipen").help
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("epochs", 500, "epochs must be between 1 and 100, got 500"),
     ("width", 5000, "width must be between 1 and 1024, got 5000"),

@@ -136,3 +136,11 @@ def test_the_loss_curve_thins_itself_and_keeps_the_newest_point():
     assert len(steps) <= 11 and steps[0] == 1 and steps[-1] == 100
     assert loss[-1] == round(1 / 100, 5) and len(loss) == len(smoothed) == len(steps)
     assert smoothed[-1] > loss[-1]  # a moving average lags behind a falling loss
+
+
+def test_the_cli_says_where_to_put_the_pen_strokes_it_is_asked_for(tmp_path, monkeypatch, capsys):
+    from scripts import train as train_script
+
+    monkeypatch.setenv("UNIPEN_PATH", str(tmp_path / "absent.json.gz"))
+    assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--unipen"]) == 2
+    assert "--unipen needs UNIPEN's pen strokes: put unipen_pen.json.gz in data/" in capsys.readouterr().err
