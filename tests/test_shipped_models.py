@@ -32,12 +32,19 @@ def test_record_describes_the_training(name):
     assert with_usps == ZOO[name].usps
     usps_train = 7_291 if with_usps else 0  # USPS's training digits join the training split
     assert first["train_digits"] + first["val_digits"] == 60_000 + usps_train
-    if finished:  # on from the first stage's weights, with every digit's pen version and flagged 1s
+    if finished:  # on from the first stage's weights, with every digit's pen version and flagged 1s,
+        # and UNIPEN's train writers' pen strokes, each drawn PEN_RENDERS times
         assert record["settings"] | {"epochs": 0} == first["settings"] | {
-            "epochs": 0, "strokes": True, "fine_tune": True, "learning_rate": ZOO[name].learning_rate / 10}
+            "epochs": 0, "strokes": True, "unipen": True, "fine_tune": True,
+            "learning_rate": ZOO[name].learning_rate / 10}
         assert record["epochs_done"] == finished == len(record["history"]["val_accuracy"])
+        assert len(record["history"]["pen_val_accuracy"]) == finished
         ones = 6_742 + (1_005 if with_usps else 0)  # MNIST's and USPS's training 1s
-        assert record["train_digits"] + record["val_digits"] == 2 * (60_000 + usps_train) + ones
+        pen = record["pen_digits"]
+        assert (pen["train_writers"], pen["validation_writers"], pen["test_writers"]) == (88, 19, 29)
+        assert pen["split"] == data.PEN_SPLIT_RULE and len(pen["test_writers_held_out"]) == 29
+        assert record["train_digits"] + record["val_digits"] == (2 * (60_000 + usps_train) + ones
+                                                                 + training.PEN_RENDERS * pen["train_digits"])
     # The Zoo page's curves and table run over both stages.
     assert len(evaluation.whole_history(record)["val_accuracy"]) == ZOO[name].epochs + finished
     assert evaluation.table_row(store.scan().get(name))["epochs"] == ZOO[name].epochs + finished
@@ -54,11 +61,13 @@ def test_cnn_robust_reads_usps_test_digits(usps_path):
 
 def test_cnn_robust_reads_pen_drawn_digits():
     """Issue 12's targets on the drawn set (never trained on; its scores are checked fresh in
-    test_evaluation): ≥ 99 % of it, and ≥ 98 % of its overshooting 0s, 6s and 9s each."""
+    test_evaluation): ≥ 99 % of it, and ≥ 98 % of its overshooting 0s, 6s and 9s each; issue 22's
+    on UNIPEN's test writers (checked fresh below): ≥ 99 %."""
     record = store.scan().get("cnn_robust").record
     assert record["drawn_accuracy"] >= 0.99
     assert min(record["drawn_overshoot_accuracy"].values()) >= 0.98
     assert record["test_accuracy"] >= 0.996
+    assert record["pen_accuracy"] >= 0.99
 
 
 def test_cnn_robust_reads_the_pen_test_writers_as_recorded(pen_digits):

@@ -41,7 +41,8 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, database):
     assert table_models(at) == [entry.name for entry in shipped]
     trained_on = dict(zip(table_models(at), at.dataframe[0].value["trained on"]))
     assert {trained_on[name] for name in TUTORIAL_MODELS} == {"MNIST"}  # the lesson: MNIST only
-    assert trained_on["cnn_robust"] == "MNIST + USPS train, then MNIST + USPS train + pen strokes"
+    assert trained_on["cnn_robust"] == ("MNIST + USPS train, then MNIST + USPS train + pen strokes "
+                                        "+ UNIPEN writers")
     pen = dict(zip(table_models(at), at.dataframe[0].value["pen"]))  # UNIPEN's test writers, from the records
     assert pen == {entry.name: entry.record["pen_accuracy"] for entry in shipped}
     assert at.selectbox(key="zoo_model").options == [entry.label for entry in shipped]
