@@ -1,7 +1,7 @@
 """A class on real servers: two app servers on one database, and a server killed with kill -9 mid-job.
 
 Each server is `streamlit run app.py` with its own local Ray instance; they
-share a SQLite file, as a school's replicas share PostgreSQL.
+share a SQLite file, or a PostgreSQL database as a school's replicas do.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import os
 import re
 import signal
 
+import pytest
 from playwright.sync_api import Browser, Page, expect
+
+from tests import postgres
 
 from .conftest import FIRST_PAGE_SECONDS, RESULT_SECONDS, VIEWPORT, open_app, running_app
 from .test_train import JOB_SECONDS, STOPPED_EARLY, saved_name, start_job
@@ -24,8 +27,10 @@ def job_of(page: Page) -> str:
     return re.search(r"[?&]job=(\w+)", page.url).group(1)
 
 
-def test_two_servers_on_one_database_share_the_queue_and_the_versions(browser, tmp_path):
-    database = f"sqlite:///{tmp_path / 'class.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_servers_on_one_database_share_the_queue_and_the_versions(browser, tmp_path, request, kind):
+    database = (f"sqlite:///{tmp_path / 'class.db'}" if kind == "sqlite" else
+                postgres.fresh_database(request.getfixturevalue("postgres_server")))
     with running_app(database, tmp_path / "a.log") as server_a, running_app(database, tmp_path / "b.log") as server_b:
         learner = open_app(tab(browser), server_a, "train")
         start_job(learner, 60_000, 3, 8)  # minutes: surely training while server B looks
