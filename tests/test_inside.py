@@ -288,7 +288,7 @@ def test_side_by_side_puts_an_mlp_beside_a_cnn_and_saliency_comes_on_demand():
 def test_draw_why_panel_is_collapsed_and_shows_occlusion_when_opened(name):
     at = open_page(DRAW, model=name)
     draw_on_canvas(at, "draw", seven())
-    assert [e.label for e in at.expander] == ["Why this digit?"]
+    assert [e.label for e in at.main.expander] == ["Why this digit?"]  # the sidebar has the Teacher box
     images = len(at.get("image"))  # the model input
     at.session_state["draw_why"] = True  # what a click on the panel's header sends
     at.run()
