@@ -331,6 +331,18 @@ def test_real_usps(usps_path):
     assert set(np.unique(y_test)) == set(range(10))
 
 
+def test_usps_validation_split_holds_out_a_fixed_fifth():
+    x = np.arange(100, dtype=np.uint8).repeat(28 * 28).reshape(100, 28, 28)
+    y = np.arange(100, dtype=np.uint8) % 10
+    (x_train, y_train), (x_val, y_val) = data.usps_validation_split((x, y))
+    assert len(x_val) == 20 and len(x_train) == 80
+    kept, held = set(x_train[:, 0, 0]), set(x_val[:, 0, 0])
+    assert not kept & held and kept | held == set(range(100))  # every digit in exactly one part
+    assert list(x_val[:, 0, 0]) == sorted(held) and np.array_equal(y_val, x_val[:, 0, 0] % 10)
+    again = data.usps_validation_split((x, y))  # the same fifth every time
+    assert np.array_equal(again[1][0], x_val)
+
+
 # ---------------------------------------------------------------- readers
 
 
