@@ -41,6 +41,10 @@ class Architecture:
     # (scripts.train_zoo.pen_finish_settings). Measured (docs/facts.md): from scratch on the
     # redrawn digits it reads pen strokes as well but loses USPS; finishing keeps both.
     pen_finish_epochs: int = 0
+    # In that finish, USPS's training digits (a usps model's) are its train four fifths only
+    # (data.usps_validation_split: the fifth held out is what the finish's recipe is chosen on),
+    # each this many times, and their pen versions with them (scripts.train_zoo.finish_usps).
+    pen_finish_usps_repeats: int = 1
     batch_size: int = 128
     learning_rate: float = 1e-3
     lr_decay: bool = False  # cosine decay of the learning rate to 0 over the run

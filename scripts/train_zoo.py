@@ -8,13 +8,18 @@ scikit-image from requirements-dev.txt the first time, ~10 ms a digit on one
 core, then cached in data/strokes/), and the real pen strokes of UNIPEN's
 train writers, each digit drawn PEN_RENDERS times by a varied hand
 (UNIPEN_PATH, data/ or ../shared/data/unipen_pen.json.gz; an error names
-where to put it if it is missing). Its record keeps the first stage under
-"first_stage", and which writers were held out under "pen_digits".
+where to put it if it is missing). In the finish, USPS is its training
+digits but a seeded fifth (data.usps_validation_split), repeated
+pen_finish_usps_repeats times (--usps-repeats to try others): the fifth held
+out is read before and after the finish, and the finish's recipe is chosen on
+it. Its record keeps the first stage under "first_stage", which writers were
+held out under "pen_digits", and the USPS validation under "usps_validation".
 
     python -m scripts.train_zoo                       # all eight, ~35 min on 2 idle cores
     python -m scripts.train_zoo --models cnn,mlp_1x50
     MNIST_PATH=../shared/data/mnist.npz python -m scripts.train_zoo --out /tmp/zoo
     python -m scripts.train_zoo --models cnn_robust --first-stage /tmp/first --out /tmp/zoo
+    python -m scripts.train_zoo --models cnn_robust --first-stage /tmp/first --out /tmp/try --usps-repeats 1
 
 Each model is trained with its tutorial settings (model_zoo.architectures),
 10 % of the training digits held out for validation, seed 0, then scored on
@@ -26,11 +31,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from model_zoo import architectures, data, store, training
+from model_zoo import architectures, data, evaluation, store, training
 
 
 class EpochBar(training.TrainingProgress):
@@ -54,6 +61,33 @@ def pen_finish_settings(arch: architectures.Architecture, seed: int) -> training
     return training.TrainingSettings.for_architecture(
         arch.name, seed=seed, strokes=True, unipen=True, fine_tune=True, epochs=arch.pen_finish_epochs,
         learning_rate=arch.learning_rate / 10)
+
+
+# How the finish's recipe (its USPS repeats) was chosen: on the USPS validation fifth, and on the
+# validation writers and MNIST validation digits the finish watches, never on a test set.
+PEN_FINISH_CHOICE = ""
+
+
+def finish_usps(repeats: int, usps_path=None) -> tuple[tuple[data.Split, data.Split], data.Split]:
+    """USPS for the finish as ``training.train`` takes it (its train four fifths, repeated), and the fifth held out."""
+    (x_usps, y_usps), usps_test = data.load_usps(usps_path)
+    (x_train, y_train), held_out = data.usps_validation_split((x_usps, y_usps))
+    return ((np.tile(x_train, (repeats, 1, 1)), np.tile(y_train, repeats)), usps_test), held_out
+
+
+def usps_validation_record(model_bytes: bytes, result: training.TrainingResult, held_out: data.Split,
+                           repeats: int) -> dict:
+    """The USPS validation fifth read by the first stage (which trained on it) and by the finished model."""
+    x_val, y_val = held_out
+    with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}first_") as folder:
+        path = Path(folder) / "first.keras"
+        path.write_bytes(model_bytes)
+        before = evaluation.accuracy(store.load_model(path), data.to_float(x_val), y_val)
+    return {"split": data.USPS_SPLIT_RULE, "validation_digits": int(len(y_val)), "repeats": repeats,
+            "note": "the first stage trained on all of USPS's training digits; the finish holds this fifth out",
+            "accuracy_first_stage": round(before, 4),
+            "accuracy": round(evaluation.accuracy(result.model, data.to_float(x_val), y_val), 4),
+            "recipe_chosen": PEN_FINISH_CHOICE}
 
 
 def train_with_bar(settings: training.TrainingSettings, mnist, *, usps=None, start_from: bytes | None = None):
@@ -98,6 +132,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="folder for the first stage of a two-stage model (cnn_robust): its <name>.keras "
                              "and .json there are finished instead of trained again; if absent, they are "
                              "trained and written there")
+    parser.add_argument("--usps-repeats", type=int, default=None,
+                        help="a two-stage usps model's finish: USPS's train four fifths this many times "
+                             "(default: the architecture's pen_finish_usps_repeats); for trying recipes")
     # ------------------------------------------------------------------------
     args = parser.parse_args(argv)
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -118,8 +155,16 @@ def main(argv=None) -> None:
         try:
             if arch.pen_finish_epochs:
                 first_model, first_record = first_stage(name, settings, mnist, args.first_stage)
-                result = train_with_bar(pen_finish_settings(arch, args.seed), mnist, start_from=first_model)
+                usps, held_out, repeats = None, None, args.usps_repeats or arch.pen_finish_usps_repeats
+                if arch.usps:
+                    usps, held_out = finish_usps(repeats)
+                result = train_with_bar(pen_finish_settings(arch, args.seed), mnist, usps=usps,
+                                        start_from=first_model)
                 extra = {"first_stage": {k: v for k, v in first_record.items() if k != "batch_loss"}}
+                if held_out is not None:
+                    extra["usps_validation"] = usps_validation_record(first_model, result, held_out, repeats)
+                    print(f"{name}: USPS validation fifth {extra['usps_validation']['accuracy_first_stage']:.4f} "
+                          f"(first stage) → {extra['usps_validation']['accuracy']:.4f}", file=sys.stderr)
             else:
                 result, first_record, extra = train_with_bar(settings, mnist), {}, None
         except (ImportError, data.DataError) as error:  # scikit-image for pen versions; USPS or UNIPEN missing

@@ -80,3 +80,40 @@ def test_a_kept_first_stage_is_finished_instead_of_trained_again(mnist, pen_digi
     monkeypatch.setitem(architectures.ZOO, "mlp_1x50", dataclasses.replace(quick, epochs=2))
     with pytest.raises(SystemExit, match="trained with other settings"):
         train_zoo.main([*args, "--out", str(tmp_path / "c")])
+
+
+def test_a_usps_model_finishes_without_its_usps_validation_fifth(mnist, pen_digits, tmp_path, monkeypatch):
+    (x_train, y_train), (x_test, y_test) = mnist
+    few = tmp_path / "few.npz"
+    np.savez(few, x_train=x_train[:300], y_train=y_train[:300], x_test=x_test[:100], y_test=y_test[:100])
+    usps = tmp_path / "usps.npz"  # MNIST digits stand in for USPS's: 100 to train on, 50 to test
+    np.savez(usps, x_train=x_train[-100:], y_train=y_train[-100:], x_test=x_test[-50:], y_test=y_test[-50:])
+    monkeypatch.setenv("USPS_PATH", str(usps))
+    monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path / "strokes")
+    pen_file, pen_counts = few_pen_digits(pen_digits, tmp_path)
+    monkeypatch.setenv("UNIPEN_PATH", pen_file)
+    quick = dataclasses.replace(architectures.ZOO["mlp_1x50"], epochs=1, pen_finish_epochs=1, usps=True,
+                                pen_finish_usps_repeats=2)
+    monkeypatch.setitem(architectures.ZOO, "mlp_1x50", quick)
+    args = ["--models", "mlp_1x50", "--data", str(few), "--first-stage", str(tmp_path / "first")]
+
+    train_zoo.main([*args, "--out", str(tmp_path / "zoo")])
+
+    record = json.loads((tmp_path / "zoo" / "mlp_1x50.json").read_text())
+    assert record["first_stage"]["train_digits"] == 270 + 100  # the first stage: all of USPS's train
+    validation = record["usps_validation"]
+    assert validation["validation_digits"] == 20 and validation["repeats"] == 2
+    assert 0 <= validation["accuracy_first_stage"] <= 1 and 0 <= validation["accuracy"] <= 1
+    assert validation["split"] == data.USPS_SPLIT_RULE
+    # The finish: MNIST's 270 and USPS's 80 twice, their pen versions (and the 1s' flagged), the pen writers.
+    order = np.random.default_rng(0).permutation(300)
+    y_mnist = y_train[:300][order[30:]]
+    (_, y_usps), _ = data.usps_validation_split((x_train[-100:], y_train[-100:]))
+    ones = int((y_mnist == 1).sum()) + 2 * int((y_usps == 1).sum())
+    assert record["train_digits"] == 2 * (270 + 2 * 80) + ones + training.PEN_RENDERS * pen_counts["train"]
+
+    # Another number of repeats is tried from the command line, on the same kept first stage.
+    train_zoo.main([*args, "--out", str(tmp_path / "try"), "--usps-repeats", "1"])
+    tried = json.loads((tmp_path / "try" / "mlp_1x50.json").read_text())
+    assert tried["usps_validation"]["repeats"] == 1
+    assert tried["train_digits"] == record["train_digits"] - 2 * 80 - int((y_usps == 1).sum())
