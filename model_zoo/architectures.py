@@ -95,6 +95,7 @@ ZOO: dict[str, Architecture] = {a.name: a for a in [
     Architecture("cnn_robust", "cnn_robust",
                  "2 × (2 × Conv 3×3 + BatchNorm, pool) → Dense 128 → 10, drawing augmentation",
                  12, None, dropout=0.3, augment=True, lr_decay=True, usps=True, pen_finish_epochs=3,
+                 pen_finish_usps_repeats=3,  # chosen on the USPS validation fifth (scripts.train_zoo)
                  lesson="Beyond the tutorial: augmentation, a second set of writers (USPS), digits "
                         "redrawn with the canvas's pen and real people's pen strokes (UNIPEN) teach it "
                         "how people really draw."),

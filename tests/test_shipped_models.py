@@ -39,12 +39,19 @@ def test_record_describes_the_training(name):
             "learning_rate": ZOO[name].learning_rate / 10}
         assert record["epochs_done"] == finished == len(record["history"]["val_accuracy"])
         assert len(record["history"]["pen_val_accuracy"]) == finished
-        ones = 6_742 + (1_005 if with_usps else 0)  # MNIST's and USPS's training 1s
+        # USPS's train four fifths (5,833 digits, 785 of them 1s) ZOO[name].pen_finish_usps_repeats
+        # times: its validation fifth (1,458) is held out of the finish (data.usps_validation_split).
+        repeats = ZOO[name].pen_finish_usps_repeats if with_usps else 0
+        usps_finish, ones = repeats * 5_833, 6_742 + repeats * 785  # and MNIST's training 1s
         pen = record["pen_digits"]
         assert (pen["train_writers"], pen["validation_writers"], pen["test_writers"]) == (88, 19, 29)
         assert pen["split"] == data.PEN_SPLIT_RULE and len(pen["test_writers_held_out"]) == 29
-        assert record["train_digits"] + record["val_digits"] == (2 * (60_000 + usps_train) + ones
+        assert record["train_digits"] + record["val_digits"] == (2 * (60_000 + usps_finish) + ones
                                                                  + training.PEN_RENDERS * pen["train_digits"])
+        if with_usps:
+            validation = record["usps_validation"]
+            assert validation["split"] == data.USPS_SPLIT_RULE and validation["validation_digits"] == 1_458
+            assert validation["repeats"] == repeats and validation["recipe_chosen"]
     # The Zoo page's curves and table run over both stages.
     assert len(evaluation.whole_history(record)["val_accuracy"]) == ZOO[name].epochs + finished
     assert evaluation.table_row(store.scan().get(name))["epochs"] == ZOO[name].epochs + finished
