@@ -1,4 +1,4 @@
-"""How the zoo reads a class's own digits, and what fine-tuning on them does (README, "The class's digits").
+"""How the zoo reads a class's own digits, and what fine-tuning on them does (docs/class.md).
 
     python -m scripts.class_finetune                        # the browser-drawn fixture, cnn and mlp_1x500
     python -m scripts.class_finetune --class-file my.npz --models cnn --epochs 3

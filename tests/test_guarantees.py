@@ -1,6 +1,6 @@
 """What a class relies on under concurrency and faults, tried with real processes on SQLite and PostgreSQL.
 
-Each test here is a promise of README / docs/robustness.md: a process killed
+Each test here is a promise of docs/deploy.md / docs/robustness.md: a process killed
 between the steps of a save, submits at the same moment from threads and from
 other processes, bombs through the real import and canvas paths.
 """
