@@ -35,7 +35,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from model_zoo import data, db, job_records, store, training
+from model_zoo import config, data, db, job_records, store, training
 
 LOG = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class RayUnavailable(ConnectionError):
 
 def training_slots() -> int:
     """Slots of a local Ray instance: ``DIGIT_ZOO_TRAINING_SLOTS``, else one per two cores."""
-    return training.whole_number_from_env(SLOTS_VARIABLE, max(1, (os.cpu_count() or 1) // CPUS_PER_SLOT))
+    return config.whole_number_from_env(SLOTS_VARIABLE, max(1, (os.cpu_count() or 1) // CPUS_PER_SLOT))
 
 
 def connect(timeout: float | None = None) -> Connection:
@@ -284,7 +284,7 @@ def dispatcher_name() -> str:
     shipped models' bytes that fine-tuning starts from; named by both, an
     upgraded server gets its own instead of reusing a stale one.
     """
-    files = sorted([*PACKAGE.glob("*.py"), *store.TRAINED_DIR.glob("*.keras")])
+    files = sorted([*PACKAGE.glob("*.py"), *config.TRAINED_DIR.glob("*.keras")])
     return _fingerprinted(tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in files))
 
 
@@ -334,7 +334,7 @@ def _dispatcher():
     usps = data.load_usps() if data.usps_available() else None
     pen = data.load_pen_digits() if data.pen_digits_available() else None
     # Fine-tuning starts from these; workers on other machines have no model_zoo/trained.
-    shipped = {path.stem: path.read_bytes() for path in store.TRAINED_DIR.glob("*.keras")}
+    shipped = {path.stem: path.read_bytes() for path in config.TRAINED_DIR.glob("*.keras")}
     return Dispatcher.options(name=name, namespace=NAMESPACE, lifetime="detached",
                               get_if_exists=True).remote(mnist, usps, pen, shipped)
 
@@ -460,7 +460,7 @@ def train_job(job_id: str, settings: training.TrainingSettings, limits: training
     threading.Thread(target=_heartbeat, args=(job_id, stop_event, done), daemon=True).start()
     threading.Thread(target=_listen_for_stop, args=(job_id, stop_event, dispatcher), daemon=True).start()
     try:
-        with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}{job_id}_") as logs:
+        with tempfile.TemporaryDirectory(prefix=f"{config.SCRATCH_PREFIX}{job_id}_") as logs:
             try:
                 mnist = ray.get(digits["mnist"])
                 usps = ray.get(digits["usps"]) if digits["usps"] is not None else None

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from model_zoo import db, job_records, store, training
+from model_zoo import config, db, job_records, store, training
 from model_zoo.job_records import ACTIVE, UNDECIDED, JobState
 from model_zoo.training import TrainingLimits, TrainingSettings
 
@@ -304,7 +304,7 @@ def discard(job_id: str, *, key: str | None = None, teacher: bool = False) -> No
 
 def max_active_jobs() -> int:
     """The teacher's cap on jobs waiting or training at once (``DIGIT_ZOO_MAX_ACTIVE_JOBS``)."""
-    return training.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
+    return config.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
 
 
 # ------------------------------------------------------------------ reading rows

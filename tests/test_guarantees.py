@@ -18,7 +18,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import db
+from model_zoo import config, db
 from model_zoo.job_records import JobState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -443,9 +443,9 @@ def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_fr
 
     # The teacher retrains the shipped models (here: mlp_1x50 back to random weights) under a running cluster.
     shipped = tmp_path / "trained"
-    shutil.copytree(store.TRAINED_DIR, shipped)
+    shutil.copytree(config.TRAINED_DIR, shipped)
     (shipped / "mlp_1x50.keras").write_bytes(store.model_bytes(ZOO["mlp_1x50"].build()))
-    monkeypatch.setattr(store, "TRAINED_DIR", shipped)
+    monkeypatch.setattr(config, "TRAINED_DIR", shipped)
     assert cluster.dispatcher_name() != old
     after = _run_job(jobs, fine_tune, "bo")
     assert after.test_accuracy < 0.5  # a few gentle steps from random weights: the new models were used

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 
 from model_zoo import cluster, data, db, evaluation, jobs, store
 from model_zoo.jobs import JobState
-from model_zoo.training import SettingsError, TrainingLimits, TrainingSettings
+from model_zoo.config import SettingsError
+from model_zoo.training import TrainingLimits, TrainingSettings
 from scripts import train as train_script
 
 TINY = dict(epochs=1, train_size=400)  # a few batches: the worker's start-up is most of it
