@@ -33,7 +33,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from model_zoo import architectures, config, data, db, inference
+from model_zoo import architectures, config, db, inference
 from model_zoo.training import TrainingResult
 
 LOG = logging.getLogger(__name__)

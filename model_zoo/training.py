@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model_zoo import architectures, augment, data
+from model_zoo import architectures, augment, config, data
 from model_zoo.config import SettingsError, whole_number_from_env
 
 if TYPE_CHECKING:

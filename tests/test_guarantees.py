@@ -44,7 +44,8 @@ def insert_then_pause(*args, **kwargs):
 store.insert_version = insert_then_pause
 if step == "worker_finished":  # a Ray worker at the end of a job
     result = training.TrainingResult(model, settings, {"loss": [0.5]}, [[3, 0.5]], [1.0], 0.9, False, "x", 360, 40)
-    job_records.worker_finished(job_id, job_records.JobProgress(settings), result, None, "app")
+    job_records.worker_finished(job_id, job_records.JobProgress(settings), result, None, trained_in="app",
+                                owner="otter-1", requested_name="", database=db.url().render_as_string(False))
 else:  # a web server saving a stopped job
     jobs.save(job_id, "kept")
 print("done", flush=True)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import config, inference, store, training
+from model_zoo import inference, store, training
 from model_zoo.architectures import ZOO
 from tests.archives import read_back
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import config, data, db, store
+from model_zoo import config, db, store
 from model_zoo.architectures import ZOO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from model_zoo import config, store
+from model_zoo import config
 
 from .conftest import RESULT_SECONDS, canvas, draw_and_wait, open_app, screenshot, wait_until_idle
 from .strokes import Sample
