@@ -34,7 +34,7 @@ import numpy as np
 import sqlalchemy as sa
 from PIL import Image, UnidentifiedImageError
 
-from model_zoo import data, db, training
+from model_zoo import config, data, db
 
 DEFAULT_CLASS = "my class"
 ANONYMOUS = "anonymous"
@@ -98,11 +98,11 @@ def check_name(name: str, what: str) -> str:
 
 
 def max_class_digits() -> int:
-    return training.whole_number_from_env(MAX_CLASS_VARIABLE, DEFAULT_MAX_CLASS)
+    return config.whole_number_from_env(MAX_CLASS_VARIABLE, DEFAULT_MAX_CLASS)
 
 
 def max_learner_digits() -> int:
-    return training.whole_number_from_env(MAX_LEARNER_VARIABLE, DEFAULT_MAX_LEARNER)
+    return config.whole_number_from_env(MAX_LEARNER_VARIABLE, DEFAULT_MAX_LEARNER)
 
 
 # ------------------------------------------------------------------ classes
@@ -172,12 +172,12 @@ def counts(class_name: str, owner_key: str | None = None) -> list[int]:
     return [int(found.get(label, 0)) for label in range(10)]
 
 
-def digits(class_name: str) -> list[KeptDigit]:
+def digits(class_name: str, database: str | None = None) -> list[KeptDigit]:
     """The class's digits, oldest first, without their canvas pictures."""
     columns = [c for c in db.class_digits.c if c.name != "picture"]
     query = sa.select(*columns).where(db.class_digits.c.class_name == class_name) \
         .order_by(db.class_digits.c.created, db.class_digits.c.id)
-    with db.engine().connect() as connection:
+    with db.engine(database).connect() as connection:
         return [_digit(row._mapping) for row in connection.execute(query)]
 
 
@@ -233,9 +233,9 @@ def relabel(digit_id: str, label: int, *, teacher: bool) -> None:
 # ------------------------------------------------------------------ the split
 
 
-def split_arrays(class_name: str) -> tuple[data.Split, data.Split]:
-    """((x_train, y_train), (x_held_out, y_held_out)), uint8, as stored."""
-    kept = digits(class_name)
+def split_arrays(class_name: str, database: str | None = None) -> tuple[data.Split, data.Split]:
+    """((x_train, y_train), (x_held_out, y_held_out)), uint8, as stored (in ``database``: the server's by default)."""
+    kept = digits(class_name, database)
 
     def part(held_out: bool) -> data.Split:
         chosen = [d for d in kept if d.held_out == held_out]

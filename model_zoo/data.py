@@ -29,10 +29,8 @@ from typing import Literal, TextIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# Temporary folders of jobs, saves and fine-tuning starts: a killed process leaves them, and
-# store.remove_leftovers finds them by this prefix.
-SCRATCH_PREFIX = "digit_zoo_scratch_"
+from model_zoo import config
+
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")  # the Keras mnist.npz layout
 SIDE = 28  # images are SIDE x SIDE
@@ -102,7 +100,7 @@ def find_mnist(path: str | os.PathLike | None = None) -> Path:
     explicit = _explicit_file("MNIST", path, "MNIST_PATH")
     if explicit is not None:
         return explicit
-    candidates = [PROJECT_ROOT / "data" / "mnist.npz", *_keras_cache_files()]
+    candidates = [config.PROJECT_ROOT / "data" / "mnist.npz", *_keras_cache_files()]
     for p in candidates:
         if p.is_file():
             return p
@@ -113,7 +111,7 @@ def find_mnist(path: str | os.PathLike | None = None) -> Path:
     except Exception as err:  # noqa: BLE001
         looked = ", ".join(str(p) for p in candidates)
         raise DataNotFoundError(
-            f"MNIST not found. Put mnist.npz in {PROJECT_ROOT / 'data'}/ or set "
+            f"MNIST not found. Put mnist.npz in {config.PROJECT_ROOT / 'data'}/ or set "
             f"MNIST_PATH=/path/to/mnist.npz (looked in: {looked}; "
             f"Keras download failed: {type(err).__name__}: {err})"
         ) from err
@@ -143,7 +141,7 @@ def usps_available() -> bool:
 
 def _usps_defaults() -> list[Path]:
     return [
-        PROJECT_ROOT / "data" / "usps.npz",
+        config.PROJECT_ROOT / "data" / "usps.npz",
     ]
 
 
@@ -151,7 +149,7 @@ PEN_FILE = "unipen_pen.json.gz"
 
 
 def _pen_defaults() -> list[Path]:
-    return [PROJECT_ROOT / "data" / PEN_FILE, PROJECT_ROOT.parent / "shared" / "data" / PEN_FILE]
+    return [config.PROJECT_ROOT / "data" / PEN_FILE, config.PROJECT_ROOT.parent / "shared" / "data" / PEN_FILE]
 
 
 def find_pen_digits(path: str | os.PathLike | None = None) -> Path | None:
@@ -304,7 +302,7 @@ def load_usps(path: str | os.PathLike | None = None) -> tuple[Split, Split]:
     if found is None:
         looked = ", ".join(str(p) for p in _usps_defaults())
         raise DataNotFoundError(
-            f"USPS not found. Put usps.npz in {PROJECT_ROOT / 'data'}/ or set "
+            f"USPS not found. Put usps.npz in {config.PROJECT_ROOT / 'data'}/ or set "
             f"USPS_PATH=/path/to/usps.npz (looked in: {looked})"
         )
     return _read_npz(found, "Point USPS_PATH at a good copy.")
@@ -578,7 +576,7 @@ def load_pen_digits(path: str | os.PathLike | None = None) -> list[PenDigit]:
     if found is None:
         looked = ", ".join(str(p) for p in _pen_defaults())
         raise DataNotFoundError(
-            f"UNIPEN pen strokes not found. Put {PEN_FILE} in {PROJECT_ROOT / 'data'}/ or set "
+            f"UNIPEN pen strokes not found. Put {PEN_FILE} in {config.PROJECT_ROOT / 'data'}/ or set "
             f"UNIPEN_PATH=/path/to/{PEN_FILE} (looked in: {looked})")
     p = _require_file(found)
     fix = f"Point UNIPEN_PATH at a good copy of {PEN_FILE}."

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from model_zoo import db, job_records, store, training
+from model_zoo import config, db, job_records, store
 from model_zoo.job_records import ACTIVE, UNDECIDED, JobState
 from model_zoo.training import TrainingLimits, TrainingSettings
 
@@ -145,7 +145,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
         raise JobError("Training cannot start: the database refuses to record the job (read-only, or "
                        "its disk is full). Tell the teacher; nothing was queued.") from None
     try:
-        cluster.start_job(job_id, settings, limits, trained_in)
+        cluster.start_job(job_id, settings, limits, trained_in=trained_in, owner=owner, requested_name=name)
     except Exception as error:  # the row must not stay queued for a job Ray never got
         job_records.end(job_id, JobState.FAILED, phase="not started",
                         error=f"Could not start on Ray: {error}")
@@ -304,7 +304,7 @@ def discard(job_id: str, *, key: str | None = None, teacher: bool = False) -> No
 
 def max_active_jobs() -> int:
     """The teacher's cap on jobs waiting or training at once (``DIGIT_ZOO_MAX_ACTIVE_JOBS``)."""
-    return training.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
+    return config.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
 
 
 # ------------------------------------------------------------------ reading rows

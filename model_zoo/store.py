@@ -33,14 +33,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from model_zoo import architectures, data, db, inference
+from model_zoo import architectures, config, db, inference
 from model_zoo.training import TrainingResult
 
 LOG = logging.getLogger(__name__)
-TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 NAME_PATTERN = re.compile(r"[^A-Za-z0-9_.@-]+")
 MAX_NAME_LENGTH = 64
-MODEL_CACHE = Path(tempfile.gettempdir()) / "digit_zoo_models"  # versions' bytes as files, by hash
 
 
 class ModelFileError(ValueError):
@@ -160,7 +158,7 @@ def scan_shipped() -> ZooListing:
     """The shipped models, in registry order."""
     problems: list[str] = []
     shipped = []
-    for model_path in sorted(TRAINED_DIR.glob("*.keras")):
+    for model_path in sorted(config.TRAINED_DIR.glob("*.keras")):
         if model_path.name.startswith("."):  # a save in progress
             continue
         try:
@@ -273,7 +271,7 @@ def _contract(takes: tuple, gives: tuple) -> str | None:
 
 def _materialise(name: str, sha256: str) -> Path:
     """The version's bytes as a ``.keras`` file (load_model wants a path), written once."""
-    target = MODEL_CACHE / f"{sha256}.keras"
+    target = config.MODEL_CACHE / f"{sha256}.keras"
     if target.is_file():
         return target
     with db.engine().connect() as connection:
@@ -281,7 +279,7 @@ def _materialise(name: str, sha256: str) -> Path:
                                      .where(db.versions.c.name == name)).scalar()
     if content is None:
         raise ModelFileError(f"Version {name} is no longer in the database (deleted?).")
-    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    config.MODEL_CACHE.mkdir(parents=True, exist_ok=True)
     _write_atomically(target, content)
     return target
 
@@ -331,7 +329,7 @@ def save_shipped(model, record: dict, folder: Path, name: str) -> ZooEntry:
     target = folder / f"{name}.keras"
     _write_atomically(target, model_bytes(model))
     write_record(target.with_suffix(".json"), record)
-    return ZooEntry(name, record, shipped=folder.resolve() == TRAINED_DIR, file=target)
+    return ZooEntry(name, record, shipped=folder.resolve() == config.TRAINED_DIR, file=target)
 
 
 def insert_version(connection: sa.Connection, requested_name: str, record: dict, content: bytes,
@@ -372,7 +370,7 @@ def _candidates(base: str):
 
 def _taken_names(connection: sa.Connection, base: str) -> set[str]:
     """Names a new version cannot have: the registry's, shipped files', and versions like ``base``."""
-    taken = set(architectures.ZOO) | {p.stem for p in TRAINED_DIR.glob("*.keras")}
+    taken = set(architectures.ZOO) | {p.stem for p in config.TRAINED_DIR.glob("*.keras")}
     like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     query = sa.select(db.versions.c.name).where(db.versions.c.name.like(like, escape="\\"))
     return taken | set(connection.execute(query).scalars())
@@ -422,7 +420,7 @@ def model_bytes(model) -> bytes:
     """The ``.keras`` file of an inference copy: the same layers and weights, no optimizer."""
     copy = type(model).from_config(model.get_config())  # clone_model and to_json keep the optimizer
     copy.set_weights(model.get_weights())
-    with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}save_") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{config.SCRATCH_PREFIX}save_") as folder:
         path = Path(folder) / "model.keras"  # save wants a name ending in .keras
         copy.save(path)
         return path.read_bytes()
@@ -466,7 +464,7 @@ def storage_problem() -> str | None:
         places["the database's folder"] = database.parent
     for what, folder in places.items():
         try:
-            with tempfile.TemporaryDirectory(prefix=data.SCRATCH_PREFIX, dir=folder):
+            with tempfile.TemporaryDirectory(prefix=config.SCRATCH_PREFIX, dir=folder):
                 pass
             free = shutil.disk_usage(folder).free
         except OSError as error:
@@ -488,8 +486,8 @@ def remove_leftovers() -> list[Path]:
     progress is never touched. Returns what was removed.
     """
     now = time.time()
-    candidates = [*TRAINED_DIR.glob(".*"), *MODEL_CACHE.glob(".*"),
-                  *Path(tempfile.gettempdir()).glob(f"{data.SCRATCH_PREFIX}*")]
+    candidates = [*config.TRAINED_DIR.glob(".*"), *config.MODEL_CACHE.glob(".*"),
+                  *Path(tempfile.gettempdir()).glob(f"{config.SCRATCH_PREFIX}*")]
     removed = []
     for path in candidates:
         try:

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import data, db, store, training
+from model_zoo import data, db, store, training, training_inputs
 
 SECONDS_TO_MS = 1000
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"  # what --write-docs writes
@@ -185,7 +185,7 @@ def plain_fit(arch: str, epochs: int, train_size: int) -> dict:
 
     settings = training.TrainingSettings.for_architecture(arch, epochs=epochs, train_size=train_size)
     (x_all, y_all), (x_test, y_test) = data.load_mnist()
-    (x_train, y_train), _ = training._split(x_all, y_all, settings)  # the very digits ours trains on
+    (x_train, y_train), _ = training.split_train_validation(x_all, y_all, settings)  # the very digits ours trains on
     keras.utils.set_random_seed(settings.seed)
     model = architectures.get(arch).build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
                                           dropout=settings.dropout)
@@ -218,7 +218,7 @@ def training_rows(names: list[str], train_size: int, epochs: int | None) -> list
     for name in names:
         settings = training.TrainingSettings.for_architecture(name, train_size=train_size,
                                                               **({"epochs": epochs} if epochs else {}))
-        result = training.train(settings, mnist=mnist)
+        result = training.train(settings, **training_inputs.gather(settings, mnist=mnist))
         ours = result.train_digits * result.epochs_done / sum(result.seconds_per_epoch)
         plain = plain_fit(name, settings.epochs, train_size)
         label = f"{name}, {settings.epochs} epochs"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import class_digits, data, db, evaluation, store, training
+from model_zoo import class_digits, data, db, evaluation, store, training, training_inputs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "class_digits.npz"
 CLASS = "fixture"
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     for arch in args.models.split(","):
         settings = fine_tune_settings(arch, args.epochs)
         started = time.perf_counter()
-        result = training.train(settings, mnist=mnist)
+        result = training.train(settings, **training_inputs.gather(settings, mnist=mnist))
         seconds = time.perf_counter() - started
         record = result.record()["class_digits"]
         shipped = store.scan_shipped().get(arch).test_accuracy

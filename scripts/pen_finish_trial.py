@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     arch = architectures.get("cnn_robust")
     first_settings = training.TrainingSettings.for_architecture(arch.name, seed=args.seed)
     mnist = data.load_mnist()
-    _, (x_mnist_val, y_mnist_val) = training._split(*mnist[0], first_settings)
+    _, (x_mnist_val, y_mnist_val) = training.split_train_validation(*mnist[0], first_settings)
     (x_usps, y_usps), usps_test = data.load_usps()
     order = np.random.default_rng(args.seed).permutation(len(x_usps))
     held = round(USPS_HELD_OUT * len(x_usps))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model_zoo import architectures, data, store, training
+from model_zoo import architectures, config, data, store, training, training_inputs
 
 
 class EpochBar(training.TrainingProgress):
@@ -56,10 +56,11 @@ def pen_finish_settings(arch: architectures.Architecture, seed: int) -> training
         learning_rate=arch.learning_rate / 10)
 
 
-def train_with_bar(settings: training.TrainingSettings, mnist, *, usps=None, start_from: bytes | None = None):
+def train_with_bar(settings: training.TrainingSettings, mnist, *, start_from: bytes | None = None):
     bar = EpochBar()
     try:
-        return training.train(settings, mnist=mnist, usps=usps, shipped=start_from, progress=bar)
+        inputs = training_inputs.gather(settings, mnist=mnist, shipped=start_from)
+        return training.train(settings, **inputs, progress=bar)
     finally:
         bar.close()
 
@@ -92,7 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train on these digits instead of MNIST's training digits (Kaggle or Analytics "
                              "Vidhya train.csv, as the tutorial did, or a Keras-layout .npz); MNIST's test "
                              "digits score them")
-    parser.add_argument("--out", type=Path, default=store.TRAINED_DIR, help="where to write the models")
+    parser.add_argument("--out", type=Path, default=config.TRAINED_DIR, help="where to write the models")
     parser.add_argument("--seed", type=int, default=0, help="random seed (weights, split, order)")
     parser.add_argument("--first-stage", type=Path, default=None,
                         help="folder for the first stage of a two-stage model (cnn_robust): its <name>.keras "

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, data, evaluation, store, strokes
+from model_zoo import architectures, config, data, evaluation, store, strokes
 from scripts import evaluate
 from tests.archives import read_back
 
@@ -19,7 +19,7 @@ SMALL = 500  # test digits for the quick checks
 @pytest.fixture(scope="module")
 def mlp(mnist):
     """The shipped mlp_1x50, or one trained here for an epoch when it is not there yet."""
-    shipped = store.TRAINED_DIR / "mlp_1x50.keras"
+    shipped = config.TRAINED_DIR / "mlp_1x50.keras"
     if shipped.is_file():
         return store.load_model(shipped)
     (x_train, y_train), _ = mnist
@@ -177,7 +177,7 @@ def test_evaluate_script_prints_one_row_per_model(mnist, database, capsys):
 
 def test_evaluate_script_updates_records(mnist, model_copy, monkeypatch, database, capsys):
     # The copy stands in for the shipped folder, so nothing under model_zoo/trained is touched.
-    monkeypatch.setattr(store, "TRAINED_DIR", model_copy.path.parent)
+    monkeypatch.setattr(config, "TRAINED_DIR", model_copy.path.parent)
     evaluate.main(["--update-records", "--robustness", "--json"])
     output = json.loads(capsys.readouterr().out)
     assert [row["model"] for row in output["models"]] == ["copy"]

@@ -18,7 +18,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import db
+from model_zoo import config, db
 from model_zoo.job_records import JobState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,7 +44,8 @@ def insert_then_pause(*args, **kwargs):
 store.insert_version = insert_then_pause
 if step == "worker_finished":  # a Ray worker at the end of a job
     result = training.TrainingResult(model, settings, {"loss": [0.5]}, [[3, 0.5]], [1.0], 0.9, False, "x", 360, 40)
-    job_records.worker_finished(job_id, job_records.JobProgress(settings), result, None, "app")
+    job_records.worker_finished(job_id, job_records.JobProgress(settings), result, None, trained_in="app",
+                                owner="otter-1", requested_name="", database=db.url().render_as_string(False))
 else:  # a web server saving a stopped job
     jobs.save(job_id, "kept")
 print("done", flush=True)
@@ -443,9 +444,9 @@ def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_fr
 
     # The teacher retrains the shipped models (here: mlp_1x50 back to random weights) under a running cluster.
     shipped = tmp_path / "trained"
-    shutil.copytree(store.TRAINED_DIR, shipped)
+    shutil.copytree(config.TRAINED_DIR, shipped)
     (shipped / "mlp_1x50.keras").write_bytes(store.model_bytes(ZOO["mlp_1x50"].build()))
-    monkeypatch.setattr(store, "TRAINED_DIR", shipped)
+    monkeypatch.setattr(config, "TRAINED_DIR", shipped)
     assert cluster.dispatcher_name() != old
     after = _run_job(jobs, fine_tune, "bo")
     assert after.test_accuracy < 0.5  # a few gentle steps from random weights: the new models were used

@@ -75,8 +75,8 @@ def test_the_archive_reader_equals_load_model_for_a_retrained_version(mnist, dat
 
 
 def test_reading_a_model_never_imports_tensorflow():
-    code = ("import sys; from model_zoo import store; "
-            "m = store.read_model(store.TRAINED_DIR / 'cnn.keras'); import numpy as np; "
+    code = ("import sys; from model_zoo import config, store; "
+            "m = store.read_model(config.TRAINED_DIR / 'cnn.keras'); import numpy as np; "
             "m.predict(np.zeros((28, 28), np.float32)); print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 
 from model_zoo import cluster, data, db, evaluation, jobs, store
 from model_zoo.jobs import JobState
-from model_zoo.training import SettingsError, TrainingLimits, TrainingSettings
+from model_zoo.config import SettingsError
+from model_zoo.training import TrainingLimits, TrainingSettings
 from scripts import train as train_script
 
 TINY = dict(epochs=1, train_size=400)  # a few batches: the worker's start-up is most of it
@@ -155,7 +156,7 @@ def test_a_failing_job_shows_its_error_and_the_next_one_runs():
         connection.execute(db.jobs.insert().values(
             id=job_id, owner="otter-1", settings=dataclasses.asdict(broken), state="queued",
             cluster=cluster.connect().cluster, submitted_at=time.time()))
-    cluster.start_job(job_id, broken, TrainingLimits(), "app")
+    cluster.start_job(job_id, broken, TrainingLimits(), trained_in="app", owner="otter-1", requested_name="")
     failed = ended(job_id)
     assert failed.state == JobState.FAILED
     assert failed.error == "SettingsError: Invalid training settings: width must be between 1 and 1024, got 0."

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import data, db, store
+from model_zoo import config, db, store
 from model_zoo.architectures import ZOO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -296,16 +296,16 @@ def test_a_lambda_model_is_refused_as_code_not_called_damaged(tmp_path):
 
 def test_what_a_killed_process_left_is_removed_once_it_is_old(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # scratch folders go here in this test
-    monkeypatch.setattr(store, "MODEL_CACHE", tmp_path / "models")
-    monkeypatch.setattr(store, "TRAINED_DIR", tmp_path / "trained")
+    monkeypatch.setattr(config, "MODEL_CACHE", tmp_path / "models")
+    monkeypatch.setattr(config, "TRAINED_DIR", tmp_path / "trained")
     stale = [tmp_path / "trained" / ".cnn.x1y2.keras", tmp_path / "models" / ".abc.q9.keras",
-             tmp_path / f"{data.SCRATCH_PREFIX}job42_k3"]
-    fresh = [tmp_path / "trained" / ".cnn.a7b8.keras", tmp_path / f"{data.SCRATCH_PREFIX}job43_m1"]
+             tmp_path / f"{config.SCRATCH_PREFIX}job42_k3"]
+    fresh = [tmp_path / "trained" / ".cnn.a7b8.keras", tmp_path / f"{config.SCRATCH_PREFIX}job43_m1"]
     kept = [tmp_path / "trained" / "cnn.keras", tmp_path / "other_program_tmp"]
     for path in stale + fresh + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir() if "scratch" in path.name else path.write_bytes(b"x")
-    (tmp_path / f"{data.SCRATCH_PREFIX}job42_k3" / "events.out").write_bytes(b"logs")
+    (tmp_path / f"{config.SCRATCH_PREFIX}job42_k3" / "events.out").write_bytes(b"logs")
     day_ago = time.time() - store.LEFTOVER_SECONDS - 60
     for path in stale + kept:
         os.utime(path, (day_ago, day_ago))
