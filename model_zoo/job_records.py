@@ -18,7 +18,7 @@ import time
 
 import sqlalchemy as sa
 
-from model_zoo import db, store, training
+from model_zoo import db, model_files, store, training
 from model_zoo.training import TrainingSettings
 
 MAX_CURVE_POINTS = 600  # per-batch points kept for the live chart
@@ -137,8 +137,8 @@ def worker_finished(job_id: str, progress: JobProgress, result: training.Trainin
                     trained_in: str, owner: str, requested_name: str, database: str) -> None:
     """Record the end of a run: a finished one becomes a version, a stopped one waits."""
     record = store.result_record(result, trained_in=trained_in, extra={"job": job_id, "owner": owner})
-    content = store.model_bytes(result.model)
-    logs = store.zip_folder(tensorboard_dir)
+    content = model_files.model_bytes(result.model)
+    logs = model_files.zip_folder(tensorboard_dir)
     common = dict(progress=progress.snapshot(), ended_at=time.time(), heartbeat_at=time.time(),
                   test_accuracy=result.test_accuracy, stopped_early=result.stopped_early)
     running = (db.jobs.c.id == job_id) & (db.jobs.c.state == JobState.RUNNING.value)

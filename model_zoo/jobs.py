@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from model_zoo import config, db, job_records, store
+from model_zoo import config, db, housekeeping, job_records, store
 from model_zoo.job_records import ACTIVE, UNDECIDED, JobState
 from model_zoo.training import TrainingLimits, TrainingSettings
 
@@ -130,7 +130,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
     limits = limits or TrainingLimits.from_env()
     settings.validate(limits)
     maximum = max_active_jobs()
-    if problem := store.storage_problem():
+    if problem := housekeeping.storage_problem():
         raise JobError(f"Training cannot start: {problem}. Tell the teacher; nothing was queued.")
     try:
         connection_info = cluster.connect()

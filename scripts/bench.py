@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import data, db, store, training, training_inputs
+from model_zoo import data, db, model_files, store, training, training_inputs
 
 SECONDS_TO_MS = 1000
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"  # what --write-docs writes
@@ -103,8 +103,8 @@ def drawing_rows(count: int, plain_count: int) -> list[Row]:
 
     part = "1. drawing → all models"
     listing = store.scan()
-    models = {name: store.read_model(listing.get(name).path) for name in listing.names}
-    keras_models = {name: store.load_model(listing.get(name).path) for name in listing.names}  # the baseline
+    models = {name: model_files.read_model(listing.get(name).model_file()) for name in listing.names}
+    keras_models = {name: model_files.load_model(listing.get(name).model_file()) for name in listing.names}  # the baseline
     canvases = varied_canvases(count)
     prep, whole = [], []
     per_model = {name: [] for name in models}

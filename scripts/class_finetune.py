@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import class_digits, data, db, evaluation, store, training, training_inputs
+from model_zoo import class_digits, data, db, evaluation, model_files, store, training, training_inputs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "class_digits.npz"
 CLASS = "fixture"
@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     print("| model | MNIST test | all class digits | held out |")
     print("|---|---:|---:|---:|")
     for entry in store.scan_shipped().entries:
-        model = store.load_model(entry.path)
+        model = model_files.load_model(entry.model_file())
         print(f"| {entry.name} | {entry.test_accuracy:.4f} | {evaluation.accuracy(model, x_all, y_all):.4f} "
               f"| {evaluation.accuracy(model, x_held, y_held):.4f} |")
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model_zoo import architectures, config, data, store, training, training_inputs
+from model_zoo import architectures, config, data, model_files, store, training, training_inputs
 
 
 class EpochBar(training.TrainingProgress):
@@ -69,7 +69,7 @@ def first_stage(name: str, settings: training.TrainingSettings, mnist, folder: P
                 ) -> tuple[bytes, dict]:
     """The first stage's .keras bytes and record: read from ``folder``, or trained (and kept there)."""
     if folder is not None and (folder / f"{name}.keras").is_file():
-        record = store.read_record(folder / f"{name}.json")
+        record = model_files.read_record(folder / f"{name}.json")
         defaults = {field.name: field.default for field in dataclasses.fields(settings)}  # fields added since
         if defaults | record.get("settings", {}) != dataclasses.asdict(settings):
             sys.exit(f"train_zoo: {folder / name}.keras was trained with other settings than {name}'s first "
@@ -79,7 +79,7 @@ def first_stage(name: str, settings: training.TrainingSettings, mnist, folder: P
     result = train_with_bar(settings, mnist)
     if folder is not None:
         store.save_result(result, name=name, trained_in="scripts.train_zoo", shipped_dir=folder)
-    return store.model_bytes(result.model), store.result_record(result, trained_in="scripts.train_zoo")
+    return model_files.model_bytes(result.model), store.result_record(result, trained_in="scripts.train_zoo")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

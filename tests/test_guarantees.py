@@ -18,7 +18,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import config, db
+from model_zoo import config, db, model_files
 from model_zoo.job_records import JobState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +94,6 @@ def test_a_worker_killed_between_the_version_and_the_jobs_end_leaves_both_or_nei
 
 
 def test_a_server_killed_between_the_jobs_claim_and_the_version_leaves_both_or_neither(any_database):
-    from model_zoo import store
     from model_zoo.architectures import ZOO
 
     job_id = uuid.uuid4().hex[:10]
@@ -102,7 +101,7 @@ def test_a_server_killed_between_the_jobs_claim_and_the_version_leaves_both_or_n
     record = {"arch": "mlp_1x50", "test_accuracy": 0.5, "params": model.count_params()}
     with db.engine().begin() as connection:
         connection.execute(db.jobs.insert().values(**_job_row(
-            job_id, JobState.STOPPED, result_record=record, result_model=store.model_bytes(model))))
+            job_id, JobState.STOPPED, result_record=record, result_model=model_files.model_bytes(model))))
     _killed_between_steps("save", job_id)
     assert _saved_state(job_id) == (0, JobState.STOPPED.value)  # its learner can still save it
 
@@ -432,7 +431,7 @@ def test_a_job_being_handed_to_ray_is_not_lost_and_one_never_handed_over_is(monk
 def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_from_them(tmp_path, monkeypatch):
     import shutil
 
-    from model_zoo import cluster, jobs, store
+    from model_zoo import cluster, jobs
     from model_zoo.architectures import ZOO
     from model_zoo.training import TrainingSettings
 
@@ -445,7 +444,7 @@ def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_fr
     # The teacher retrains the shipped models (here: mlp_1x50 back to random weights) under a running cluster.
     shipped = tmp_path / "trained"
     shutil.copytree(config.TRAINED_DIR, shipped)
-    (shipped / "mlp_1x50.keras").write_bytes(store.model_bytes(ZOO["mlp_1x50"].build()))
+    (shipped / "mlp_1x50.keras").write_bytes(model_files.model_bytes(ZOO["mlp_1x50"].build()))
     monkeypatch.setattr(config, "TRAINED_DIR", shipped)
     assert cluster.dispatcher_name() != old
     after = _run_job(jobs, fine_tune, "bo")

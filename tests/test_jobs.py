@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import cluster, data, db, evaluation, jobs, store
+from model_zoo import cluster, data, db, evaluation, housekeeping, jobs, model_files, store
 from model_zoo.jobs import JobState
 from model_zoo.config import SettingsError
 from model_zoo.training import TrainingLimits, TrainingSettings
@@ -71,7 +71,7 @@ def test_a_finished_job_is_saved_as_a_version_that_round_trips(mnist):
     entry = store.scan().get(view.saved_name)
     assert not entry.shipped
     x_test, y_test = mnist[1]
-    predicted = store.load_model(entry.path).predict(data.to_float(x_test), batch_size=1000, verbose=0)
+    predicted = model_files.load_model(entry.model_file()).predict(data.to_float(x_test), batch_size=1000, verbose=0)
     assert np.mean(predicted.argmax(axis=1) == y_test) == pytest.approx(view.test_accuracy, abs=1e-9)
     record = entry.record
     assert record["settings"] == dataclasses.asdict(tiny("cnn", epochs=2, train_size=600))
@@ -335,7 +335,7 @@ def test_a_store_that_cannot_be_written_is_one_clear_message_before_anything_is_
 
 
 def test_a_full_disk_is_one_clear_message_before_anything_is_queued(monkeypatch):
-    monkeypatch.setattr(store, "MIN_FREE_BYTES", 2**62)  # more than any disk has
+    monkeypatch.setattr(housekeeping, "MIN_FREE_BYTES", 2**62)  # more than any disk has
     with pytest.raises(jobs.JobError, match=r"the server's temporary folder has \d+ MB free, and a job needs"):
         jobs.submit(tiny(), owner="otter-1")
     assert jobs.views() == []

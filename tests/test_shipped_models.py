@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import config, data, evaluation, store, strokes, training
+from model_zoo import config, data, evaluation, model_files, store, strokes, training
 from model_zoo.architectures import ZOO
 
 RECORD_FIELDS = {"arch", "settings", "history", "seconds_per_epoch", "test_accuracy", "params",
@@ -15,7 +15,7 @@ def test_every_architecture_is_shipped_with_a_small_file():
     listing = store.scan()
     assert listing.problems == []
     assert [e.name for e in listing.entries if e.shipped] == list(ZOO)
-    total = sum(e.path.stat().st_size for e in listing.entries if e.shipped)
+    total = sum(e.model_file().stat().st_size for e in listing.entries if e.shipped)
     assert total < 25e6, f"shipped models take {total / 1e6:.1f} MB"
 
 
@@ -81,7 +81,7 @@ def test_cnn_robust_reads_the_pen_test_writers_as_recorded(pen_digits):
     assert entry.record["pen_setup"] == evaluation.PEN_SETUP, "rescore: python -m scripts.evaluate --update-records"
     sample = data.pen_split(pen_digits)["test"][::2]
     x, y = strokes.pen_digit_images(sample, seed=evaluation.PEN_SETUP["seed"])  # not the cache: drawn now
-    fast = store.read_model(entry.path)  # as the pages read it
+    fast = model_files.read_model(entry.model_file())  # as the pages read it
     read = np.array([fast.predict(image).probabilities.argmax() for image in data.to_float(x)])
     assert len(y) > 500
     assert float(np.mean(read == y)) == pytest.approx(entry.record["pen_accuracy"], abs=0.01)

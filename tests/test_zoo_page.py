@@ -78,7 +78,7 @@ def test_deleting_a_user_version(mnist, shipped, database):
     source = shipped[0]
     version = f"{source.name}@test"
     with db.engine().begin() as connection:  # as a learner's saved job would be
-        store.insert_version(connection, version, source.record, source.path.read_bytes(),
+        store.insert_version(connection, version, source.record, source.model_file().read_bytes(),
                              owner_key=db.hashed_key("learner-secret"))
 
     at = run_page()
@@ -113,7 +113,7 @@ def test_where_there_is_a_teacher_only_the_teacher_deletes(mnist, shipped, datab
     monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "chalk")
     source = shipped[0]
     with db.engine().begin() as connection:
-        store.insert_version(connection, "learners", source.record, source.path.read_bytes())
+        store.insert_version(connection, "learners", source.record, source.model_file().read_bytes())
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)  # the app: its sidebar signs in
     at.run()
     at.switch_page("app_pages/zoo.py")
