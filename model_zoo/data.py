@@ -2,7 +2,7 @@
 
 Every reader returns images as `(N, 28, 28)` uint8, white digit on black (the
 MNIST convention), and labels as `(N,)` uint8 in 0..9, checked by one helper,
-`_check_digits`. `to_float` turns images into the model contract's input.
+`check_digits`. `to_float` turns images into the model contract's input.
 
 MNIST is found in this order: an explicit path (argument or `MNIST_PATH`),
 `data/mnist.npz` in the project, the Keras cache, then a Keras download.
@@ -185,7 +185,7 @@ def _whole_0_to(a: np.ndarray, top: int) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def _check_digits(
+def check_digits(
     x: np.ndarray, y: np.ndarray | None, source: str, first_line: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate images (and labels, if any) and return them as uint8.
@@ -279,8 +279,8 @@ def _read_npz(path: str | os.PathLike, fix: str) -> tuple[Split, Split]:
             a = {k: archive[k] for k in NPZ_KEYS}
         except _NPZ_ERRORS as err:
             raise _damaged(p, err, fix) from err
-    train = _check_digits(a["x_train"], a["y_train"], f"{p} (x_train, y_train)")
-    test = _check_digits(a["x_test"], a["y_test"], f"{p} (x_test, y_test)")
+    train = check_digits(a["x_train"], a["y_train"], f"{p} (x_train, y_train)")
+    test = check_digits(a["x_test"], a["y_test"], f"{p} (x_test, y_test)")
     return train, test  # type: ignore[return-value]  # npz always has labels
 
 
@@ -371,7 +371,7 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
         raise DataError(f"{p} has a header but no rows; expected one digit per line")
     x = rows[:, first_pixel:].reshape(-1, SIDE, SIDE)  # (N, 28, 28)
     y = rows[:, 0] if first_pixel else None
-    return _check_digits(x, y, str(p), first_line=2)
+    return check_digits(x, y, str(p), first_line=2)
 
 
 def load_training_digits(path: str | os.PathLike) -> Split:
@@ -399,7 +399,7 @@ def load_training_digits(path: str | os.PathLike) -> Split:
     return x, y
 
 
-def _png_to_grey(img: Image.Image) -> np.ndarray:
+def png_to_grey(img: Image.Image) -> np.ndarray:
     """Any PNG mode → (28, 28) uint8 white on black.
 
     Ink may be in the colours (white on black, or on transparent) or only in the
@@ -422,7 +422,7 @@ def _read_png(png: Path, where: str) -> np.ndarray:
                 raise DataError(
                     f"{png} is {img.width}x{img.height} pixels, expected 28x28 ({where})"
                 )
-            return _png_to_grey(img)
+            return png_to_grey(img)
     except FileNotFoundError:
         raise DataNotFoundError(
             f"{png} not found ({where}). Put the PNGs in {png.parent} or pass images_dir."
@@ -489,7 +489,7 @@ def load_analytics_vidhya(
     x = np.empty((len(rows), SIDE, SIDE), np.uint8)  # (N, 28, 28) white on black
     for i, (line, row) in enumerate(rows):
         x[i] = _read_png(folder / row[0], f"{p.name} line {line}")
-    return _check_digits(x, y, str(p), first_line=2)
+    return check_digits(x, y, str(p), first_line=2)
 
 
 # ---------------------------------------------------------------- pen strokes
