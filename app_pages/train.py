@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from model_zoo import architectures, class_digits, cluster, data, db, jobs, store
+from model_zoo import architectures, class_digits, data, db, jobs, store
 from model_zoo.jobs import JobState
 from model_zoo.training import MAX_SEED, OPTIMIZERS, PEN_RENDERS, SettingsError, TrainingLimits, TrainingSettings
 
@@ -357,10 +357,10 @@ def save_or_discard(view: jobs.JobView) -> None:
 
 def class_jobs(views: list[jobs.JobView], me: str) -> None:
     st.subheader("The class's jobs")
-    capacity = cluster.capacity()
+    capacity = jobs.capacity()
     where = f" Jobs and versions are kept in the {db.describe()}." if ui.is_teacher() else ""  # the server's paths
     st.caption((f"Training capacity: {capacity}." if capacity else
-                f"Training runs on Ray, which starts with the first job ({cluster.training_slots()} "
+                f"Training runs on Ray, which starts with the first job ({jobs.training_slots()} "
                 "training slot(s) on this machine).") + where)
     if not views:
         st.caption("No jobs yet: yours will be the first.")
@@ -408,11 +408,11 @@ def live(job_id: str | None, declared: float | None) -> None:
 
 def ray_status(declared: float | None) -> None:
     """Training unavailable, and why, as soon as it is known; polled until Ray is up."""
-    cluster.connect_in_background()  # one attempt per server at a time; a failed one is retried later
-    pace = None if cluster.connected() is not None else RAY_POLL
+    jobs.prepare_cluster()
+    pace = None if jobs.cluster_ready() else RAY_POLL
     if pace != declared:
         st.rerun()
-    if problem := cluster.problem():
+    if problem := jobs.cluster_problem():
         st.warning(f"Training is unavailable: {problem}. Drawing and every other page work as usual; "
                    "tell the teacher. This page tries again by itself.", icon=":material/cloud_off:")
 
@@ -425,13 +425,13 @@ st.write("Retrain any architecture of the zoo with your own settings and watch t
          "accuracy curves grow; the result becomes a new version you can draw with.")
 try:
     limits = TrainingLimits.from_env()
-    cluster.training_slots(), jobs.max_active_jobs()  # the class's settings, checked before any job
+    jobs.training_slots(), jobs.max_active_jobs()  # the class's settings, checked before any job
 except SettingsError as error:
     st.error(f"This server's training settings are misconfigured: {error}", icon=":material/error:")
     st.stop()
 
-cluster.connect_in_background()  # Ray is ready by the time the form is filled in
-ray_pace = None if cluster.connected() is not None else RAY_POLL
+jobs.prepare_cluster()  # Ray is ready by the time the form is filled in
+ray_pace = None if jobs.cluster_ready() else RAY_POLL
 st.fragment(ray_status, run_every=ray_pace)(ray_pace)
 form_column, live_column = st.columns([1, 2], gap="large")
 try:
