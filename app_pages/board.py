@@ -15,8 +15,8 @@ from PIL import Image
 from streamlit import net_util
 
 import presence
-import ui
 from model_zoo import challenge, class_digits, db, jobs
+from ui import models
 
 ADDRESS_VARIABLE = "DIGIT_ZOO_PUBLIC_URL"  # the address learners open, when the server is behind a name
 REFRESH_SECONDS = 2
@@ -140,9 +140,9 @@ def challenge_board(class_name: str) -> None:
     if current is None:
         return
     (_, _), (x, y) = class_digits.split_arrays(class_name)
-    listing = ui.zoo(mention_unusable=False)
-    models = ui.fast_models(listing)
-    rows = challenge.leaderboard(listing.entries, models, x, y, current)
+    listing = models.zoo(mention_unusable=False)
+    loaded = models.fast_models(listing)
+    rows = challenge.leaderboard(listing.entries, loaded, x, y, current)
     lines, rank = [], 0
     for row in rows[:LEADERS]:
         rank += not row.reference
@@ -156,7 +156,7 @@ def challenge_board(class_name: str) -> None:
           + (", hidden until the teacher ends it" if current.running else "") + "</p>"
           f'<table data-testid="leaderboard">{"".join(lines)}</table>')
     if not current.running and len(x):
-        hardest = set(challenge.unbeaten({row.name: models[row.name] for row in rows}, x, y))
+        hardest = set(challenge.unbeaten({row.name: loaded[row.name] for row in rows}, x, y))
         block(f"<h2>The held-out digits: {len(hardest)} beat every model</h2>")
         st.html(tiles([(image, f"<b>{label}</b>" + (" beat them all" if i in hardest else ""))
                        for i, (image, label) in enumerate(zip(x, y))]))

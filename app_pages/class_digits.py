@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageOps
 
-import ui
 from model_zoo import challenge, class_digits, db, evaluation, store
+from ui import models, people, quoting
 
 PER_LABEL = 40  # thumbnails shown per digit; the counts and scores use them all
 THUMBNAIL = 84  # px
@@ -27,7 +27,7 @@ st.write("The digits your class drew and kept: how each model reads them, where 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _readings(model_key: str, x: np.ndarray, _entry: store.ZooEntry) -> tuple[np.ndarray, np.ndarray]:
     """(digits, confidences) a model reads for (N, 28, 28) uint8; once per model and set of digits."""
-    probabilities = evaluation.probabilities(ui.fast_model(_entry), x)
+    probabilities = evaluation.probabilities(models.fast_model(_entry), x)
     return probabilities.argmax(axis=1), probabilities.max(axis=1)
 
 
@@ -57,33 +57,33 @@ def _import(class_name: str, uploader: str) -> None:
     try:
         report = class_digits.import_file(class_name, upload.name, upload.getvalue())
     except class_digits.ClassDigitsError as error:
-        st.session_state.class_message = ("error", f"Nothing was imported: {ui.naming(str(error), upload.name)}")
+        st.session_state.class_message = ("error", f"Nothing was imported: {quoting.naming(str(error), upload.name)}")
         return
     skipped = f" ({report.already_there} the class had already)" if report.already_there else ""
     st.session_state.class_message = ("success", f"Imported {report.added} digits into "
-                                                 f"{ui.literal(class_name)}{skipped}.")
+                                                 f"{quoting.literal(class_name)}{skipped}.")
     st.session_state.class_import_version = st.session_state.get("class_import_version", 0) + 1
 
 
 def _relabel() -> None:
     # Read at the click: the choice made just before it, whatever the last run showed.
     _act(class_digits.relabel, st.session_state.class_relabel_digit, st.session_state.class_relabel_label,
-         teacher=ui.is_teacher())
+         teacher=people.is_teacher())
 
 
 def _delete_class(class_name: str) -> None:
     try:
-        gone = class_digits.delete_class(class_name, teacher=ui.is_teacher())
+        gone = class_digits.delete_class(class_name, teacher=people.is_teacher())
     except class_digits.ClassDigitsError as error:
         st.session_state.class_message = ("error", str(error))
         return
-    st.session_state.class_message = ("success", f"Deleted {ui.literal(class_name)} and its {gone} digits.")
+    st.session_state.class_message = ("success", f"Deleted {quoting.literal(class_name)} and its {gone} digits.")
     st.session_state.pop("class_erase_confirm", None)
 
 
 def _challenge(action, class_name: str) -> None:
     try:
-        action(class_name, teacher=ui.is_teacher())
+        action(class_name, teacher=people.is_teacher())
     except challenge.ChallengeError as error:
         st.session_state.class_message = ("error", str(error))
 
@@ -101,7 +101,7 @@ def _new_class(widget: str) -> None:
 def gallery(kept: list[class_digits.KeptDigit], read: np.ndarray, confidence: np.ndarray, model: str,
             class_name: str) -> None:
     pictures = class_digits.pictures(class_name)
-    key = ui.learner_key()
+    key = people.learner_key()
     for label in range(10):
         shown = [i for i, d in enumerate(kept) if d.label == label]
         if not shown:
@@ -114,7 +114,7 @@ def gallery(kept: list[class_digits.KeptDigit], read: np.ndarray, confidence: np
             with row.container(width=THUMBNAIL + 16, gap=None, key=f"class_digit_{digit.id}"):
                 st.image(_thumbnail(digit, pictures.get(digit.id), read[i] != label))
                 st.caption(f"reads {read[i]} ({confidence[i]:.0%})")
-                teacher = ui.is_teacher()  # any digit; a learner, their own
+                teacher = people.is_teacher()  # any digit; a learner, their own
                 if teacher or digit.is_own(key):
                     st.button("Delete", key=f"class_delete_{digit.id}", icon=":material/delete:", type="tertiary",
                               help=f"Delete this {label} for good", on_click=_act,
@@ -183,7 +183,7 @@ def challenge_section(class_name: str) -> None:
 
 def export_and_import(class_name: str, has_digits: bool) -> None:
     st.header("Export and import")
-    if not ui.is_teacher():
+    if not people.is_teacher():
         st.caption("Only the teacher exports and imports the class's digits (sign in from the sidebar).")
         return
     st.caption("The digits never leave this server except by these exports: 28 × 28 images and labels, "
@@ -210,8 +210,8 @@ def export_and_import(class_name: str, has_digits: bool) -> None:
 
 
 def classes_section() -> str:
-    class_name = ui.class_picker("class_page_class")
-    if ui.is_teacher():
+    class_name = people.class_picker("class_page_class")
+    if people.is_teacher():
         with st.expander("Name a new class", icon=":material/group_add:"):
             st.text_input("Class name", key="class_new_name", max_chars=class_digits.MAX_NAME_LENGTH)
             st.button("Create class", key="class_create", on_click=_new_class, args=("class_new_name",))
@@ -227,21 +227,21 @@ if "class_message" in st.session_state:
 class_name = classes_section()
 try:
     kept = class_digits.digits(class_name)
-    hidden = challenge.hides_held_out(class_name) and not ui.is_teacher()
+    hidden = challenge.hides_held_out(class_name) and not people.is_teacher()
 except db.DatabaseError as error:
     st.error(f"The class's digits cannot be read: {error}", icon=":material/database:")
     st.stop()
 if hidden:  # a running challenge scores on them: no learner sees one
     kept = [d for d in kept if not d.held_out]
 if not kept:
-    st.info(f"No digits in {ui.literal(class_name)} yet: draw on Draw or Compare and press "
+    st.info(f"No digits in {quoting.literal(class_name)} yet: draw on Draw or Compare and press "
             "\"Keep this drawing as a …\", or import a class's export below.", icon=":material/draw:")
     export_and_import(class_name, has_digits=False)
     st.stop()
 
-listing = ui.zoo()
-models = ui.fast_models(listing)
-entries = [entry for entry in listing.entries if entry.name in models]
+listing = models.zoo()
+loaded = models.fast_models(listing)
+entries = [entry for entry in listing.entries if entry.name in loaded]
 if not entries:
     st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
     st.stop()
@@ -251,8 +251,8 @@ readings = {entry.name: _readings(entry.cache_key, x, entry) for entry in entrie
 learners = sorted({d.learner for d in kept})
 model_column, learner_column, wrong_column = st.columns(3, vertical_alignment="bottom")
 model = model_column.selectbox("Model", [entry.name for entry in entries], key="class_model",
-                               index=[entry.name for entry in entries].index(ui.best_drawing_model(listing))
-                               if ui.best_drawing_model(listing) in models else 0)
+                               index=[entry.name for entry in entries].index(models.best_drawing_model(listing))
+                               if models.best_drawing_model(listing) in loaded else 0)
 learner = learner_column.selectbox("Learner", ["everyone", *learners], key="class_learner")
 only_wrong = wrong_column.checkbox(f"Only the ones {model} gets wrong", key="class_only_wrong")
 read, confidence = readings[model]
@@ -264,11 +264,11 @@ st.caption(f"{len(kept)} digits from {len(learners)} learner{'s' * (len(learners
            f"Showing {len(chosen)}, framed red where {model} misreads them.")
 gallery([kept[i] for i in chosen], read[chosen], confidence[chosen], model, class_name)
 scores(kept, entries, readings, model)
-if ui.is_teacher():
+if people.is_teacher():
     relabel(kept)
     challenge_section(class_name)
 export_and_import(class_name, has_digits=True)
-if ui.is_teacher():
+if people.is_teacher():
     st.subheader("Delete the class")
     confirm = st.checkbox(f"Yes, delete every digit of {class_name} for good", key="class_erase_confirm")
     st.button(f"Delete {class_name}", key="class_erase", disabled=not confirm, icon=":material/delete:",

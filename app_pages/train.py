@@ -9,10 +9,10 @@ import secrets
 import plotly.graph_objects as go
 import streamlit as st
 
-import ui
 from model_zoo import architectures, class_digits, data, db, jobs, store
 from model_zoo.jobs import JobState
 from model_zoo.training import MAX_SEED, OPTIMIZERS, PEN_RENDERS, SettingsError, TrainingLimits, TrainingSettings
+from ui import models, people, quoting, runtime
 
 # Reset to the architecture's own on a change.
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
@@ -28,9 +28,9 @@ STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobSta
 
 def owner() -> str:
     """This learner's nickname in the queue: theirs on every visit, nobody else's."""
-    st.query_params["learner"] = ui.learner_key()  # in the page's link: a reload is the same learner
+    st.query_params["learner"] = people.learner_key()  # in the page's link: a reload is the same learner
     if "train_owner" not in st.session_state:
-        st.session_state.train_owner = jobs.nickname(ui.learner_key())
+        st.session_state.train_owner = jobs.nickname(people.learner_key())
     return st.session_state.train_owner
 
 
@@ -40,7 +40,7 @@ def job_key() -> str | None:
 
 
 def may_act(view: jobs.JobView) -> bool:
-    return jobs.owns(view.id, job_key(), ui.is_teacher())
+    return jobs.owns(view.id, job_key(), people.is_teacher())
 
 
 def watched_job() -> jobs.JobView | None:
@@ -49,9 +49,9 @@ def watched_job() -> jobs.JobView | None:
     view = jobs.view(wanted) if wanted else None
     if view is not None and job_key() and jobs.owns(view.id, job_key()):
         st.session_state.train_key = job_key()
-        ui.remember_job_key(job_key())
+        people.remember_job_key(job_key())
     if wanted and view is None:
-        st.info(f"There is no job {ui.literal(wanted)} in the database: check the link. "
+        st.info(f"There is no job {quoting.literal(wanted)} in the database: check the link. "
                 "Every version ever saved is still in the zoo.")
         st.query_params.pop("job", None)
         st.session_state.pop("train_job", None)
@@ -249,7 +249,7 @@ def _duration(seconds: float | None) -> str:
 
 def job_panel(view: jobs.JobView) -> None:
     settings = view.settings
-    extra = (" + the class " + ui.literal(settings.class_digits)) if settings.class_digits else ""
+    extra = (" + the class " + quoting.literal(settings.class_digits)) if settings.class_digits else ""
     start = ", fine-tuned" if settings.fine_tune else ""
     st.subheader(f"{settings.arch}{start}, {settings.epochs} epochs on {settings.train_size:,} digits{extra}")
     where = f" · on {view.worker.split(':')[0]}" if view.worker else ""
@@ -294,7 +294,7 @@ def job_panel(view: jobs.JobView) -> None:
         st.page_link("app_pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
                      query_params={"model": view.saved_name})
         if saved is not None:
-            ui.download_model(saved, key="train")
+            models.download_model(saved, key="train")
         logs = store.tensorboard_zip(view.saved_name)
         if logs:
             st.download_button("TensorBoard logs (.zip)", logs, file_name=f"{view.saved_name}-tensorboard.zip",
@@ -317,14 +317,14 @@ def class_result(version: store.ZooEntry) -> None:
         return
     before = result.get("held_out_accuracy_before")
     before_text = f"the shipped {record['arch']} read {before:.1%}, " if before is not None else ""
-    st.info(f"On the {result['held_out']} held-out digits of {ui.literal(result['class'])}: "
+    st.info(f"On the {result['held_out']} held-out digits of {quoting.literal(result['class'])}: "
             f"{before_text}{version.name} reads {result['held_out_accuracy']:.1%}.", icon=":material/groups:")
 
 
 def _act(action, job_id: str, *args) -> None:
     """A button's action, run before the page reruns, so a click is never lost to a rerun."""
     try:
-        action(job_id, *args, key=job_key(), teacher=ui.is_teacher())
+        action(job_id, *args, key=job_key(), teacher=people.is_teacher())
     except (jobs.JobError, store.VersionError, db.DatabaseError) as error:
         st.session_state.train_messages = [("error", f"{error}")]
 
@@ -358,7 +358,7 @@ def save_or_discard(view: jobs.JobView) -> None:
 def class_jobs(views: list[jobs.JobView], me: str) -> None:
     st.subheader("The class's jobs")
     capacity = jobs.capacity()
-    where = f" Jobs and versions are kept in the {db.describe()}." if ui.is_teacher() else ""  # the server's paths
+    where = f" Jobs and versions are kept in the {db.describe()}." if people.is_teacher() else ""  # the server's paths
     st.caption((f"Training capacity: {capacity}." if capacity else
                 f"Training runs on Ray, which starts with the first job ({jobs.training_slots()} "
                 "training slot(s) on this machine).") + where)
@@ -419,7 +419,7 @@ def ray_status(declared: float | None) -> None:
 
 # ------------------------------------------------------------------ page
 
-ui.keep_keras_between_runs()  # also when this page runs on its own (AppTest)
+runtime.keep_keras_between_runs()  # also when this page runs on its own (AppTest)
 st.title("Train")
 st.write("Retrain any architecture of the zoo with your own settings and watch the loss and "
          "accuracy curves grow; the result becomes a new version you can draw with.")
@@ -444,12 +444,12 @@ try:
                 with st.spinner("Handing the job to Ray…"):
                     key = secrets.token_urlsafe(12)  # in the job's link: whoever has it owns the job
                     new_job = jobs.submit(settings, owner=me, name=name, limits=limits, key=key,
-                                          learner=ui.learner_key())
+                                          learner=people.learner_key())
             except (SettingsError, jobs.JobError) as error:
                 st.error(str(error), icon=":material/error:")
             else:
                 st.session_state.train_job, st.session_state.train_key = new_job, key
-                ui.remember_job_key(key)
+                people.remember_job_key(key)
                 st.query_params["job"], st.query_params["key"] = new_job, key
     with live_column:
         job = watched_job()

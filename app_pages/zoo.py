@@ -10,8 +10,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-import ui
 from model_zoo import data, evaluation, store
+from ui import models, people
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 8
@@ -51,7 +51,7 @@ def _evaluated_record(model_key: str, usps: bool, _entry: store.ZooEntry,
 
     A user version keeps them in its record; a shipped model's live in this cache.
     """
-    return evaluation.ensure_evaluated(_entry, model=ui.fast_model(_entry), mnist=_mnist,
+    return evaluation.ensure_evaluated(_entry, model=models.fast_model(_entry), mnist=_mnist,
                                        with_usps=usps).record
 
 
@@ -71,7 +71,7 @@ def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
 
 def _delete(entry: store.ZooEntry) -> None:
     try:
-        store.delete_version(entry, ui.job_keys(), teacher=ui.is_teacher())
+        store.delete_version(entry, people.job_keys(), teacher=people.is_teacher())
     except (store.VersionError, OSError) as error:
         st.session_state["zoo_message"] = ("error", f"Could not delete {entry.name}: {error}")
         return
@@ -172,7 +172,7 @@ def robustness(entries: list[store.ZooEntry], mnist) -> None:
 def layers(entry: store.ZooEntry) -> None:
     st.subheader("Layers")
     try:
-        rows = evaluation.layer_table(ui.fast_model(entry))
+        rows = evaluation.layer_table(models.fast_model(entry))
     except store.ModelFileError as error:
         st.error(str(error))
         return
@@ -281,7 +281,7 @@ def mistakes(record: dict, mnist) -> None:
 
 def take_home(entry: store.ZooEntry) -> None:
     st.subheader("Take it home")
-    card = ui.download_model(entry, key="zoo")
+    card = models.download_model(entry, key="zoo")
     with st.expander("The model card"):
         st.markdown(card)
 
@@ -292,7 +292,7 @@ def delete(entry: store.ZooEntry) -> None:
         st.caption("Shipped models cannot be deleted: they are the zoo every page compares against. "
                    "Versions you train on the Train page can be.")
         return
-    if not store.may_delete(entry, ui.job_keys(), teacher=ui.is_teacher()):
+    if not store.may_delete(entry, people.job_keys(), teacher=people.is_teacher()):
         st.caption("Only the learner who trained this version (in this browser session, or from its job's "
                    "link) or the teacher can delete it (sign in from the sidebar).")
         return
@@ -338,7 +338,7 @@ if "zoo_message" in st.session_state:
     level, text = st.session_state.pop("zoo_message")
     getattr(st, level)(text)
 
-listing = ui.zoo(mention_unusable=False)
+listing = models.zoo(mention_unusable=False)
 unusable(listing)
 if not listing.entries:
     st.info("No models in the zoo yet. Train them with `python -m scripts.train_zoo`.")
