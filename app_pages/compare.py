@@ -39,7 +39,7 @@ table = pd.DataFrame({
     "Confidence": [f"{p.confidence:.1%}" for p in predictions.values()],
     "MNIST test accuracy": [f"{entries[name].test_accuracy:.2%}" for name in predictions],
     "Time (ms)": [f"{p.seconds * 1000:.2f}" for p in predictions.values()],
-    "Note": [entries[name].tag for name in predictions],
+    "Note": [models.tag(entries[name]) for name in predictions],
 })
 
 names = list(predictions)

@@ -17,7 +17,7 @@ if not listing.entries:
 picker_column, note_column = st.columns([2, 3], vertical_alignment="bottom")
 with picker_column:
     entry = models.model_picker(listing)
-if note := entry.note:
+if note := models.note(entry):
     note_column.caption(note)
 try:
     model = models.fast_model(entry)

@@ -21,7 +21,7 @@ def second_model_picker(listing: store.ZooListing, first: store.ZooEntry) -> sto
     if st.session_state.get("inside_other") not in names:
         wanted = "mlp_1x50" if first.arch.family != "mlp" else "cnn"
         st.session_state["inside_other"] = wanted if wanted in names else names[0]
-    labels = {entry.name: entry.label for entry in listing.entries}
+    labels = {entry.name: models.label(entry) for entry in listing.entries}
     return listing.get(st.selectbox("Beside it", names, key="inside_other", format_func=labels.get))
 
 

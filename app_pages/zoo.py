@@ -308,7 +308,7 @@ def one_model(entries: list[store.ZooEntry], mnist) -> None:
     by_name = {entry.name: entry for entry in entries}
     if st.session_state.get("zoo_model") not in names:
         st.session_state["zoo_model"] = names[0]
-    name = st.selectbox("Model", names, key="zoo_model", format_func=lambda n: by_name[n].label)
+    name = st.selectbox("Model", names, key="zoo_model", format_func=lambda n: models.label(by_name[n]))
     entry = by_name[name]
     st.markdown(f"**{entry.arch.summary}** · {entry.origin}")
     if entry.arch.lesson:

@@ -16,7 +16,6 @@ import presence
 from model_zoo import inference, preprocess
 from ui.quoting import literal
 
-
 # The canvas is 10 × the model's 28 px. Preprocessing evens out stroke widths,
 # but it cannot reopen loops that a fat pen filled in: a fine default pen keeps
 # small digits readable (a 60 px digit drawn with a 22 px pen is a blob), and

@@ -78,6 +78,26 @@ def fast_models(listing: store.ZooListing) -> dict[str, inference.FastModel]:
     return models
 
 
+def tag(entry: store.ZooEntry) -> str:
+    """A few words for a model that is not one of the tutorial's seven, else ""."""
+    return "" if entry.origin == "tutorial" else entry.origin
+
+
+def note(entry: store.ZooEntry) -> str | None:
+    """One line for a model that is not one of the tutorial's seven, else None."""
+    if not entry.shipped:
+        return f"{entry.name} is your version of {entry.arch.name}, trained in the app."
+    if not entry.arch.in_tutorial:
+        return entry.arch.lesson or f"{entry.name} goes beyond the tutorial."
+    return None
+
+
+def label(entry: store.ZooEntry) -> str:
+    """How pickers show it: name, test accuracy, and where it comes from."""
+    words = tag(entry)
+    return f"{entry.name} ({entry.test_accuracy:.2%}{f' · {words}' if words else ''})"
+
+
 def best_drawing_model(listing: store.ZooListing) -> str:
     """The model the Draw page opens on: the one that reads drawings best."""
     return "cnn_robust" if "cnn_robust" in listing.names else listing.names[-1]
@@ -97,7 +117,7 @@ def model_picker(listing: store.ZooListing, *, key: str = "model") -> store.ZooE
         st.session_state[key] = wanted or best_drawing_model(listing)
     if st.session_state[key] not in names:  # a deleted version
         st.session_state[key] = best_drawing_model(listing)
-    labels = {entry.name: entry.label for entry in listing.entries}
+    labels = {entry.name: label(entry) for entry in listing.entries}
     name = st.selectbox("Model", names, key=key, format_func=labels.get)
     st.query_params["model"] = st.session_state[followed] = name
     return listing.get(name)
