@@ -36,7 +36,7 @@ def may_act(view: jobs.JobView) -> bool:
 
 
 def watched_job() -> jobs.JobView | None:
-    """The job this page shows: the session's latest, or the one in ``?job=`` after a reload."""
+    """The job the Train page shows: the session's latest, or the one in ``?job=`` after a reload."""
     wanted = st.query_params.get("job") or st.session_state.get("train_job")
     view = jobs.view(wanted) if wanted else None
     if view is not None and job_key() and jobs.owns(view.id, job_key()):
