@@ -307,6 +307,45 @@ def max_active_jobs() -> int:
     return config.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
 
 
+# ------------------------------------------------------------------ the cluster, as the page sees it
+
+
+def training_slots() -> int:
+    """Training slots of a local Ray instance (``DIGIT_ZOO_TRAINING_SLOTS``); SettingsError if misconfigured."""
+    from model_zoo import cluster
+
+    return cluster.training_slots()
+
+
+def prepare_cluster() -> None:
+    """Start Ray in the background while the learner fills in the form, so the first job need not wait."""
+    from model_zoo import cluster
+
+    cluster.connect_in_background()  # one attempt per server at a time; a failed one is retried later
+
+
+def cluster_ready() -> bool:
+    """Whether Ray is up in this server process."""
+    from model_zoo import cluster
+
+    return cluster.connected() is not None
+
+
+def cluster_problem() -> str | None:
+    """Why training is unavailable now, in a learner's words; None while Ray is up or still starting."""
+    from model_zoo import cluster
+
+    return cluster.problem()
+
+
+def capacity() -> str | None:
+    """The cluster's training capacity in words ("2 training slots on 1 Ray node"); None before Ray starts."""
+    from model_zoo import cluster
+
+    found = cluster.capacity()
+    return str(found) if found is not None else None
+
+
 # ------------------------------------------------------------------ reading rows
 
 _VIEW_COLUMNS = [column for column in db.jobs.c

@@ -81,26 +81,6 @@ class ZooEntry:
             return f"your version of {self.arch.name}"
         return "tutorial" if self.arch.in_tutorial else "beyond the tutorial"
 
-    @property
-    def tag(self) -> str:
-        """A few words for a model that is not one of the tutorial's seven, else ""."""
-        return "" if self.origin == "tutorial" else self.origin
-
-    @property
-    def note(self) -> str | None:
-        """One line for a model that is not one of the tutorial's seven, else None."""
-        if not self.shipped:
-            return f"{self.name} is your version of {self.arch.name}, trained in the app."
-        if not self.arch.in_tutorial:
-            return self.arch.lesson or f"{self.name} goes beyond the tutorial."
-        return None
-
-    @property
-    def label(self) -> str:
-        """How pickers show it: name, test accuracy, and where it comes from."""
-        tag = f" · {self.tag}" if self.tag else ""
-        return f"{self.name} ({self.test_accuracy:.2%}{tag})"
-
     def with_record(self, record: dict) -> ZooEntry:
         return ZooEntry(self.name, record, self.shipped, self.file, self.sha256)
 

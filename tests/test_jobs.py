@@ -239,6 +239,17 @@ def test_limits_from_the_environment_apply_to_the_app(monkeypatch):
         jobs.submit(tiny(epochs=3), owner="otter-1")
 
 
+def test_the_page_sees_the_cluster_through_jobs(monkeypatch):
+    jobs.prepare_cluster()  # the test session's Ray is up already: nothing to start
+    assert jobs.cluster_ready() and jobs.cluster_problem() is None
+    assert jobs.capacity() == str(cluster.capacity())
+    monkeypatch.setenv(cluster.SLOTS_VARIABLE, "3")
+    assert jobs.training_slots() == 3
+    monkeypatch.setenv(cluster.SLOTS_VARIABLE, "none")
+    with pytest.raises(SettingsError, match="DIGIT_ZOO_TRAINING_SLOTS"):
+        jobs.training_slots()
+
+
 def test_the_cli_saves_a_version_the_app_lists(capsys):
     assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--train-size", "400",
                               "--optimizer", "sgd", "--lr", "0.01", "--width", "20", "--name", "from cli"]) == 0

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from model_zoo import config, db, housekeeping, model_files, store
 from model_zoo.architectures import ZOO
+from ui import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,7 +56,7 @@ def test_saved_version_round_trips_without_optimizer_state(tiny_model, any_datab
     with zipfile.ZipFile(listed.model_file()) as archive, archive.open("model.weights.h5") as weights:
         assert "optimizer" not in h5py.File(io.BytesIO(weights.read()))
     assert getattr(loaded, "optimizer", None) is None
-    assert listed.label == "my-model (50.00% · your version of mlp_1x50)"
+    assert models.label(listed) == "my-model (50.00% · your version of mlp_1x50)"
 
 
 def test_version_names_are_sanitised_unique_and_never_shipped(tiny_model, any_database):

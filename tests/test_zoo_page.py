@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from model_zoo import db, store
 from model_zoo.architectures import TUTORIAL_MODELS
+from ui import models
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app_pages" / "zoo.py")
@@ -45,7 +46,7 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, database):
                                         "+ UNIPEN writers")
     pen = dict(zip(table_models(at), at.dataframe[0].value["pen"]))  # UNIPEN's test writers, from the records
     assert pen == {entry.name: entry.record["pen_accuracy"] for entry in shipped}
-    assert at.selectbox(key="zoo_model").options == [entry.label for entry in shipped]
+    assert at.selectbox(key="zoo_model").options == [models.label(entry) for entry in shipped]
     charts = at.get("plotly_chart")
     assert len(charts) >= 1 + 4 + 1  # scatter, four robustness curves, at least one per-model chart
     for entry in shipped:  # every model's close-up renders, and none can be deleted
