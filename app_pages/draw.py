@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from model_zoo import store
+from model_zoo import model_files
 from ui import canvas, keep, models, why
 
 st.title("Draw")
@@ -21,7 +21,7 @@ if note := models.note(entry):
     note_column.caption(note)
 try:
     model = models.fast_model(entry)
-except store.ModelFileError as error:
+except model_files.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 

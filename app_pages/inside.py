@@ -5,7 +5,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from model_zoo import inference, inside, store
+from model_zoo import inference, inside, model_files, store
 from ui import canvas, models, why
 
 TEMPLATES_SHOWN = 8  # an MLP's first-layer units shown as weight pictures
@@ -92,7 +92,7 @@ if side_by_side and len(listing.entries) > 1:
         entries.append(second_model_picker(listing, entries[0]))
 try:
     loaded = [models.fast_model(entry) for entry in entries]
-except store.ModelFileError as error:
+except model_files.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 

@@ -7,7 +7,8 @@ import secrets
 import streamlit as st
 
 from model_zoo import db, jobs
-from model_zoo.training import SettingsError, TrainingLimits
+from model_zoo.config import SettingsError
+from model_zoo.training import TrainingLimits
 from ui import job_panel, people, runtime, train_form
 
 runtime.keep_keras_between_runs()  # also when this page runs on its own (AppTest)

@@ -7,7 +7,7 @@ import io
 import streamlit as st
 from PIL import Image
 
-from model_zoo import class_digits, db, store
+from model_zoo import class_digits, db, model_files, store
 from ui.canvas import Digit, clear
 from ui.models import fast_model
 from ui.people import class_picker, learner_key, learner_name
@@ -65,7 +65,7 @@ def _keep(key: str, class_name: str, label: int, digit: Digit, listing: store.Zo
     for entry in listing.entries:
         try:
             readings[entry.name] = fast_model(entry).predict(digit.image)
-        except store.ModelFileError:  # the page already says so
+        except model_files.ModelFileError:  # the page already says so
             continue
     picture = None
     if digit.canvas is not None:

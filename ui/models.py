@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from model_zoo import db, inference, model_card, store
+from model_zoo import db, inference, model_card, model_files, store
 from ui.quoting import literal
 from ui.runtime import settle_long_lived_objects
 
@@ -27,8 +27,8 @@ def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
     usable = []
     for entry in listing.entries:
         try:
-            problem = _load_failures.get(entry.cache_key) or _contract_problem(str(entry.path), entry.cache_key)
-        except store.ModelFileError as error:  # a version deleted since the listing
+            problem = _load_failures.get(entry.cache_key) or _contract_problem(str(entry.model_file()), entry.cache_key)
+        except model_files.ModelFileError as error:  # a version deleted since the listing
             problem = str(error)
         if problem:
             listing.unusable[entry.name] = problem
@@ -43,7 +43,7 @@ def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _contract_problem(path: str, model_key: str) -> str | None:
-    return store.contract_problem(path)
+    return model_files.contract_problem(path)
 
 
 # Models that failed to load (cache_key → why), for the server's life: listed as unusable after.
@@ -53,7 +53,7 @@ _load_failures: dict[str, str] = {}
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
 def _fast_model(path: str, model_key: str) -> inference.FastModel:
     # ``model_key`` changes with the model: a re-saved one is loaded again.
-    model = store.read_model(path)  # from the archive: no TensorFlow in the web server
+    model = model_files.read_model(path)  # from the archive: no TensorFlow in the web server
     settle_long_lived_objects()
     return model
 
@@ -61,8 +61,8 @@ def _fast_model(path: str, model_key: str) -> inference.FastModel:
 def fast_model(entry: store.ZooEntry) -> inference.FastModel:
     """The model for an entry, loaded once per server process and shared by all sessions."""
     try:
-        return _fast_model(str(entry.path), entry.cache_key)
-    except store.ModelFileError as error:
+        return _fast_model(str(entry.model_file()), entry.cache_key)
+    except model_files.ModelFileError as error:
         _load_failures[entry.cache_key] = str(error)
         raise
 
@@ -73,7 +73,7 @@ def fast_models(listing: store.ZooListing) -> dict[str, inference.FastModel]:
     for entry in listing.entries:
         try:
             models[entry.name] = fast_model(entry)
-        except store.ModelFileError as error:
+        except model_files.ModelFileError as error:
             st.warning(str(error), icon=":material/warning:")
     return models
 
@@ -130,7 +130,7 @@ def download_model(entry: store.ZooEntry, *, key: str) -> str:
     """
     card = model_card.markdown(entry)
     keras_file, card_file = st.columns(2)
-    keras_file.download_button(f"Download {model_card.file_name(entry)}", lambda: entry.path.read_bytes(),
+    keras_file.download_button(f"Download {model_card.file_name(entry)}", lambda: entry.model_file().read_bytes(),
                                file_name=model_card.file_name(entry), mime="application/octet-stream",
                                on_click="ignore", icon=":material/download:", key=f"{key}_download_model")
     card_file.download_button("Download its model card", card, file_name=f"{entry.name}.md",

@@ -8,7 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from model_zoo import evaluation, store
+from model_zoo import evaluation, model_files, store
 from ui import models, people
 
 GALLERY_SIZE = 24
@@ -39,7 +39,7 @@ def layers(entry: store.ZooEntry) -> None:
     st.subheader("Layers")
     try:
         rows = evaluation.layer_table(models.fast_model(entry))
-    except store.ModelFileError as error:
+    except model_files.ModelFileError as error:
         st.error(str(error))
         return
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="zoo_layers",

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from model_zoo import data, evaluation, store
+from model_zoo import data, evaluation, model_files, store
 from ui import models
 
 
@@ -50,7 +50,7 @@ def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
         with st.spinner(f"Scoring {entry.name} on the test set and on distorted digits (once per model; "
                         "the first time, TensorFlow loads for the distortions)…"):
             record = _evaluated_record(entry.cache_key, usps, entry, mnist)
-    except (store.ModelFileError, data.DataError) as error:
+    except (model_files.ModelFileError, data.DataError) as error:
         st.error(f"Could not score {entry.name}: {error}")
         return entry
     return entry.with_record(record)
