@@ -15,7 +15,7 @@ startup.limit_blas_threads()  # before anything imports NumPy
 
 import streamlit as st  # noqa: E402
 
-import ui  # noqa: E402
+from ui import people  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PAGES = HERE / "app_pages"
@@ -41,5 +41,10 @@ page = st.navigation([
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page(PAGES / "board.py", title="Board", icon=":material/co_present:", url_path="board"),
 ])
-ui.sidebar()
+with st.sidebar:
+    st.markdown("**Digit Recogniser** — draw a digit and watch neural networks read it.")
+    st.caption("Seven of the models come from a 2017 Keras tutorial on the Analytics Vidhya "
+               "digits, and carry [its lesson](/zoo): width helps, depth without "
+               "regularisation overfits, dropout needs more epochs.")
+    people.teacher_sign_in()
 page.run()

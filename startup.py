@@ -54,11 +54,11 @@ def prepare_process() -> None:
         if hasattr(signal, "SIGUSR1"):
             faulthandler.register(signal.SIGUSR1, all_threads=True)
         import run_timings
-        import ui
-        from model_zoo import store
+        from model_zoo import housekeeping
+        from ui import runtime
 
-        ui.keep_keras_between_runs()
-        for path in store.remove_leftovers():
+        runtime.keep_keras_between_runs()
+        for path in housekeeping.remove_leftovers():
             LOG.info("Removed %s, left by a process that was killed", path)
         run_timings.record_if_asked()  # for scripts.bench --browser
         _prepared = True

@@ -6,29 +6,29 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import ui
 from model_zoo import inference
+from ui import canvas, keep, models
 
 st.title("Compare")
 st.write("Draw one digit and see how every model in the zoo reads it, and where they disagree.")
 
-listing = ui.zoo()
-models = ui.fast_models(listing)
-if not models:
+listing = models.zoo()
+loaded = models.fast_models(listing)
+if not loaded:
     st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
     st.stop()
 
-layout = ui.drawing_layout("compare", glance_height=ui.glance_list_height(len(models)))
+layout = canvas.drawing_layout("compare", glance_height=canvas.glance_list_height(len(loaded)))
 with layout.canvas:
-    digit = ui.digit_from_canvas_or_upload("compare", messages=layout.results)
+    digit = canvas.digit_from_canvas_or_upload("compare", messages=layout.results)
 if digit is None:
-    ui.glance_list(layout.glance, dict.fromkeys(models))
+    canvas.glance_list(layout.glance, dict.fromkeys(loaded))
     with layout.results:
-        ui.keep_counter("compare")
+        keep.keep_counter("compare")
     st.stop()
 
-predictions = inference.predict_all(models, digit.image)  # {name: Prediction}, zoo order
-ui.glance_list(layout.glance, predictions)
+predictions = inference.predict_all(loaded, digit.image)  # {name: Prediction}, zoo order
+canvas.glance_list(layout.glance, predictions)
 entries = {entry.name: entry for entry in listing.entries}
 votes = Counter(p.digit for p in predictions.values())
 majority, count = votes.most_common(1)[0]
@@ -39,7 +39,7 @@ table = pd.DataFrame({
     "Confidence": [f"{p.confidence:.1%}" for p in predictions.values()],
     "MNIST test accuracy": [f"{entries[name].test_accuracy:.2%}" for name in predictions],
     "Time (ms)": [f"{p.seconds * 1000:.2f}" for p in predictions.values()],
-    "Note": [entries[name].tag for name in predictions],
+    "Note": [models.tag(entries[name]) for name in predictions],
 })
 
 names = list(predictions)
@@ -55,7 +55,7 @@ figure.update_layout(height=70 + 32 * len(names), margin=dict(l=10, r=10, t=10, 
 with layout.results:
     seen_column, verdict_column = st.columns([1, 3], vertical_alignment="center")
     with seen_column:
-        ui.show_model_input(digit.image)
+        canvas.show_model_input(digit.image)
     with verdict_column:
         if count == len(predictions):
             st.success(f"All {count} models agree: it is a {majority}.", icon=":material/check_circle:")
@@ -65,7 +65,7 @@ with layout.results:
             st.warning(f"The models disagree: {count} of {len(predictions)} read {majority}; {others}.",
                        icon=":material/call_split:")
     st.table(table, hide_index=True)
-    ui.keep_drawing("compare", digit, majority, listing)
+    keep.keep_drawing("compare", digit, majority, listing)
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: once it names the latest drawing, everything above shows it.
     st.caption(f"Read from {digit.source}. Time: one forward pass of each model.")

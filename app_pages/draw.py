@@ -3,39 +3,39 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-import ui
-from model_zoo import store
+from model_zoo import model_files
+from ui import canvas, keep, models, why
 
 st.title("Draw")
 st.write("Draw a digit with the mouse or a finger and watch a neural network read it, stroke by stroke.")
 
-listing = ui.zoo()
+listing = models.zoo()
 if not listing.entries:
     st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
     st.stop()
 
 picker_column, note_column = st.columns([2, 3], vertical_alignment="bottom")
 with picker_column:
-    entry = ui.model_picker(listing)
-if note := entry.note:
+    entry = models.model_picker(listing)
+if note := models.note(entry):
     note_column.caption(note)
 try:
-    model = ui.fast_model(entry)
-except store.ModelFileError as error:
+    model = models.fast_model(entry)
+except model_files.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 
-layout = ui.drawing_layout("draw")
+layout = canvas.drawing_layout("draw")
 with layout.canvas:
-    digit = ui.digit_from_canvas_or_upload("draw", messages=layout.results)
+    digit = canvas.digit_from_canvas_or_upload("draw", messages=layout.results)
 if digit is None:
-    ui.glance_digit(layout.glance, None)
+    canvas.glance_digit(layout.glance, None)
     with layout.results:
-        ui.keep_counter("draw")
+        keep.keep_counter("draw")
     st.stop()
 
 prediction = model.predict(digit.image)
-ui.glance_digit(layout.glance, prediction)
+canvas.glance_digit(layout.glance, prediction)
 top = prediction.digit
 figure = go.Figure(go.Bar(
     x=list(range(10)), y=prediction.probabilities,
@@ -48,13 +48,13 @@ figure.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), showlegend
 with layout.results:
     seen, prediction_metric, confidence_metric = st.columns([3, 2, 2], vertical_alignment="center")
     with seen:
-        ui.show_model_input(digit.image)
+        canvas.show_model_input(digit.image)
     prediction_metric.metric("Prediction", top)
     confidence_metric.metric("Confidence", f"{prediction.confidence:.0%}")
-    ui.keep_drawing("draw", digit, top, listing)
+    keep.keep_drawing("draw", digit, top, listing)
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     # Written last: when this line shows the latest stroke count, so does the metric above.
     st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")
 
 # Collapsed: only a reader who opens it pays for its maps.
-ui.why_panel(entry, model, digit.image)
+why.why_panel(entry, model, digit.image)

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import streamlit as st
 
-import ui
-from model_zoo import inference, inside, store
+from model_zoo import inference, inside, model_files, store
+from ui import canvas, models, why
 
 TEMPLATES_SHOWN = 8  # an MLP's first-layer units shown as weight pictures
 
@@ -21,7 +21,7 @@ def second_model_picker(listing: store.ZooListing, first: store.ZooEntry) -> sto
     if st.session_state.get("inside_other") not in names:
         wanted = "mlp_1x50" if first.arch.family != "mlp" else "cnn"
         st.session_state["inside_other"] = wanted if wanted in names else names[0]
-    labels = {entry.name: entry.label for entry in listing.entries}
+    labels = {entry.name: models.label(entry) for entry in listing.entries}
     return listing.get(st.selectbox("Beside it", names, key="inside_other", format_func=labels.get))
 
 
@@ -69,7 +69,7 @@ def show_model(entry: store.ZooEntry, model: inference.FastModel, image: np.ndar
     st.subheader(f"{entry.name} reads {prediction.digit}", anchor=False)
     st.caption(f"{prediction.confidence:.1%} sure. {entry.arch.summary}.")
     st.markdown("**Why this digit**")
-    ui.show_why(entry, model, image, saliency=saliency)
+    why.show_why(entry, model, image, saliency=saliency)
     st.markdown("**Layer by layer**")
     stages = inside.stages(model, image)
     first_conv = next((s for s in stages if s.kind == "conv"), None)
@@ -77,41 +77,41 @@ def show_model(entry: store.ZooEntry, model: inference.FastModel, image: np.ndar
         show_stage(stage, model, stage is first_conv)
 
 
-listing = ui.zoo()
+listing = models.zoo()
 if not listing.entries:
     st.info("No trained models yet: train the zoo with `python -m scripts.train_zoo`.")
     st.stop()
 
 picker_column, pair_column, other_column = st.columns([3, 2, 3], vertical_alignment="bottom")
 with picker_column:
-    entries = [ui.model_picker(listing, key="inside_model")]
+    entries = [models.model_picker(listing, key="inside_model")]
 side_by_side = pair_column.toggle("Side by side", key="inside_pair",
                                   help="A second model beside the first, on the same digit.")
 if side_by_side and len(listing.entries) > 1:
     with other_column:
         entries.append(second_model_picker(listing, entries[0]))
 try:
-    models = [ui.fast_model(entry) for entry in entries]
-except store.ModelFileError as error:
+    loaded = [models.fast_model(entry) for entry in entries]
+except model_files.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 
 # The canvas beside the model input (wrapping on narrow screens), the panels under both.
 row = st.container(horizontal=True, gap="medium")
-draw_box, results = row.container(width=ui.CANVAS_SIZE + 20), row.container(width=480)
+draw_box, results = row.container(width=canvas.CANVAS_SIZE + 20), row.container(width=480)
 with draw_box:
-    digit = ui.digit_from_canvas_or_upload("inside", messages=results)
+    digit = canvas.digit_from_canvas_or_upload("inside", messages=results)
 if digit is None:
     st.stop()
 
 with results:
     with st.container(width=200):  # the 28 × 28 enlarged 5 times, not stretched to the box
-        ui.show_model_input(digit.image)
+        canvas.show_model_input(digit.image)
     saliency = st.toggle("Saliency maps", key="inside_saliency",
                          help="Integrated gradients: computed on demand, up to a second on 2 cores.")
 
 started = time.perf_counter()
-for column, entry, model in zip(st.columns(len(entries), gap="large"), entries, models):
+for column, entry, model in zip(st.columns(len(entries), gap="large"), entries, loaded):
     with column:
         show_model(entry, model, digit.image, saliency)
 # Written last: once it names the latest drawing, every panel above shows it.

@@ -19,22 +19,17 @@ read, and a new digit joins it by the same rule without moving any other.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
-import math
 import re
 import uuid
-import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 import sqlalchemy as sa
-from PIL import Image, UnidentifiedImageError
 
-from model_zoo import data, db, training
+from model_zoo import config, data, db, digit_files
 
 DEFAULT_CLASS = "my class"
 ANONYMOUS = "anonymous"
@@ -42,11 +37,8 @@ HELD_OUT_EVERY = 4  # a quarter of each label's digits are held out
 SPLIT_SEED = 0
 MAX_NAME_LENGTH = 40  # class and learner names
 MAX_PICTURE_BYTES = 300_000  # a 280 × 280 canvas PNG is ~5–20 KB
-MAX_IMPORT_BYTES = 20_000_000
 MAX_CLASS_VARIABLE, DEFAULT_MAX_CLASS = "DIGIT_ZOO_MAX_CLASS_DIGITS", 5_000
 MAX_LEARNER_VARIABLE, DEFAULT_MAX_LEARNER = "DIGIT_ZOO_MAX_LEARNER_DIGITS", 300
-CSV_NAME = "train.csv"  # the zip's layout is Analytics Vidhya's: train.csv + Images/train/*.png
-PNG_FOLDER = "Images/train"
 _NAME_PATTERN = re.compile(r"^[\w .'-]+$")  # letters (any script), digits, space . ' - _
 
 
@@ -98,11 +90,11 @@ def check_name(name: str, what: str) -> str:
 
 
 def max_class_digits() -> int:
-    return training.whole_number_from_env(MAX_CLASS_VARIABLE, DEFAULT_MAX_CLASS)
+    return config.whole_number_from_env(MAX_CLASS_VARIABLE, DEFAULT_MAX_CLASS)
 
 
 def max_learner_digits() -> int:
-    return training.whole_number_from_env(MAX_LEARNER_VARIABLE, DEFAULT_MAX_LEARNER)
+    return config.whole_number_from_env(MAX_LEARNER_VARIABLE, DEFAULT_MAX_LEARNER)
 
 
 # ------------------------------------------------------------------ classes
@@ -172,12 +164,12 @@ def counts(class_name: str, owner_key: str | None = None) -> list[int]:
     return [int(found.get(label, 0)) for label in range(10)]
 
 
-def digits(class_name: str) -> list[KeptDigit]:
+def digits(class_name: str, database: str | None = None) -> list[KeptDigit]:
     """The class's digits, oldest first, without their canvas pictures."""
     columns = [c for c in db.class_digits.c if c.name != "picture"]
     query = sa.select(*columns).where(db.class_digits.c.class_name == class_name) \
         .order_by(db.class_digits.c.created, db.class_digits.c.id)
-    with db.engine().connect() as connection:
+    with db.engine(database).connect() as connection:
         return [_digit(row._mapping) for row in connection.execute(query)]
 
 
@@ -233,9 +225,9 @@ def relabel(digit_id: str, label: int, *, teacher: bool) -> None:
 # ------------------------------------------------------------------ the split
 
 
-def split_arrays(class_name: str) -> tuple[data.Split, data.Split]:
-    """((x_train, y_train), (x_held_out, y_held_out)), uint8, as stored."""
-    kept = digits(class_name)
+def split_arrays(class_name: str, database: str | None = None) -> tuple[data.Split, data.Split]:
+    """((x_train, y_train), (x_held_out, y_held_out)), uint8, as stored (in ``database``: the server's by default)."""
+    kept = digits(class_name, database)
 
     def part(held_out: bool) -> data.Split:
         chosen = [d for d in kept if d.held_out == held_out]
@@ -274,32 +266,17 @@ def export_npz(class_name: str, *, held_out: bool = True) -> bytes:
 
     ``held_out=False`` leaves the held-out part out (while a challenge scores on it).
     """
-    x, y = _all_arrays(class_name, held_out)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, x=x, y=y)
-    return buffer.getvalue()
+    return digit_files.write_npz(*_all_arrays(class_name, held_out))
 
 
 def export_zip(class_name: str, *, held_out: bool = True) -> bytes:
     """The class as a zip: ``train.csv`` (filename,label) and ``Images/train/<n>.png`` 28 × 28.
 
-    The tutorial's Analytics Vidhya layout: ``data.load_analytics_vidhya`` reads it unzipped.
+    The tutorial's Analytics Vidhya layout (``digit_files.write_zip``): ``data.load_analytics_vidhya`` reads it
+    unzipped.
     ``held_out`` as for ``export_npz``.
     """
-    x, y = _all_arrays(class_name, held_out)
-    buffer = io.BytesIO()
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["filename", "label"])
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for number, (image, label) in enumerate(zip(x, y), start=1):
-            name = f"{number:05d}.png"
-            png = io.BytesIO()
-            Image.fromarray(image, "L").save(png, format="PNG")
-            archive.writestr(f"{PNG_FOLDER}/{name}", png.getvalue())
-            writer.writerow([name, int(label)])
-        archive.writestr(CSV_NAME, rows.getvalue())
-    return buffer.getvalue()
+    return digit_files.write_zip(*_all_arrays(class_name, held_out))
 
 
 @dataclass(frozen=True)
@@ -311,16 +288,10 @@ class ImportReport:
 def import_file(class_name: str, filename: str, content: bytes) -> ImportReport:
     """Add an exported ``.npz`` or ``.zip`` to a class: every digit, or none (ClassDigitsError says why)."""
     class_name = check_name(class_name, "class")
-    if len(content) > MAX_IMPORT_BYTES:
-        raise ClassDigitsError(f"{filename} is {len(content) / 1e6:.1f} MB; at most "
-                               f"{MAX_IMPORT_BYTES // 10**6} MB are imported.")
-    lower = filename.lower()
-    if lower.endswith(".npz"):
-        x, y = _read_npz(filename, content)
-    elif lower.endswith(".zip"):
-        x, y = _read_zip(filename, content)
-    else:
-        raise ClassDigitsError(f"{filename} is neither .npz nor .zip: import a file exported from a Class page.")
+    try:
+        x, y = digit_files.read(filename, content)
+    except data.DataError as error:
+        raise ClassDigitsError(str(error)) from None
     source = f"imported from {filename}"[:100]
     # A seeded order: the held-out quarter is spread over the file, not its last rows.
     order = np.random.default_rng([SPLIT_SEED, len(x)]).permutation(len(x))
@@ -339,100 +310,6 @@ def import_file(class_name: str, filename: str, content: bytes) -> ImportReport:
                 connection, class_name, int(y[i]), x[i], fingerprints[i], learner=ANONYMOUS, owner_key=None,
                 readings={}, picture=None, pen=None, source=source)))
     return ImportReport(len(unique), len(x) - len(unique))
-
-
-def _read_npz(filename: str, content: bytes) -> data.Split:
-    try:
-        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
-            missing = [key for key in ("x", "y") if key not in archive.files]
-            if missing:
-                raise ClassDigitsError(f"{filename} has no {missing[0]!r} array: expected x (N, 28, 28) and "
-                                       f"y (N,) (found: {', '.join(archive.files) or 'none'}).")
-            with zipfile.ZipFile(io.BytesIO(content)) as members:
-                for key in ("x", "y"):
-                    _check_npy_header(filename, key, members)
-            x, y = archive["x"], archive["y"]
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as error:
-        if isinstance(error, ClassDigitsError):
-            raise
-        raise ClassDigitsError(f"{filename} is not a readable .npz ({type(error).__name__}).") from None
-    return _checked(x, y, filename)
-
-
-def _check_npy_header(filename: str, key: str, members: zipfile.ZipFile) -> None:
-    """Refuse an array whose header declares more than MAX_IMPORT_BYTES, before a byte of it is unpacked.
-
-    A few KB of zeros compress to a header that declares hundreds of MB (docs/facts.md).
-    """
-    with members.open(f"{key}.npy") as stream:
-        version = np.lib.format.read_magic(stream)
-        shape, _, dtype = (np.lib.format.read_array_header_1_0(stream) if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0(stream))
-    size = math.prod(shape) * dtype.itemsize
-    if size > MAX_IMPORT_BYTES:
-        raise ClassDigitsError(f"{filename}: its {key} array is {' × '.join(map(str, shape))} {dtype}, "
-                               f"{size / 1e6:,.0f} MB unpacked; at most {MAX_IMPORT_BYTES // 10**6} MB are "
-                               "imported. Split it, or import the class's own export.")
-
-
-def _read_zip(filename: str, content: bytes) -> data.Split:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-    except zipfile.BadZipFile:
-        raise ClassDigitsError(f"{filename} is not a readable .zip.") from None
-    with archive:
-        members = {info.filename: info for info in archive.infolist()}
-        if sum(info.file_size for info in members.values()) > MAX_IMPORT_BYTES:
-            raise ClassDigitsError(f"{filename} unpacks to more than {MAX_IMPORT_BYTES // 10**6} MB.")
-        table = [name for name in members if name.rsplit("/", 1)[-1] == CSV_NAME]
-        if not table:
-            raise ClassDigitsError(f"{filename} has no {CSV_NAME}: expected {CSV_NAME} (filename,label) "
-                                   f"and the PNGs in {PNG_FOLDER}/.")
-        try:
-            text = archive.read(table[0]).decode("utf-8-sig")
-        except (UnicodeDecodeError, zipfile.BadZipFile, OSError) as error:
-            raise ClassDigitsError(f"{filename}: {CSV_NAME} cannot be read ({type(error).__name__}).") from None
-        rows = list(csv.reader(io.StringIO(text)))
-        if not rows or [cell.strip() for cell in rows[0][:2]] != ["filename", "label"]:
-            raise ClassDigitsError(f"{filename}: {CSV_NAME} must start with the header filename,label.")
-        rows = [row for row in rows[1:] if row]
-        if not rows:
-            raise ClassDigitsError(f"{filename}: {CSV_NAME} lists no digits.")
-        folder = table[0].rsplit("/", 1)[0] + "/" if "/" in table[0] else ""
-        x = np.zeros((len(rows), 28, 28), np.uint8)
-        y = np.zeros(len(rows), np.int64)
-        for i, row in enumerate(rows):
-            line = i + 2
-            if len(row) < 2:
-                raise ClassDigitsError(f"{filename}: {CSV_NAME} line {line} has no label.")
-            try:
-                y[i] = int(row[1])
-            except ValueError:
-                raise ClassDigitsError(f"{filename}: {CSV_NAME} line {line}: label {row[1][:10]!r} "
-                                       "is not a digit 0–9.") from None
-            x[i] = _zip_png(archive, members, folder, row[0], f"{filename}: {CSV_NAME} line {line}")
-    return _checked(x, y, filename)
-
-
-def _zip_png(archive: zipfile.ZipFile, members: dict, folder: str, name: str, where: str) -> np.ndarray:
-    path = next((p for p in (f"{folder}{PNG_FOLDER}/{name}", f"{folder}{name}") if p in members), None)
-    if path is None:
-        raise ClassDigitsError(f"{where}: {name[:60]!r} is not in the zip (expected it in {PNG_FOLDER}/).")
-    try:
-        with Image.open(io.BytesIO(archive.read(path))) as picture:
-            if picture.size != (28, 28):
-                raise ClassDigitsError(f"{where}: {name[:60]} is {picture.width} × {picture.height} pixels; "
-                                       "expected 28 × 28.")
-            return data._png_to_grey(picture)
-    except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as error:
-        raise ClassDigitsError(f"{where}: {name[:60]} is not a readable image ({type(error).__name__}).") from None
-
-
-def _checked(x, y, filename: str) -> data.Split:
-    try:
-        return data._check_digits(x, y, filename)
-    except data.DataError as error:
-        raise ClassDigitsError(str(error)) from None
 
 
 # ------------------------------------------------------------------ rows

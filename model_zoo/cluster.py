@@ -5,7 +5,7 @@ process, with ``DIGIT_ZOO_TRAINING_SLOTS`` slots (default: one per two cores,
 at least one). With ``RAY_ADDRESS`` set, the app attaches to that cluster
 instead: ``ray start --head`` on one machine and ``ray start
 --address=HEAD:6379`` on others adds their cores as slots, with no change to
-the code. A slot is two Ray CPUs: each job asks for ``CPUS_PER_SLOT``.
+the code. A slot is two Ray CPUs: each job asks for ``worker.CPUS_PER_SLOT``.
 
 Each job is a Ray task: Ray queues it until a slot is free and runs it in a
 worker process on any node, which it keeps for the next task (TensorFlow is
@@ -26,7 +26,6 @@ import hashlib
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -35,16 +34,13 @@ from pathlib import Path
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from model_zoo import data, db, job_records, store, training
+from model_zoo import config, data, db, training, worker
 
 LOG = logging.getLogger(__name__)
 
 NAMESPACE = "digit_zoo"
 SLOTS_VARIABLE = "DIGIT_ZOO_TRAINING_SLOTS"
-CPUS_PER_SLOT = 2  # Ray CPUs a job asks for: a 2-core machine trains one job at a time
 DISPATCHER = "dispatcher"  # + "-" and a fingerprint of what it serves: dispatcher_name()
-WORKER_NICENESS = 10  # training runs at this Unix priority (the web server stays at 0)
-PUSH_SECONDS = 0.2  # how often a training task sends its progress to the dispatcher
 LIVE_TIMEOUT = 2.0  # seconds to wait for a worker's live progress before showing the stored one
 PACKAGE = Path(__file__).resolve().parent
 
@@ -82,7 +78,7 @@ class RayUnavailable(ConnectionError):
 
 def training_slots() -> int:
     """Slots of a local Ray instance: ``DIGIT_ZOO_TRAINING_SLOTS``, else one per two cores."""
-    return training.whole_number_from_env(SLOTS_VARIABLE, max(1, (os.cpu_count() or 1) // CPUS_PER_SLOT))
+    return config.whole_number_from_env(SLOTS_VARIABLE, max(1, (os.cpu_count() or 1) // worker.CPUS_PER_SLOT))
 
 
 def connect(timeout: float | None = None) -> Connection:
@@ -194,7 +190,7 @@ def _init_ray() -> Connection:
     if address:
         ray.init(address=address, **common)
         return Connection(f"ray:{ray.get_runtime_context().gcs_address}")
-    ray.init(address="local", num_cpus=training_slots() * CPUS_PER_SLOT, include_dashboard=False, **common)
+    ray.init(address="local", num_cpus=training_slots() * worker.CPUS_PER_SLOT, include_dashboard=False, **common)
     gcs = ray.get_runtime_context().gcs_address
     return Connection(f"local:{socket.gethostname()}:{os.getpid()}:{gcs}")
 
@@ -208,8 +204,8 @@ def capacity() -> Capacity | None:
     if connected() is None:
         return None
     nodes = [node for node in ray.nodes() if node.get("Alive")]
-    slots = sum(int(node["Resources"].get("CPU", 0) // CPUS_PER_SLOT) for node in nodes)
-    trainers = [node for node in nodes if node["Resources"].get("CPU", 0) >= CPUS_PER_SLOT]
+    slots = sum(int(node["Resources"].get("CPU", 0) // worker.CPUS_PER_SLOT) for node in nodes)
+    trainers = [node for node in nodes if node["Resources"].get("CPU", 0) >= worker.CPUS_PER_SLOT]
     machines = {node.get("NodeManagerAddress") for node in trainers}
     return Capacity(slots=slots, nodes=len(trainers), machines=len(machines))
 
@@ -217,12 +213,14 @@ def capacity() -> Capacity | None:
 # ------------------------------------------------------------------ jobs on Ray
 
 
-def start_job(job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits,
-              trained_in: str) -> None:
+def start_job(job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits, *,
+              trained_in: str, owner: str, requested_name: str) -> None:
     """Hand a queued job to Ray: it waits there for a slot, then trains."""
     connect()
-    database = db.url().render_as_string(hide_password=False)  # the worker's way to the jobs table
-    ray.get(_dispatcher().submit.remote(job_id, settings, limits, database, trained_in))
+    order = worker.JobOrder(job_id=job_id, settings=settings, limits=limits, trained_in=trained_in, owner=owner,
+                            requested_name=requested_name,
+                            database=db.url().render_as_string(hide_password=False))  # the worker's way to the jobs table
+    ray.get(_dispatcher().submit.remote(order))
 
 
 def stop(job_id: str) -> None:
@@ -284,7 +282,7 @@ def dispatcher_name() -> str:
     shipped models' bytes that fine-tuning starts from; named by both, an
     upgraded server gets its own instead of reusing a stale one.
     """
-    files = sorted([*PACKAGE.glob("*.py"), *store.TRAINED_DIR.glob("*.keras")])
+    files = sorted([*PACKAGE.glob("*.py"), *config.TRAINED_DIR.glob("*.keras")])
     return _fingerprinted(tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in files))
 
 
@@ -334,200 +332,6 @@ def _dispatcher():
     usps = data.load_usps() if data.usps_available() else None
     pen = data.load_pen_digits() if data.pen_digits_available() else None
     # Fine-tuning starts from these; workers on other machines have no model_zoo/trained.
-    shipped = {path.stem: path.read_bytes() for path in store.TRAINED_DIR.glob("*.keras")}
-    return Dispatcher.options(name=name, namespace=NAMESPACE, lifetime="detached",
-                              get_if_exists=True).remote(mnist, usps, pen, shipped)
-
-
-@ray.remote(num_cpus=0, max_concurrency=256)  # a thread per running job waits for its stop
-class Dispatcher:
-    """One per cluster: owns the training tasks, holds the digits, relays progress and stop.
-
-    Detached, so the tasks it submitted outlive the web server that asked for
-    them; the tasks run in Ray's worker processes, which Ray keeps for the next
-    task, so TensorFlow is imported once per worker, not once per job.
-    """
-
-    def __init__(self, mnist, usps, pen, shipped):
-        self._digits = {"mnist": ray.put(mnist), "usps": ray.put(usps) if usps is not None else None,
-                        "pen": ray.put(pen) if pen is not None else None,
-                        "shipped": {name: ray.put(content) for name, content in shipped.items()}}
-        self._lock = threading.Lock()
-        self._tasks: dict[str, tuple[ray.ObjectRef, str]] = {}  # job → (its task, its database)
-        self._progress: dict[str, dict] = {}
-        self._stops: dict[str, threading.Event] = {}
-        threading.Thread(target=self._watch, name="watch-tasks", daemon=True).start()
-
-    def submit(self, job_id, settings, limits, database, trained_in) -> None:
-        me = ray.get_runtime_context().current_actor
-        task = train_job.options(num_cpus=CPUS_PER_SLOT, name=f"job-{job_id}").remote(
-            job_id, settings, limits, database, trained_in, self._digits, me)
-        with self._lock:
-            self._tasks[job_id] = (task, database)
-            self._stops[job_id] = threading.Event()
-
-    def report(self, job_id: str, snapshot: dict) -> None:
-        """A training task's newest progress, for the page's live curve."""
-        with self._lock:
-            self._progress[job_id] = snapshot
-
-    def wait_for_stop(self, job_id: str) -> bool:
-        """Returns as soon as the job's owner asks it to stop (True) or the job ends (False)."""
-        with self._lock:
-            stop = self._stops.get(job_id)
-            task = self._tasks.get(job_id)
-        if stop is None:
-            return False
-        stop.wait()
-        with self._lock:
-            return self._tasks.get(job_id) is task  # not released by the job's end
-
-    def snapshot(self, job_id: str) -> dict | None:
-        with self._lock:
-            return self._progress.get(job_id)
-
-    def stop(self, job_id: str) -> None:
-        with self._lock:
-            stop = self._stops.get(job_id)
-        if stop is not None:
-            stop.set()
-
-    def cancel(self, job_id: str) -> None:
-        with self._lock:
-            task = self._tasks.get(job_id)
-        if task is not None:
-            ray.cancel(task[0])
-
-    def knows(self, job_id: str) -> bool:
-        with self._lock:
-            return job_id in self._tasks
-
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._tasks
-
-    def _watch(self) -> None:
-        """Forget ended tasks; a task whose worker died makes its job lost, with Ray's reason."""
-        while True:
-            with self._lock:
-                tasks = {task: (job_id, database) for job_id, (task, database) in self._tasks.items()}
-            if not tasks:
-                time.sleep(0.5)
-                continue
-            ended, _ = ray.wait(list(tasks), num_returns=1, timeout=1.0)
-            for task in ended:
-                job_id, database = tasks[task]
-                try:
-                    ray.get(task)
-                except ray.exceptions.TaskCancelledError:
-                    pass  # left the queue: already recorded as discarded
-                except ray.exceptions.RayError as error:
-                    job_records.worker_lost(job_id, _plain_reason(error), database)
-                with self._lock:
-                    self._tasks.pop(job_id, None)
-                    self._progress.pop(job_id, None)
-                    stop = self._stops.pop(job_id, None)
-                if stop is not None:
-                    stop.set()  # releases the job's wait_for_stop
-
-
-def _plain_reason(error: ray.exceptions.RayError) -> str:
-    """Why a job's worker died, in a learner's words (Ray's own text runs to a paragraph)."""
-    if isinstance(error, (ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError)):
-        return "the Ray instance it trained on stopped (its server or machine went down)"
-    if isinstance(error, ray.exceptions.OutOfMemoryError):
-        return "its Ray worker died: the machine ran out of memory"
-    if isinstance(error, ray.exceptions.WorkerCrashedError):
-        return "its Ray worker died (killed, or out of memory)"
-    first_line = str(error).strip().splitlines()[0][:200]
-    return f"its Ray worker failed ({type(error).__name__}: {first_line})"
-
-
-@ray.remote(max_retries=0)  # a job whose worker died is lost, not silently started again
-def train_job(job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits,
-              database: str, trained_in: str, digits: dict, dispatcher) -> None:
-    """One job, in a Ray worker process (kept by Ray for later jobs): train, report, record the end."""
-    os.environ[db.URL_VARIABLE] = database  # this process trains one job at a time
-    # Below the web server in the CPU's queue: a stroke's prediction goes first on a shared machine.
-    os.nice(max(0, WORKER_NICENESS - os.nice(0)))
-    if not job_records.worker_started(job_id):
-        return  # it left the queue meanwhile
-    import keras
-
-    keras.backend.clear_session()  # the previous job's graphs, in a reused worker
-    progress, stop_event, done = job_records.JobProgress(settings), threading.Event(), threading.Event()
-    reporter = _Reporter(job_id, progress, stop_event, dispatcher)
-    threading.Thread(target=_heartbeat, args=(job_id, stop_event, done), daemon=True).start()
-    threading.Thread(target=_listen_for_stop, args=(job_id, stop_event, dispatcher), daemon=True).start()
-    try:
-        with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}{job_id}_") as logs:
-            try:
-                mnist = ray.get(digits["mnist"])
-                usps = ray.get(digits["usps"]) if digits["usps"] is not None else None
-                pen = ray.get(digits["pen"]) if digits.get("pen") is not None else None  # None: read here
-                shipped = digits.get("shipped", {}).get(settings.arch)  # a dispatcher made before had none
-                result = training.train(settings, mnist=mnist, usps=usps, pen=pen,
-                                        shipped=ray.get(shipped) if shipped is not None else None,
-                                        progress=reporter, stop=stop_event, limits=limits, tensorboard_dir=logs)
-            except Exception as error:  # any failure is the job's: recorded, shown to its owner
-                progress.ended("failed")
-                job_records.worker_failed(job_id, progress, error)
-                return
-            progress.ended("saving")
-            reporter.push()
-            job_records.worker_finished(job_id, progress, result, logs, trained_in)
-    finally:
-        done.set()
-
-
-def _listen_for_stop(job_id: str, stop_event: threading.Event, dispatcher) -> None:
-    """A stop reaches training at once: the dispatcher answers this call when it is asked."""
-    try:
-        if ray.get(dispatcher.wait_for_stop.remote(job_id)):
-            stop_event.set()
-    except RayActorError:  # no dispatcher: the database's flag still reaches the heartbeat
-        LOG.warning("job %s: the dispatcher is gone", job_id)
-
-
-def _heartbeat(job_id: str, stop_event: threading.Event, done: threading.Event) -> None:
-    """Say the job is alive between batches too (loading, scoring), and read the stop flag."""
-    while not done.wait(job_records.HEARTBEAT_SECONDS):
-        try:
-            if job_records.worker_report(job_id, None):
-                stop_event.set()
-        except Exception:  # a busy database: the next beat tries again
-            LOG.warning("job %s: heartbeat not written", job_id, exc_info=True)
-
-
-class _Reporter(training.TrainingProgress):
-    """Feeds the job's progress: to the dispatcher often (the live curve), to the database each second."""
-
-    def __init__(self, job_id: str, progress: job_records.JobProgress, stop_event: threading.Event, dispatcher):
-        self.job_id, self.progress, self.stop_event, self.dispatcher = job_id, progress, stop_event, dispatcher
-        self._last_push = self._last_write = 0.0
-
-    def on_start(self, settings, steps_per_epoch, train_digits):
-        self.progress.on_start(settings, steps_per_epoch, train_digits)
-        self.push()
-        self._write()
-
-    def on_batch(self, epoch, step, loss):
-        self.progress.on_batch(epoch, step, loss)
-        if time.monotonic() - self._last_push >= PUSH_SECONDS:
-            self.push()
-        if time.monotonic() - self._last_write >= job_records.FLUSH_SECONDS:
-            self._write()
-
-    def on_epoch(self, epoch, metrics, seconds):
-        self.progress.on_epoch(epoch, metrics, seconds)
-        self.push()
-        self._write()
-
-    def push(self) -> None:
-        self._last_push = time.monotonic()
-        self.dispatcher.report.remote(self.job_id, self.progress.snapshot())  # no reply to wait for
-
-    def _write(self) -> None:
-        self._last_write = time.monotonic()
-        if job_records.worker_report(self.job_id, self.progress):
-            self.stop_event.set()
+    shipped = {path.stem: path.read_bytes() for path in config.TRAINED_DIR.glob("*.keras")}
+    return worker.Dispatcher.options(name=name, namespace=NAMESPACE, lifetime="detached",
+                                     get_if_exists=True).remote(mnist, usps, pen, shipped)

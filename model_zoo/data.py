@@ -2,7 +2,7 @@
 
 Every reader returns images as `(N, 28, 28)` uint8, white digit on black (the
 MNIST convention), and labels as `(N,)` uint8 in 0..9, checked by one helper,
-`_check_digits`. `to_float` turns images into the model contract's input.
+`check_digits`. `to_float` turns images into the model contract's input.
 
 MNIST is found in this order: an explicit path (argument or `MNIST_PATH`),
 `data/mnist.npz` in the project, the Keras cache, then a Keras download.
@@ -29,10 +29,8 @@ from typing import Literal, TextIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# Temporary folders of jobs, saves and fine-tuning starts: a killed process leaves them, and
-# store.remove_leftovers finds them by this prefix.
-SCRATCH_PREFIX = "digit_zoo_scratch_"
+from model_zoo import config
+
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")  # the Keras mnist.npz layout
 SIDE = 28  # images are SIDE x SIDE
@@ -102,7 +100,7 @@ def find_mnist(path: str | os.PathLike | None = None) -> Path:
     explicit = _explicit_file("MNIST", path, "MNIST_PATH")
     if explicit is not None:
         return explicit
-    candidates = [PROJECT_ROOT / "data" / "mnist.npz", *_keras_cache_files()]
+    candidates = [config.PROJECT_ROOT / "data" / "mnist.npz", *_keras_cache_files()]
     for p in candidates:
         if p.is_file():
             return p
@@ -113,7 +111,7 @@ def find_mnist(path: str | os.PathLike | None = None) -> Path:
     except Exception as err:  # noqa: BLE001
         looked = ", ".join(str(p) for p in candidates)
         raise DataNotFoundError(
-            f"MNIST not found. Put mnist.npz in {PROJECT_ROOT / 'data'}/ or set "
+            f"MNIST not found. Put mnist.npz in {config.PROJECT_ROOT / 'data'}/ or set "
             f"MNIST_PATH=/path/to/mnist.npz (looked in: {looked}; "
             f"Keras download failed: {type(err).__name__}: {err})"
         ) from err
@@ -143,7 +141,7 @@ def usps_available() -> bool:
 
 def _usps_defaults() -> list[Path]:
     return [
-        PROJECT_ROOT / "data" / "usps.npz",
+        config.PROJECT_ROOT / "data" / "usps.npz",
     ]
 
 
@@ -151,7 +149,7 @@ PEN_FILE = "unipen_pen.json.gz"
 
 
 def _pen_defaults() -> list[Path]:
-    return [PROJECT_ROOT / "data" / PEN_FILE, PROJECT_ROOT.parent / "shared" / "data" / PEN_FILE]
+    return [config.PROJECT_ROOT / "data" / PEN_FILE, config.PROJECT_ROOT.parent / "shared" / "data" / PEN_FILE]
 
 
 def find_pen_digits(path: str | os.PathLike | None = None) -> Path | None:
@@ -187,7 +185,7 @@ def _whole_0_to(a: np.ndarray, top: int) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def _check_digits(
+def check_digits(
     x: np.ndarray, y: np.ndarray | None, source: str, first_line: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate images (and labels, if any) and return them as uint8.
@@ -281,8 +279,8 @@ def _read_npz(path: str | os.PathLike, fix: str) -> tuple[Split, Split]:
             a = {k: archive[k] for k in NPZ_KEYS}
         except _NPZ_ERRORS as err:
             raise _damaged(p, err, fix) from err
-    train = _check_digits(a["x_train"], a["y_train"], f"{p} (x_train, y_train)")
-    test = _check_digits(a["x_test"], a["y_test"], f"{p} (x_test, y_test)")
+    train = check_digits(a["x_train"], a["y_train"], f"{p} (x_train, y_train)")
+    test = check_digits(a["x_test"], a["y_test"], f"{p} (x_test, y_test)")
     return train, test  # type: ignore[return-value]  # npz always has labels
 
 
@@ -304,7 +302,7 @@ def load_usps(path: str | os.PathLike | None = None) -> tuple[Split, Split]:
     if found is None:
         looked = ", ".join(str(p) for p in _usps_defaults())
         raise DataNotFoundError(
-            f"USPS not found. Put usps.npz in {PROJECT_ROOT / 'data'}/ or set "
+            f"USPS not found. Put usps.npz in {config.PROJECT_ROOT / 'data'}/ or set "
             f"USPS_PATH=/path/to/usps.npz (looked in: {looked})"
         )
     return _read_npz(found, "Point USPS_PATH at a good copy.")
@@ -391,7 +389,7 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
         raise DataError(f"{p} has a header but no rows; expected one digit per line")
     x = rows[:, first_pixel:].reshape(-1, SIDE, SIDE)  # (N, 28, 28)
     y = rows[:, 0] if first_pixel else None
-    return _check_digits(x, y, str(p), first_line=2)
+    return check_digits(x, y, str(p), first_line=2)
 
 
 def load_training_digits(path: str | os.PathLike) -> Split:
@@ -419,7 +417,7 @@ def load_training_digits(path: str | os.PathLike) -> Split:
     return x, y
 
 
-def _png_to_grey(img: Image.Image) -> np.ndarray:
+def png_to_grey(img: Image.Image) -> np.ndarray:
     """Any PNG mode → (28, 28) uint8 white on black.
 
     Ink may be in the colours (white on black, or on transparent) or only in the
@@ -442,7 +440,7 @@ def _read_png(png: Path, where: str) -> np.ndarray:
                 raise DataError(
                     f"{png} is {img.width}x{img.height} pixels, expected 28x28 ({where})"
                 )
-            return _png_to_grey(img)
+            return png_to_grey(img)
     except FileNotFoundError:
         raise DataNotFoundError(
             f"{png} not found ({where}). Put the PNGs in {png.parent} or pass images_dir."
@@ -509,7 +507,7 @@ def load_analytics_vidhya(
     x = np.empty((len(rows), SIDE, SIDE), np.uint8)  # (N, 28, 28) white on black
     for i, (line, row) in enumerate(rows):
         x[i] = _read_png(folder / row[0], f"{p.name} line {line}")
-    return _check_digits(x, y, str(p), first_line=2)
+    return check_digits(x, y, str(p), first_line=2)
 
 
 # ---------------------------------------------------------------- pen strokes
@@ -596,7 +594,7 @@ def load_pen_digits(path: str | os.PathLike | None = None) -> list[PenDigit]:
     if found is None:
         looked = ", ".join(str(p) for p in _pen_defaults())
         raise DataNotFoundError(
-            f"UNIPEN pen strokes not found. Put {PEN_FILE} in {PROJECT_ROOT / 'data'}/ or set "
+            f"UNIPEN pen strokes not found. Put {PEN_FILE} in {config.PROJECT_ROOT / 'data'}/ or set "
             f"UNIPEN_PATH=/path/to/{PEN_FILE} (looked in: {looked})")
     p = _require_file(found)
     fix = f"Point UNIPEN_PATH at a good copy of {PEN_FILE}."

@@ -24,7 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from model_zoo.data import PROJECT_ROOT
+from model_zoo.config import PROJECT_ROOT
 
 URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import augment, data, inference, store, strokes
+from model_zoo import augment, data, inference, model_files, store, strokes
 
 BATCH_SIZE = 1000
 CHUNK = 10_000  # digits converted to float32 at a time (the distorted sets are kept as uint8)
@@ -431,18 +431,18 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
     written into the record with ``store.update_record``, otherwise they are
     only in the returned entry. By default a user version keeps them in its
     record, and a shipped record is left as ``scripts.train_zoo`` wrote it
-    (``scripts.evaluate --update-records`` asks with ``save=True``). ``model`` defaults to loading ``entry.path``;
+    (``scripts.evaluate --update-records`` asks with ``save=True``). ``model`` defaults to loading ``entry.model_file()``;
     ``mnist`` to the MNIST test set (``x_test``, ``y_test``). USPS accuracy
     is computed when ``with_usps``, by default when the USPS file is found. Raises
     ``data.DataError`` when MNIST is needed but not found and
-    ``store.ModelFileError`` for a damaged model.
+    ``model_files.ModelFileError`` for a damaged model.
     """
     if with_usps is None:
         with_usps = data.find_usps(usps_path) is not None
     fields = missing_fields(entry, usps=with_usps, recompute=recompute)
     if not fields:
         return entry
-    model = model if model is not None else store.read_model(entry.path)
+    model = model if model is not None else model_files.read_model(entry.model_file())
     computed = evaluate_fields(model, fields, mnist=mnist, usps_path=usps_path)
     if save if save is not None else not entry.shipped:
         return store.update_record(entry, **computed)

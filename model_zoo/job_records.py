@@ -18,7 +18,7 @@ import time
 
 import sqlalchemy as sa
 
-from model_zoo import db, store, training
+from model_zoo import db, model_files, store, training
 from model_zoo.training import TrainingSettings
 
 MAX_CURVE_POINTS = 600  # per-batch points kept for the live chart
@@ -109,23 +109,23 @@ class JobProgress(training.TrainingProgress):
                     "seconds": round(seconds, 3)}
 
 
-def worker_started(job_id: str) -> bool:
+def worker_started(job_id: str, database: str) -> bool:
     """Claim a queued job for this worker; False if it left the queue meanwhile."""
     now = time.time()
-    with db.engine().begin() as connection:
+    with db.engine(database).begin() as connection:
         return bool(connection.execute(db.jobs.update().where(
             db.jobs.c.id == job_id, db.jobs.c.state == JobState.QUEUED.value).values(
             state=JobState.RUNNING.value, phase="loading the digits and building the model",
             worker=f"{socket.gethostname()}:{os.getpid()}", started_at=now, heartbeat_at=now)).rowcount)
 
 
-def worker_report(job_id: str, progress: JobProgress | None) -> bool:
+def worker_report(job_id: str, progress: JobProgress | None, database: str) -> bool:
     """Write progress (or only a heartbeat); True if the job's owner asked it to stop."""
     values: dict = {"heartbeat_at": time.time()}
     if progress is not None:
         snapshot = progress.snapshot()
         values |= {"progress": snapshot, "phase": snapshot["phase"]}
-    with db.engine().begin() as connection:
+    with db.engine(database).begin() as connection:
         connection.execute(db.jobs.update().where(db.jobs.c.id == job_id,
                                                   db.jobs.c.state == JobState.RUNNING.value)
                            .values(**values))
@@ -133,19 +133,18 @@ def worker_report(job_id: str, progress: JobProgress | None) -> bool:
                                        .where(db.jobs.c.id == job_id)).scalar())
 
 
-def worker_finished(job_id: str, progress: JobProgress, result: training.TrainingResult,
-                    tensorboard_dir, trained_in: str) -> None:
+def worker_finished(job_id: str, progress: JobProgress, result: training.TrainingResult, tensorboard_dir, *,
+                    trained_in: str, owner: str, requested_name: str, database: str) -> None:
     """Record the end of a run: a finished one becomes a version, a stopped one waits."""
-    owner, requested_name = _names(job_id)  # read first: a second connection inside the transaction would wait for it
     record = store.result_record(result, trained_in=trained_in, extra={"job": job_id, "owner": owner})
-    content = store.model_bytes(result.model)
-    logs = store.zip_folder(tensorboard_dir)
+    content = model_files.model_bytes(result.model)
+    logs = model_files.zip_folder(tensorboard_dir)
     common = dict(progress=progress.snapshot(), ended_at=time.time(), heartbeat_at=time.time(),
                   test_accuracy=result.test_accuracy, stopped_early=result.stopped_early)
     running = (db.jobs.c.id == job_id) & (db.jobs.c.state == JobState.RUNNING.value)
     if not result.stopped_early:
         try:
-            with db.engine().begin() as connection:
+            with db.engine(database).begin() as connection:
                 entry = store.insert_version(connection, requested_name, record, content, logs)
                 connection.execute(db.jobs.update().where(running).values(
                     state=JobState.SAVED.value, phase=f"saved as {entry.name}", saved_name=entry.name,
@@ -156,7 +155,7 @@ def worker_finished(job_id: str, progress: JobProgress, result: training.Trainin
                         error=f"Training finished, but saving failed: {error}")
     else:
         keep = dict(state=JobState.STOPPED.value, phase="stopped: save or discard what it learned")
-    with db.engine().begin() as connection:
+    with db.engine(database).begin() as connection:
         connection.execute(db.jobs.update().where(running).values(
             result_record=record, result_model=content, result_tensorboard=logs, **keep, **common))
 
@@ -169,28 +168,20 @@ def worker_lost(job_id: str, reason: str, database: str) -> None:
                                    error=f"Lost: {reason}. Start it again."))
 
 
-def worker_failed(job_id: str, progress: JobProgress | None, error: BaseException) -> None:
+def worker_failed(job_id: str, progress: JobProgress | None, error: BaseException, database: str) -> None:
     snapshot = progress.snapshot() if progress is not None else None
     end(job_id, JobState.FAILED, phase="failed", error=f"{type(error).__name__}: {error}",
-        only_from=[JobState.RUNNING.value], progress=snapshot)
+        only_from=[JobState.RUNNING.value], progress=snapshot, database=database)
 
 
 def end(job_id: str, state: JobState, *, phase: str, error: str = "",
-        only_from: list[str] | None = None, **values) -> bool:
+        only_from: list[str] | None = None, database: str | None = None, **values) -> bool:
     """Move a job to an ended state if it is still in one of ``only_from``; True if it was."""
     condition = db.jobs.c.id == job_id
     if only_from is not None:
         condition &= db.jobs.c.state.in_(only_from)
     values = {k: v for k, v in values.items() if v is not None}
-    with db.engine().begin() as connection:
+    with db.engine(database).begin() as connection:
         return bool(connection.execute(db.jobs.update().where(condition).values(
             state=state.value, phase=phase, error=error, ended_at=time.time(),
             result_model=None, result_tensorboard=None, **values)).rowcount)
-
-
-def _names(job_id: str) -> tuple[str, str]:
-    """The job's (owner, requested version name)."""
-    with db.engine().connect() as connection:
-        row = connection.execute(sa.select(db.jobs.c.owner, db.jobs.c.requested_name)
-                                 .where(db.jobs.c.id == job_id)).first()
-    return (row.owner, row.requested_name) if row is not None else ("", "")

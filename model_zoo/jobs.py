@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from model_zoo import db, job_records, store, training
+from model_zoo import config, db, housekeeping, job_records, store
 from model_zoo.job_records import ACTIVE, UNDECIDED, JobState
 from model_zoo.training import TrainingLimits, TrainingSettings
 
@@ -130,7 +130,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
     limits = limits or TrainingLimits.from_env()
     settings.validate(limits)
     maximum = max_active_jobs()
-    if problem := store.storage_problem():
+    if problem := housekeeping.storage_problem():
         raise JobError(f"Training cannot start: {problem}. Tell the teacher; nothing was queued.")
     try:
         connection_info = cluster.connect()
@@ -145,7 +145,7 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
         raise JobError("Training cannot start: the database refuses to record the job (read-only, or "
                        "its disk is full). Tell the teacher; nothing was queued.") from None
     try:
-        cluster.start_job(job_id, settings, limits, trained_in)
+        cluster.start_job(job_id, settings, limits, trained_in=trained_in, owner=owner, requested_name=name)
     except Exception as error:  # the row must not stay queued for a job Ray never got
         job_records.end(job_id, JobState.FAILED, phase="not started",
                         error=f"Could not start on Ray: {error}")
@@ -304,7 +304,46 @@ def discard(job_id: str, *, key: str | None = None, teacher: bool = False) -> No
 
 def max_active_jobs() -> int:
     """The teacher's cap on jobs waiting or training at once (``DIGIT_ZOO_MAX_ACTIVE_JOBS``)."""
-    return training.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
+    return config.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
+
+
+# ------------------------------------------------------------------ the cluster, as the page sees it
+
+
+def training_slots() -> int:
+    """Training slots of a local Ray instance (``DIGIT_ZOO_TRAINING_SLOTS``); SettingsError if misconfigured."""
+    from model_zoo import cluster
+
+    return cluster.training_slots()
+
+
+def prepare_cluster() -> None:
+    """Start Ray in the background while the learner fills in the form, so the first job need not wait."""
+    from model_zoo import cluster
+
+    cluster.connect_in_background()  # one attempt per server at a time; a failed one is retried later
+
+
+def cluster_ready() -> bool:
+    """Whether Ray is up in this server process."""
+    from model_zoo import cluster
+
+    return cluster.connected() is not None
+
+
+def cluster_problem() -> str | None:
+    """Why training is unavailable now, in a learner's words; None while Ray is up or still starting."""
+    from model_zoo import cluster
+
+    return cluster.problem()
+
+
+def capacity() -> str | None:
+    """The cluster's training capacity in words ("2 training slots on 1 Ray node"); None before Ray starts."""
+    from model_zoo import cluster
+
+    found = cluster.capacity()
+    return str(found) if found is not None else None
 
 
 # ------------------------------------------------------------------ reading rows

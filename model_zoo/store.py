@@ -15,17 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib.metadata
-import io
-import json
 import logging
 import os
 import re
-import shutil
 import socket
 import sys
-import tempfile
-import time
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,18 +27,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from model_zoo import architectures, data, db, inference
+from model_zoo import architectures, config, db, model_files
 from model_zoo.training import TrainingResult
 
 LOG = logging.getLogger(__name__)
-TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 NAME_PATTERN = re.compile(r"[^A-Za-z0-9_.@-]+")
 MAX_NAME_LENGTH = 64
-MODEL_CACHE = Path(tempfile.gettempdir()) / "digit_zoo_models"  # versions' bytes as files, by hash
-
-
-class ModelFileError(ValueError):
-    """A model or record that cannot be read."""
 
 
 class VersionError(ValueError):
@@ -69,9 +57,9 @@ class ZooEntry:
     def test_accuracy(self) -> float:
         return self.record["test_accuracy"]
 
-    @property
-    def path(self) -> Path:
-        """A ``.keras`` file of this model (a version's bytes are written out once, by hash)."""
+    def model_file(self) -> Path:
+        """A ``.keras`` file of this model: a version's bytes are read from the database and written out
+        once, by hash, into the model cache."""
         return self.file if self.file is not None else _materialise(self.name, self.sha256)
 
     @property
@@ -92,26 +80,6 @@ class ZooEntry:
         if not self.shipped:
             return f"your version of {self.arch.name}"
         return "tutorial" if self.arch.in_tutorial else "beyond the tutorial"
-
-    @property
-    def tag(self) -> str:
-        """A few words for a model that is not one of the tutorial's seven, else ""."""
-        return "" if self.origin == "tutorial" else self.origin
-
-    @property
-    def note(self) -> str | None:
-        """One line for a model that is not one of the tutorial's seven, else None."""
-        if not self.shipped:
-            return f"{self.name} is your version of {self.arch.name}, trained in the app."
-        if not self.arch.in_tutorial:
-            return self.arch.lesson or f"{self.name} goes beyond the tutorial."
-        return None
-
-    @property
-    def label(self) -> str:
-        """How pickers show it: name, test accuracy, and where it comes from."""
-        tag = f" · {self.tag}" if self.tag else ""
-        return f"{self.name} ({self.test_accuracy:.2%}{tag})"
 
     def with_record(self, record: dict) -> ZooEntry:
         return ZooEntry(self.name, record, self.shipped, self.file, self.sha256)
@@ -150,8 +118,8 @@ def scan() -> ZooListing:
     with db.engine().connect() as connection:
         for name, record, sha256 in connection.execute(query):
             try:
-                listing.entries.append(ZooEntry(name, _checked_record(record), False, sha256=sha256))
-            except ModelFileError as error:
+                listing.entries.append(ZooEntry(name, model_files.checked_record(record), False, sha256=sha256))
+            except model_files.ModelFileError as error:
                 listing.problems.append(f"Skipped version {name}: {error}")
     return listing
 
@@ -160,12 +128,12 @@ def scan_shipped() -> ZooListing:
     """The shipped models, in registry order."""
     problems: list[str] = []
     shipped = []
-    for model_path in sorted(TRAINED_DIR.glob("*.keras")):
+    for model_path in sorted(config.TRAINED_DIR.glob("*.keras")):
         if model_path.name.startswith("."):  # a save in progress
             continue
         try:
-            record = _checked_record(read_record(model_path.with_suffix(".json")))
-        except ModelFileError as error:
+            record = model_files.checked_record(model_files.read_record(model_path.with_suffix(".json")))
+        except model_files.ModelFileError as error:
             problems.append(f"Skipped {model_path.name}: {error}")
             continue
         shipped.append(ZooEntry(model_path.stem, record, True, file=model_path))
@@ -174,115 +142,18 @@ def scan_shipped() -> ZooListing:
     return ZooListing(shipped, problems)
 
 
-def _checked_record(record) -> dict:
-    """The record if the zoo can list it, else ModelFileError saying what is wrong."""
-    if not isinstance(record, dict):
-        raise ModelFileError("its record is not a JSON object")
-    try:
-        architectures.get(record.get("arch"))
-    except architectures.UnknownModelError as error:
-        raise ModelFileError(f"its record names no known architecture ({error})") from None
-    try:
-        accuracy = float(record.get("test_accuracy"))
-    except (TypeError, ValueError):
-        raise ModelFileError("its record has no test accuracy") from None
-    return record | {"test_accuracy": accuracy}
-
-
-def read_record(path: Path) -> dict:
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelFileError(f"no record {path.name} beside the model") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"record {path} is damaged ({error})") from None
-    if not isinstance(record, dict):
-        raise ModelFileError(f"record {path} is damaged (expected a JSON object)")
-    return record
-
-
-# ------------------------------------------------------------------ loading
-
-
-def read_model(path: str | os.PathLike) -> inference.FastModel:
-    """The model for the pages: read straight from its ``.keras`` archive, no TensorFlow, contract checked.
-
-    Refuses layers the app does not run (a Lambda's code, custom or unknown
-    layers) as Keras's safe_mode does, and names the file, never its folder
-    (users read the message).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"Model file not found: {path.name}")
-    try:
-        model = inference.read_archive(path)
-    except inference.UnsupportedLayerError as error:
-        raise ModelFileError(f"{path.name} is refused: {error}.") from None
-    except inference.ArchiveError as error:
-        raise ModelFileError(f"Model file is damaged: {path.name} ({error}). Delete it, or train it again.") \
-            from None
-    if problem := _contract(model.input_shape, model.output_shape):
-        raise ModelFileError(f"{path.name} {problem}.")
-    return model
-
-
-def load_model(path: str | os.PathLike):
-    """The Keras model (for training and scripts): ``keras.models.load_model`` with safe_mode on,
-    one clear error for bad files, the contract checked. Imports TensorFlow: pages use ``read_model``."""
-    import keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"Model file not found: {path.name}")
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    # Keras reports damage as any of these (docs/facts.md); all mean the same to a user.
-    except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, TypeError) as error:
-        if "Lambda" in str(error):  # safe_mode's refusal to deserialise Python code
-            raise ModelFileError(f"{path.name} is refused: {inference.CONTAINS_CODE}.") from None
-        reason = str(error).replace(str(path.parent), "…")[:200]
-        raise ModelFileError(f"Model file is damaged: {path.name} ({type(error).__name__}: {reason}). "
-                             "Delete it, or train it again.") from None
-    if problem := _contract(tuple(model.input_shape[1:]), tuple(model.output_shape[1:])):
-        raise ModelFileError(f"{path.name} {problem}.")
-    return model
-
-
-def contract_problem(path: str | os.PathLike) -> str | None:
-    """Why a model file cannot serve the zoo, read from its config without its weights; None if it may.
-
-    Milliseconds, so every listed model is checked before a picker offers it;
-    ``read_model`` checks the weights too.
-    """
-    try:
-        model_plan = inference.plan(inference.read_config(path))
-    except inference.UnsupportedLayerError as error:
-        return f"refused: {error}"
-    except inference.ArchiveError as error:
-        return f"damaged: {error}"
-    return _contract(model_plan.input_shape, model_plan.output_shape)
-
-
-def _contract(takes: tuple, gives: tuple) -> str | None:
-    """Every zoo model takes (N, 28, 28) and gives (N, 10): anything else would be misread."""
-    if takes != architectures.INPUT_SHAPE or gives != (architectures.NUM_CLASSES,):
-        return (f"does not fit the zoo: it takes {takes} and gives {gives}, where every zoo model takes "
-                f"{architectures.INPUT_SHAPE} digits and gives {architectures.NUM_CLASSES} probabilities")
-    return None
-
-
 def _materialise(name: str, sha256: str) -> Path:
     """The version's bytes as a ``.keras`` file (load_model wants a path), written once."""
-    target = MODEL_CACHE / f"{sha256}.keras"
+    target = config.MODEL_CACHE / f"{sha256}.keras"
     if target.is_file():
         return target
     with db.engine().connect() as connection:
         content = connection.execute(sa.select(db.versions.c.model)
                                      .where(db.versions.c.name == name)).scalar()
     if content is None:
-        raise ModelFileError(f"Version {name} is no longer in the database (deleted?).")
-    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
-    _write_atomically(target, content)
+        raise model_files.ModelFileError(f"Version {name} is no longer in the database (deleted?).")
+    config.MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    model_files.write_atomically(target, content)
     return target
 
 
@@ -307,7 +178,7 @@ def save_result(result: TrainingResult, *, name: str = "", trained_in: str,
     record = result_record(result, trained_in=trained_in, extra=extra)
     if shipped_dir is not None:
         return save_shipped(result.model, record, shipped_dir, name or result.settings.arch)
-    content, logs = model_bytes(result.model), zip_folder(tensorboard_dir)  # slow: before the transaction
+    content, logs = model_files.model_bytes(result.model), model_files.zip_folder(tensorboard_dir)  # slow: before the transaction
     with db.engine().begin() as connection:
         return insert_version(connection, name, record, content, logs)
 
@@ -329,9 +200,9 @@ def save_shipped(model, record: dict, folder: Path, name: str) -> ZooEntry:
     folder.mkdir(parents=True, exist_ok=True)
     record = _file_facts(record, model.count_params(), name)
     target = folder / f"{name}.keras"
-    _write_atomically(target, model_bytes(model))
-    write_record(target.with_suffix(".json"), record)
-    return ZooEntry(name, record, shipped=folder.resolve() == TRAINED_DIR, file=target)
+    model_files.write_atomically(target, model_files.model_bytes(model))
+    model_files.write_record(target.with_suffix(".json"), record)
+    return ZooEntry(name, record, shipped=folder.resolve() == config.TRAINED_DIR, file=target)
 
 
 def insert_version(connection: sa.Connection, requested_name: str, record: dict, content: bytes,
@@ -354,7 +225,7 @@ def insert_version(connection: sa.Connection, requested_name: str, record: dict,
                 connection.execute(db.versions.insert().values(
                     name=name, arch=named["arch"], created=named["created"], record=named,
                     model=content, model_sha256=sha256, tensorboard=tensorboard, owner_key=owner_key))
-            return ZooEntry(name, _checked_record(named), False, sha256=sha256)
+            return ZooEntry(name, model_files.checked_record(named), False, sha256=sha256)
         except sa.exc.IntegrityError:  # saved by someone else a moment ago
             taken.add(name)
     raise VersionError(f"No free name near {base!r}: choose another version name.")
@@ -372,7 +243,7 @@ def _candidates(base: str):
 
 def _taken_names(connection: sa.Connection, base: str) -> set[str]:
     """Names a new version cannot have: the registry's, shipped files', and versions like ``base``."""
-    taken = set(architectures.ZOO) | {p.stem for p in TRAINED_DIR.glob("*.keras")}
+    taken = set(architectures.ZOO) | {p.stem for p in config.TRAINED_DIR.glob("*.keras")}
     like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     query = sa.select(db.versions.c.name).where(db.versions.c.name.like(like, escape="\\"))
     return taken | set(connection.execute(query).scalars())
@@ -403,41 +274,12 @@ def update_record(entry: ZooEntry, **fields) -> ZooEntry:
     """Add computed results (USPS accuracy, robustness curves…) to a model's record."""
     record = entry.record | fields
     if entry.record_path is not None:
-        write_record(entry.record_path, record)
+        model_files.write_record(entry.record_path, record)
     else:
         with db.engine().begin() as connection:
             connection.execute(db.versions.update().where(db.versions.c.name == entry.name)
                                .values(record=record))
     return entry.with_record(record)
-
-
-def write_record(path: Path, record: dict) -> None:
-    _write_atomically(path, json.dumps(record, indent=1).encode())
-
-
-# ------------------------------------------------------------------ bytes
-
-
-def model_bytes(model) -> bytes:
-    """The ``.keras`` file of an inference copy: the same layers and weights, no optimizer."""
-    copy = type(model).from_config(model.get_config())  # clone_model and to_json keep the optimizer
-    copy.set_weights(model.get_weights())
-    with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}save_") as folder:
-        path = Path(folder) / "model.keras"  # save wants a name ending in .keras
-        copy.save(path)
-        return path.read_bytes()
-
-
-def zip_folder(folder: str | os.PathLike | None) -> bytes | None:
-    """A folder (TensorBoard logs) as zip bytes; None when there is none."""
-    if folder is None or not Path(folder).is_dir():
-        return None
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(Path(folder).rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder))
-    return buffer.getvalue()
 
 
 def _file_facts(record: dict, params: int, name: str) -> dict:
@@ -449,67 +291,3 @@ def _file_facts(record: dict, params: int, name: str) -> dict:
         "versions": {"python": sys.version.split()[0], "keras": importlib.metadata.version("keras"),
                      "tensorflow": importlib.metadata.version("tensorflow-cpu")},
     }
-
-
-MIN_FREE_BYTES = 200 * 2**20  # a job's logs and a version's bytes take a few MB; less room is a full disk
-
-
-def storage_problem() -> str | None:
-    """Why a job could not keep what it makes here (no room, nothing writable); None if it can.
-
-    Checked before a job is queued, so a full or read-only disk is one clear
-    message instead of a job failing with TensorFlow's words at its end. The
-    reason names no folder (learners read it); the log does.
-    """
-    places = {"the server's temporary folder": Path(tempfile.gettempdir())}
-    if (database := db.sqlite_file()) is not None:
-        places["the database's folder"] = database.parent
-    for what, folder in places.items():
-        try:
-            with tempfile.TemporaryDirectory(prefix=data.SCRATCH_PREFIX, dir=folder):
-                pass
-            free = shutil.disk_usage(folder).free
-        except OSError as error:
-            LOG.error("Cannot write in %s: %s", folder, error)
-            return f"nothing can be written in {what} (read-only?)"
-        if free < MIN_FREE_BYTES:
-            LOG.error("%s has %d MB free", folder, free // 2**20)
-            return f"{what} has {free // 2**20} MB free, and a job needs {MIN_FREE_BYTES // 2**20} MB"
-    return None
-
-
-LEFTOVER_SECONDS = 24 * 3600  # longer than any job runs: older scratch is from a killed process
-
-
-def remove_leftovers() -> list[Path]:
-    """Delete what a killed process left: half-written hidden files, jobs' and saves' scratch folders.
-
-    Only things older than ``LEFTOVER_SECONDS``, so another process's work in
-    progress is never touched. Returns what was removed.
-    """
-    now = time.time()
-    candidates = [*TRAINED_DIR.glob(".*"), *MODEL_CACHE.glob(".*"),
-                  *Path(tempfile.gettempdir()).glob(f"{data.SCRATCH_PREFIX}*")]
-    removed = []
-    for path in candidates:
-        try:
-            if now - path.lstat().st_mtime < LEFTOVER_SECONDS:
-                continue
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-        except OSError:  # gone meanwhile, or not ours to delete
-            continue
-        removed.append(path)
-    return removed
-
-
-def _write_atomically(target: Path, content: bytes) -> None:
-    """Write beside the target under a hidden name, then rename: readers see old or new, never half."""
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix,
-                                     delete=False) as handle:
-        temporary = Path(handle.name)
-    try:
-        temporary.write_bytes(content)
-        temporary.chmod(0o644)  # NamedTemporaryFile makes it private
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -40,12 +40,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from model_zoo import data, preprocess
+from model_zoo import config, data, preprocess
 
 CANVAS = 280  # the app's canvas side in pixels (ui.CANVAS_SIZE)
 DEFAULT_PEN = 12  # the app's default pen width (ui.DEFAULT_STROKE_WIDTH)
 PEN_RANGE = (6, 50)  # the app's pen slider
-CACHE_DIR = data.PROJECT_ROOT / "data" / "strokes"
+CACHE_DIR = config.PROJECT_ROOT / "data" / "strokes"
 # Bump when the rendering changes: cached renderings of an older version are not reused.
 # 2: a traced digit's sway is centred on its varied paths (on_canvas), not its traced ones.
 VERSION = 2

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model_zoo import architectures, augment, data
+from model_zoo import architectures, augment, config, data
+from model_zoo.config import SettingsError, whole_number_from_env
 
 if TYPE_CHECKING:
     import keras
@@ -32,24 +33,6 @@ SMOOTHING = 0.9  # exponential moving average of the per-batch loss, as TensorBo
 # Each pen-stroke digit of a train writer is drawn this many times, each by its own varied hand
 # (strokes.PEN_TRAINING_HAND): 28,288 images from UNIPEN's 88 train writers, a sixth of cnn_robust's finish.
 PEN_RENDERS = 4
-
-
-class SettingsError(ValueError):
-    """A training setting outside what this server allows."""
-
-
-def whole_number_from_env(variable: str, default: int, minimum: int = 1) -> int:
-    """A server setting from the environment; SettingsError names the variable if it is not usable."""
-    text = os.environ.get(variable, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{variable}={text!r} is not a whole number.") from None
-    if value < minimum:
-        raise SettingsError(f"{variable} must be at least {minimum}, got {value}.")
-    return value
 
 
 @dataclass(frozen=True)
@@ -276,7 +259,7 @@ class _Reporter:
                                               on_epoch_end=self.on_epoch_end)
 
 
-def _split(x, y, settings: TrainingSettings):
+def split_train_validation(x, y, settings: TrainingSettings):
     """A seeded subset of the training digits, split into train and validation."""
     order = np.random.default_rng(settings.seed).permutation(len(x))[:settings.train_size]
     n_val = max(1, round(len(order) * settings.val_fraction))
@@ -297,34 +280,40 @@ def _optimizer(settings: TrainingSettings, total_steps: int) -> keras.optimizers
     return keras.optimizers.Adam(rate)
 
 
-def train(settings: TrainingSettings, *, mnist=None, usps=None, pen=None, class_set=None,
-          shipped: bytes | None = None,
+def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], usps=None, pen=None,
+          class_set=None, shipped: bytes | None = None,
           progress: TrainingProgress | None = None, stop: threading.Event | None = None,
           limits: TrainingLimits | None = None, tensorboard_dir: str | os.PathLike | None = None) -> TrainingResult:
-    """Train one model on MNIST and score it on the test set.
+    """Train one model on the digits given, and score it on MNIST's test set.
 
-    ``mnist`` is ``((x_train, y_train), (x_test, y_test))`` as from
-    ``data.load_mnist`` (loaded here when omitted); ``usps`` likewise from
-    ``data.load_usps``, used only with ``settings.usps`` (its test digits never
-    are). ``pen`` is the list from ``data.load_pen_digits`` (read here when
-    omitted), used only with ``settings.unipen``: its train writers' digits are
-    trained on, its validation writers' give ``pen_val_accuracy`` each epoch,
-    its test writers' are never touched. ``class_set`` is ``((x_train, y_train), (x_held_out, y_held_out))``
-    as from ``class_digits.split_arrays(settings.class_digits)`` (read here
-    when omitted), and ``shipped`` the shipped model of ``settings.arch`` as
-    ``.keras`` bytes (read from model_zoo/trained when omitted): fine-tuning
-    starts from it, and it is the "before" of the class's held-out accuracy.
-    A set ``stop`` event ends training after the current batch; the partly
-    trained model is returned.
+    The caller hands over everything trained on (``training_inputs.gather``
+    reads it for a job): ``mnist`` is ``((x_train, y_train), (x_test, y_test))``
+    as from ``data.load_mnist``; ``usps`` likewise from ``data.load_usps``,
+    needed with ``settings.usps`` (its test digits are never used); ``pen`` the
+    list from ``data.load_pen_digits``, needed with ``settings.unipen``: its
+    train writers' digits are trained on, its validation writers' give
+    ``pen_val_accuracy`` each epoch, its test writers' are never touched;
+    ``class_set`` is ``((x_train, y_train), (x_held_out, y_held_out))``,
+    needed with ``settings.class_digits``; and ``shipped`` the shipped model of
+    ``settings.arch`` as ``.keras`` bytes, needed with ``settings.fine_tune``:
+    fine-tuning starts from it, and it is the "before" of the class's held-out
+    accuracy. A set ``stop`` event ends training after the current batch; the
+    partly trained model is returned.
     """
+    missing = [name for name, asked, given in (("usps", settings.usps, usps), ("pen", settings.unipen, pen),
+                                               ("class_set", settings.class_digits, class_set),
+                                               ("shipped", settings.fine_tune, shipped))
+               if asked and given is None]
+    if missing:
+        raise TypeError(f"train() needs {', '.join(missing)} for these settings (training_inputs.gather reads them).")
     import keras
 
     settings.validate(limits)
     progress = progress or TrainingProgress()
-    (x_all, y_all), (x_test, y_test) = mnist if mnist is not None else data.load_mnist()
-    (x_train, y_train), (x_val, y_val) = _split(x_all, y_all, settings)
+    (x_all, y_all), (x_test, y_test) = mnist
+    (x_train, y_train), (x_val, y_val) = split_train_validation(x_all, y_all, settings)
     if settings.usps:
-        (x_usps, y_usps), _ = usps if usps is not None else data.load_usps()
+        (x_usps, y_usps), _ = usps
         x_all, y_all = np.concatenate([x_all, x_usps]), np.concatenate([y_all, y_usps])
         x_train, y_train = np.concatenate([x_train, x_usps]), np.concatenate([y_train, y_usps])
     if settings.strokes:
@@ -346,17 +335,13 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, pen=None, class_
     if settings.unipen:
         from model_zoo import strokes  # training-time only, as above
 
-        pen_parts = data.pen_split(pen if pen is not None else data.load_pen_digits())
+        pen_parts = data.pen_split(pen)
         x_pen, y_pen = strokes.pen_digit_images(pen_parts["train"], seed=settings.seed, renders=PEN_RENDERS,
                                                 hand=strokes.PEN_TRAINING_HAND, cache=True)
         x_pen_val, y_pen_val = strokes.pen_digit_images(pen_parts["validation"], seed=settings.seed, cache=True)
         x_all, y_all = np.concatenate([x_all, x_pen, x_pen_val]), np.concatenate([y_all, y_pen, y_pen_val])
         x_train, y_train = np.concatenate([x_train, x_pen]), np.concatenate([y_train, y_pen])
     if settings.class_digits:
-        if class_set is None:
-            from model_zoo import class_digits  # the database: only when a class is asked for
-
-            class_set = class_digits.split_arrays(settings.class_digits)
         (x_class, y_class), (x_held, y_held) = class_set
         if not len(x_class):
             raise SettingsError(f"The class {settings.class_digits!r} has no digits to train on yet: "
@@ -373,8 +358,6 @@ def train(settings: TrainingSettings, *, mnist=None, usps=None, pen=None, class_
 
     keras.utils.set_random_seed(settings.seed)
     spec = architectures.get(settings.arch)
-    if shipped is None and (settings.fine_tune or settings.class_digits):
-        shipped = _shipped_bytes(settings.arch, required=settings.fine_tune)
     if settings.fine_tune:
         model = _load_bytes(shipped)
     else:
@@ -450,23 +433,11 @@ def _accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == y))
 
 
-def _shipped_bytes(arch: str, *, required: bool) -> bytes | None:
-    from model_zoo import store  # store imports this module
-
-    path = store.TRAINED_DIR / f"{arch}.keras"
-    if not path.is_file():
-        if not required:
-            return None
-        raise SettingsError(f"There is no shipped {arch} to start from on this server "
-                            "(python -m scripts.train_zoo trains it).")
-    return path.read_bytes()
-
-
 def _load_bytes(content: bytes) -> keras.Model:
     """A ``.keras`` file's bytes → the model (load_model wants a path ending in .keras)."""
     import keras
 
-    with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}start_") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{config.SCRATCH_PREFIX}start_") as folder:
         path = os.path.join(folder, "start.keras")
         with open(path, "wb") as handle:
             handle.write(content)

@@ -5,6 +5,7 @@
     python -m scripts.bench --browser            # + 2. stroke → answer, 4. cold start, 5. a classroom (~10 min)
     python -m scripts.bench --browser --class-sessions 0   # the browser parts without the classroom
     python -m scripts.bench --json               # the same rows as JSON
+    python -m scripts.bench --browser --write-docs   # also write each measured part's table into docs/performance.md
     python -m scripts.bench --quick              # tiny counts: only checks that it runs (tests/test_bench.py)
     python -m scripts.bench --class-jobs 10      # a class's training jobs on Ray (a table of its own)
 
@@ -49,9 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import data, db, store, training
+from model_zoo import data, db, model_files, store, training, training_inputs
 
 SECONDS_TO_MS = 1000
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"  # what --write-docs writes
 BEFORE = "f046a4a"  # the last commit whose web server imported TensorFlow: part 4's baseline
 
 
@@ -101,8 +103,8 @@ def drawing_rows(count: int, plain_count: int) -> list[Row]:
 
     part = "1. drawing → all models"
     listing = store.scan()
-    models = {name: store.read_model(listing.get(name).path) for name in listing.names}
-    keras_models = {name: store.load_model(listing.get(name).path) for name in listing.names}  # the baseline
+    models = {name: model_files.read_model(listing.get(name).model_file()) for name in listing.names}
+    keras_models = {name: model_files.load_model(listing.get(name).model_file()) for name in listing.names}  # the baseline
     canvases = varied_canvases(count)
     prep, whole = [], []
     per_model = {name: [] for name in models}
@@ -183,7 +185,7 @@ def plain_fit(arch: str, epochs: int, train_size: int) -> dict:
 
     settings = training.TrainingSettings.for_architecture(arch, epochs=epochs, train_size=train_size)
     (x_all, y_all), (x_test, y_test) = data.load_mnist()
-    (x_train, y_train), _ = training._split(x_all, y_all, settings)  # the very digits ours trains on
+    (x_train, y_train), _ = training.split_train_validation(x_all, y_all, settings)  # the very digits ours trains on
     keras.utils.set_random_seed(settings.seed)
     model = architectures.get(arch).build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
                                           dropout=settings.dropout)
@@ -216,7 +218,7 @@ def training_rows(names: list[str], train_size: int, epochs: int | None) -> list
     for name in names:
         settings = training.TrainingSettings.for_architecture(name, train_size=train_size,
                                                               **({"epochs": epochs} if epochs else {}))
-        result = training.train(settings, mnist=mnist)
+        result = training.train(settings, **training_inputs.gather(settings, mnist=mnist))
         ours = result.train_digits * result.epochs_done / sum(result.seconds_per_epoch)
         plain = plain_fit(name, settings.epochs, train_size)
         label = f"{name}, {settings.epochs} epochs"
@@ -369,6 +371,42 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def part_number(row: Row) -> str:
+    """"1" for "1. drawing → all models": the part a row belongs to."""
+    return row.part.split(".", 1)[0]
+
+
+def docs_markers(part: str) -> tuple[str, str]:
+    """The lines that enclose part `part`'s table in docs/performance.md."""
+    return f"<!-- scripts.bench part {part}: written by --write-docs -->", f"<!-- /scripts.bench part {part} -->"
+
+
+def run_line(about: dict, command: str) -> str:
+    """One sentence naming the run: its command, the machine and its load."""
+    python = f", Python {about['python']}" if about.get("python") else ""
+    return (f"Run: `{command}` on {about['cpu']}, {about['cores']} cores{python}; load average "
+            f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end.")
+
+
+def docs_with_rows(text: str, rows: list[Row], about: dict, command: str) -> str:
+    """`text` (docs/performance.md) with the table of every part in `rows` replaced by this run's.
+
+    Only what lies between a part's two markers (docs_markers) changes: the
+    explanations around them, and the parts this run did not measure, stay.
+    A part with no markers in `text` is an error naming the missing line.
+    """
+    for part in dict.fromkeys(part_number(row) for row in rows):
+        begin, end = docs_markers(part)
+        start = text.find(begin)
+        stop = text.find(end, start + len(begin)) if start >= 0 else -1
+        if stop < 0:
+            raise ValueError(f"part {part}'s table has no place in the text: add the lines {begin!r} and "
+                             f"{end!r} around it")
+        table = markdown([row for row in rows if part_number(row) == part])
+        text = f"{text[:start + len(begin)]}\n{run_line(about, command)}\n\n{table}\n{text[stop:]}"
+    return text
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # defaults ---------------------------------------------------------------
@@ -388,11 +426,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(default: the last one whose server imported TensorFlow; '' to skip)")
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--write-docs", action="store_true",
+                        help=f"also write each measured part's table into {DOCS.relative_to(DOCS.parents[1])}")
     parser.add_argument("--class-jobs", type=int, default=0, help="measure N training jobs on Ray instead")
     # ARCH EPOCHS DIGITS: the child process of plain_fit_on_jax
     parser.add_argument("--plain-fit", nargs=3, help=argparse.SUPPRESS)
     # ------------------------------------------------------------------------
     args = parser.parse_args(argv)
+    if args.write_docs and args.quick:
+        parser.error("--quick's tiny counts are not measurements: --write-docs needs a full run")
+    if args.write_docs and args.class_jobs:
+        parser.error("--class-jobs prints a table of its own: --write-docs writes parts 1 to 5 only")
     if args.quick:
         args.drawings, args.plain_drawings, args.train_size, args.epochs = 8, 2, 1000, 1
         args.models = args.models or "mlp_1x50"
@@ -424,10 +468,15 @@ def main(argv=None) -> None:
     about["load_average_at_end"] = round(os.getloadavg()[0], 2)
     if args.json:
         print(json.dumps({"machine": about, "rows": [asdict(row) for row in rows]}, indent=1))
-        return
-    print(f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
-          f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end\n")
-    print(markdown(rows))
+    else:
+        print(f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
+              f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end\n")
+        print(markdown(rows))
+    if args.write_docs:  # after printing, so a missing marker loses no run
+        command = " ".join(["python -m scripts.bench", *(a for a in (sys.argv[1:] if argv is None else argv)
+                                                          if a != "--write-docs")])
+        DOCS.write_text(docs_with_rows(DOCS.read_text(), rows, about, command))
+        print(f"Wrote part {', '.join(dict.fromkeys(part_number(r) for r in rows))} into {DOCS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model_zoo import data, inference, inside, store
+from model_zoo import data, inference, inside, model_files, store
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
@@ -120,7 +120,7 @@ def main(argv=None) -> None:
           "| saliency p50 | saliency p95 | saliency CPU p50 | saliency CPU p95 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
-        model = store.read_model(listing.get(name).path)
+        model = model_files.read_model(listing.get(name).model_file())
         page, saliency = page_seconds(name, drawings), saliency_seconds(model, images)
         print(f"| {name} | {percentiles(page.wall)} | {percentiles(page.cpu)} "
               f"| {percentiles(saliency.wall)} | {percentiles(saliency.cpu)} |", flush=True)

@@ -1,4 +1,4 @@
-"""How the zoo reads a class's own digits, and what fine-tuning on them does (README, "The class's digits").
+"""How the zoo reads a class's own digits, and what fine-tuning on them does (docs/class.md).
 
     python -m scripts.class_finetune                        # the browser-drawn fixture, cnn and mlp_1x500
     python -m scripts.class_finetune --class-file my.npz --models cnn --epochs 3
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import class_digits, data, db, evaluation, store, training
+from model_zoo import class_digits, data, db, evaluation, model_files, store, training, training_inputs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "class_digits.npz"
 CLASS = "fixture"
@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     print("| model | MNIST test | all class digits | held out |")
     print("|---|---:|---:|---:|")
     for entry in store.scan_shipped().entries:
-        model = store.load_model(entry.path)
+        model = model_files.load_model(entry.model_file())
         print(f"| {entry.name} | {entry.test_accuracy:.4f} | {evaluation.accuracy(model, x_all, y_all):.4f} "
               f"| {evaluation.accuracy(model, x_held, y_held):.4f} |")
 
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     for arch in args.models.split(","):
         settings = fine_tune_settings(arch, args.epochs)
         started = time.perf_counter()
-        result = training.train(settings, mnist=mnist)
+        result = training.train(settings, **training_inputs.gather(settings, mnist=mnist))
         seconds = time.perf_counter() - started
         record = result.record()["class_digits"]
         shipped = store.scan_shipped().get(arch).test_accuracy

@@ -27,7 +27,7 @@ import json
 import sys
 import time
 
-from model_zoo import architectures, data, evaluation, store
+from model_zoo import architectures, data, evaluation, model_files, store
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,7 +66,7 @@ def evaluate_all(args: argparse.Namespace) -> tuple[list[store.ZooEntry], list[s
             started = time.perf_counter()
             if mnist is None and {"robustness", "confusion_matrix"} & set(fields):
                 mnist = evaluation.mnist_test(args.mnist)
-            model = store.load_model(entry.path)
+            model = model_files.load_model(entry.model_file())
             computed = evaluation.evaluate_fields(model, fields, mnist=mnist, usps_path=args.usps,
                                                   pen_path=args.pen)
             if args.update_records:
@@ -103,7 +103,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     try:
         entries, problems = evaluate_all(args)
-    except (architectures.UnknownModelError, store.ModelFileError, data.DataError) as error:
+    except (architectures.UnknownModelError, model_files.ModelFileError, data.DataError) as error:
         sys.exit(f"evaluate: {error}")
     for problem in problems:
         print(problem, file=sys.stderr)

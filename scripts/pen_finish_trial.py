@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_zoo import architectures, data, evaluation, store, strokes, training
+from model_zoo import architectures, data, evaluation, model_files, strokes, training
 from scripts.train_zoo import pen_finish_settings, train_with_bar
 
 CLASS_SET = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "class_digits.npz"
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     arch = architectures.get("cnn_robust")
     first_settings = training.TrainingSettings.for_architecture(arch.name, seed=args.seed)
     mnist = data.load_mnist()
-    _, (x_mnist_val, y_mnist_val) = training._split(*mnist[0], first_settings)
+    _, (x_mnist_val, y_mnist_val) = training.split_train_validation(*mnist[0], first_settings)
     (x_usps, y_usps), usps_test = data.load_usps()
     order = np.random.default_rng(args.seed).permutation(len(x_usps))
     held = round(USPS_HELD_OUT * len(x_usps))
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     for times in repeats:
         usps = ((np.concatenate([x_usps[fit]] * times), np.concatenate([y_usps[fit]] * times)), usps_test)
         finished = train_with_bar(pen_finish_settings(arch, args.seed), mnist, usps=usps,
-                                  start_from=store.model_bytes(first.model))
+                                  start_from=model_files.model_bytes(first.model))
         rows.append((f"finish, USPS × {times}", scores(finished.model, validation)))
 
     print(f"\n| cnn_robust | {' | '.join(validation)} | class set 1s | class set 7s |")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model_zoo import architectures, data, jobs, store, training
+from model_zoo import architectures, config, data, jobs, store, training, training_inputs
 
 
 class BatchBar(training.TrainingProgress):
@@ -121,7 +121,8 @@ def train_here(settings: training.TrainingSettings, args: argparse.Namespace) ->
     bar = BatchBar()
     with tempfile.TemporaryDirectory(prefix="digit_zoo_cli_") as logs:
         try:
-            result = training.train(settings, mnist=mnist, progress=bar, tensorboard_dir=logs)
+            result = training.train(settings, **training_inputs.gather(settings, mnist=mnist), progress=bar,
+                                    tensorboard_dir=logs)
         finally:
             bar.close()
         return store.save_result(result, name=args.name, trained_in="scripts.train", tensorboard_dir=logs,
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     settings = settings_from(args)
     try:
         settings.validate(training.TrainingLimits.from_env())
-    except training.SettingsError as error:
+    except config.SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if settings.unipen and not data.pen_digits_available():

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model_zoo import architectures, data, evaluation, store, training
+from model_zoo import architectures, config, data, evaluation, model_files, store, training, training_inputs
 
 
 class EpochBar(training.TrainingProgress):
@@ -85,10 +85,10 @@ def usps_validation_record(model_bytes: bytes, result: training.TrainingResult, 
                            repeats: int) -> dict:
     """The USPS validation fifth read by the first stage (which trained on it) and by the finished model."""
     x_val, y_val = held_out
-    with tempfile.TemporaryDirectory(prefix=f"{data.SCRATCH_PREFIX}first_") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{config.SCRATCH_PREFIX}first_") as folder:
         path = Path(folder) / "first.keras"
         path.write_bytes(model_bytes)
-        before = evaluation.accuracy(store.load_model(path), data.to_float(x_val), y_val)
+        before = evaluation.accuracy(model_files.load_model(path), data.to_float(x_val), y_val)
     return {"split": data.USPS_SPLIT_RULE, "validation_digits": int(len(y_val)), "repeats": repeats,
             "note": "the first stage trained on all of USPS's training digits; the finish holds this fifth out",
             "accuracy_first_stage": round(before, 4),
@@ -99,7 +99,8 @@ def usps_validation_record(model_bytes: bytes, result: training.TrainingResult, 
 def train_with_bar(settings: training.TrainingSettings, mnist, *, usps=None, start_from: bytes | None = None):
     bar = EpochBar()
     try:
-        return training.train(settings, mnist=mnist, usps=usps, shipped=start_from, progress=bar)
+        inputs = training_inputs.gather(settings, mnist=mnist, usps=usps, shipped=start_from)
+        return training.train(settings, **inputs, progress=bar)
     finally:
         bar.close()
 
@@ -108,7 +109,7 @@ def first_stage(name: str, settings: training.TrainingSettings, mnist, folder: P
                 ) -> tuple[bytes, dict]:
     """The first stage's .keras bytes and record: read from ``folder``, or trained (and kept there)."""
     if folder is not None and (folder / f"{name}.keras").is_file():
-        record = store.read_record(folder / f"{name}.json")
+        record = model_files.read_record(folder / f"{name}.json")
         defaults = {field.name: field.default for field in dataclasses.fields(settings)}  # fields added since
         if defaults | record.get("settings", {}) != dataclasses.asdict(settings):
             sys.exit(f"train_zoo: {folder / name}.keras was trained with other settings than {name}'s first "
@@ -118,7 +119,7 @@ def first_stage(name: str, settings: training.TrainingSettings, mnist, folder: P
     result = train_with_bar(settings, mnist)
     if folder is not None:
         store.save_result(result, name=name, trained_in="scripts.train_zoo", shipped_dir=folder)
-    return store.model_bytes(result.model), store.result_record(result, trained_in="scripts.train_zoo")
+    return model_files.model_bytes(result.model), store.result_record(result, trained_in="scripts.train_zoo")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -132,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train on these digits instead of MNIST's training digits (Kaggle or Analytics "
                              "Vidhya train.csv, as the tutorial did, or a Keras-layout .npz); MNIST's test "
                              "digits score them")
-    parser.add_argument("--out", type=Path, default=store.TRAINED_DIR, help="where to write the models")
+    parser.add_argument("--out", type=Path, default=config.TRAINED_DIR, help="where to write the models")
     parser.add_argument("--seed", type=int, default=0, help="random seed (weights, split, order)")
     parser.add_argument("--first-stage", type=Path, default=None,
                         help="folder for the first stage of a two-stage model (cnn_robust): its <name>.keras "

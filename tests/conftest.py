@@ -16,6 +16,20 @@ from tests import postgres  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The markers ``make test-fast`` selects by: browser, postgres and slow tests are told by what they use."""
+    browser_tests = ROOT / "tests" / "browser"
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if browser_tests in Path(item.path).parents:
+            item.add_marker(pytest.mark.browser)
+        if "postgres_server" in fixtures or params.get("any_database") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        if fixtures & {"on_ray", "ray_local"}:
+            item.add_marker(pytest.mark.slow)
+
+
 def missing_service(reason: str):
     """Skip for lack of a service; in CI (REQUIRE_SERVICES=1, installed by `make test`) fail."""
     if os.environ.get("REQUIRE_SERVICES") == "1":

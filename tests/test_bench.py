@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scripts import bench, bench_browser
 from tests.conftest import missing_service
 
@@ -63,3 +65,41 @@ def test_browser_parts_split_each_stroke_with_the_servers_log(mnist):
     assert all(row["p50"] > 0 and row["baseline"] > 0 and row["met"] in (True, False) for row in memory)
     classroom = [row for row in rows if row["part"].startswith("5.")]
     assert {row["measure"] for row in classroom} >= {"server's own share per run", "errors"}
+
+
+def test_write_docs_replaces_only_the_measured_parts_tables():
+    """--write-docs rewrites what lies between a measured part's markers, and nothing else (no benchmark run)."""
+    begin_1, end_1 = bench.docs_markers("1")
+    begin_3, end_3 = bench.docs_markers("3")
+    old_table_3 = "| 3. training | old row |"
+    text = "\n".join(["# Performance", "", "Hand-written: why part 1 is what it is.", begin_1, "| stale | row |",
+                      end_1, "", "Between the parts.", begin_3, old_table_3, end_3, "What limits part 3.", ""])
+    rows = [bench.Row("1. drawing → all models", "preprocessing (to_mnist)", 4.42, 17.6),
+            bench.Row("1. drawing → all models", "preprocessing + all 8 models", 7.54, 46.6, baseline=1455,
+                      baseline_name="model.predict", speedup=193, target="≤ 3 ms median, ≥ 100×", met=False)]
+    about = {"cpu": "Some CPU", "cores": 2, "python": "3.11.2", "load_average_at_start": 3.45,
+             "load_average_at_end": 6.42}
+    written = bench.docs_with_rows(text, rows, about, "python -m scripts.bench")
+
+    before_1, _, rest = written.partition(begin_1)
+    inside_1, _, after_1 = rest.partition(end_1)
+    assert before_1 == text.partition(begin_1)[0]
+    assert after_1 == text.partition(end_1)[2]  # part 3, unmeasured, and every explanation: as they were
+    assert "| stale | row |" not in inside_1
+    assert "Run: `python -m scripts.bench` on Some CPU, 2 cores, Python 3.11.2; load average 3.45 at the start, " \
+           "6.42 at the end." in inside_1
+    assert bench.markdown(rows) in inside_1
+    assert "| 1. drawing → all models | preprocessing + all 8 models | 7.54 | 46.6 | ms | 1,455 (model.predict) " \
+           "| 193× | ≤ 3 ms median, ≥ 100× | **no** |" in inside_1
+    assert bench.docs_with_rows(written, rows, about, "python -m scripts.bench") == written  # idempotent
+
+    part_2 = [bench.Row("2. stroke → answer, one session", "draw: stroke → answer", 351, 537)]
+    with pytest.raises(ValueError, match="part 2's table has no place"):  # not silently dropped
+        bench.docs_with_rows(text, part_2, about, "python -m scripts.bench --browser")
+
+
+def test_the_docs_have_a_place_for_every_part():
+    text = bench.DOCS.read_text()
+    for part in "12345":
+        begin, end = bench.docs_markers(part)
+        assert text.count(begin) == 1 and text.count(end) == 1 and text.index(begin) < text.index(end), part

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, challenge, class_digits, db, store
+from model_zoo import architectures, challenge, class_digits, db, model_files, store
 from tests.test_class_page import CLASS, FIXTURE
 from tests.test_pages import DRAW, open_page, sign_in_as_teacher
 
@@ -70,7 +70,7 @@ def saved_version(name: str, seed: int, created: str | None = None) -> store.Zoo
     record = {"arch": "mlp_1x50", "test_accuracy": 0.1 + seed / 100, "settings": {"epochs": 1},
               "params": model.count_params()} | ({"created": created} if created else {})
     with db.engine().begin() as connection:
-        return store.insert_version(connection, name, record, store.model_bytes(model))
+        return store.insert_version(connection, name, record, model_files.model_bytes(model))
 
 
 def test_the_leaderboard_scores_each_version_of_the_challenge_on_the_held_out_digits():
@@ -81,14 +81,14 @@ def test_the_leaderboard_scores_each_version_of_the_challenge_on_the_held_out_di
     saved_version("second", 3)
     (_, _), (x, y) = class_digits.split_arrays("my class")
     listing = store.scan()
-    models = {entry.name: store.read_model(entry.path) for entry in listing.entries}
+    models = {entry.name: model_files.read_model(entry.model_file()) for entry in listing.entries}
     rows = challenge.leaderboard(listing.entries, models, x, y, current)
 
     assert {row.name for row in rows if not row.reference} == {"first", "second"}
     assert {row.name for row in rows if row.reference} == set(store.scan_shipped().names)
     assert [row.score for row in rows] == sorted((row.score for row in rows), reverse=True)
     for row in rows:  # each score, computed again with plain Keras
-        plain = keras.models.load_model(listing.get(row.name).path)
+        plain = keras.models.load_model(listing.get(row.name).model_file())
         expected = np.mean(plain.predict(x.astype(np.float32) / 255, verbose=0).argmax(axis=1) == y)
         assert row.score == pytest.approx(expected)
     hardest = challenge.unbeaten(models, x, y)

@@ -5,6 +5,7 @@ Tables are tested on SQLite and on a throwaway PostgreSQL server (``any_database
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from model_zoo import class_digits, data, evaluation
 from model_zoo.class_digits import ClassDigitsError, LimitError
+from model_zoo.config import SettingsError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "class_digits.npz"  # drawn by tests.browser.class_set
 
@@ -184,13 +186,13 @@ def test_the_browser_drawn_class_set_imports_and_splits_by_label(database):
 
 
 def test_fine_tuning_on_a_class_starts_from_the_shipped_weights_and_scores_its_held_out_digits(database, mnist):
-    from model_zoo import training
+    from model_zoo import training, training_inputs
 
     (_, _), (x_test, y_test) = mnist
     class_digits.import_file("7B", "mnist_part.npz", _npz(x=x_test[:80], y=y_test[:80]))
     settings = training.TrainingSettings.for_architecture(
         "mlp_1x50", epochs=1, train_size=1000, learning_rate=1e-4, class_digits="7B", fine_tune=True)
-    result = training.train(settings, mnist=mnist)
+    result = training.train(settings, **training_inputs.gather(settings, mnist=mnist))
     record = result.record()["class_digits"]
     (x_class, _), (x_held, _) = class_digits.split_arrays("7B")
     assert (record["class"], record["train"], record["held_out"]) == ("7B", len(x_class), len(x_held))
@@ -202,15 +204,15 @@ def test_fine_tuning_on_a_class_starts_from_the_shipped_weights_and_scores_its_h
     assert evaluation.trained_on(result.record()["settings"]) == "MNIST + 7B, fine-tuned"  # the Zoo's column
     # One epoch on 1,200 digits at a low rate: only a start from the shipped weights reads MNIST this well.
     assert result.test_accuracy > 0.93
-    scratch = training.train(settings.__class__(**{**settings.__dict__, "fine_tune": False,
-                                                   "learning_rate": 1e-3}), mnist=mnist)
+    scratch_settings = dataclasses.replace(settings, fine_tune=False, learning_rate=1e-3)
+    scratch = training.train(scratch_settings, **training_inputs.gather(scratch_settings, mnist=mnist))
     assert scratch.test_accuracy < 0.9
 
 
 def test_a_class_without_digits_cannot_be_trained_on(database, mnist):
-    from model_zoo import training
+    from model_zoo import training, training_inputs
 
     settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=1000,
                                                           class_digits="empty class")
-    with pytest.raises(training.SettingsError, match="no digits to train on yet"):
-        training.train(settings, mnist=mnist)
+    with pytest.raises(SettingsError, match="no digits to train on yet"):
+        training.train(settings, **training_inputs.gather(settings, mnist=mnist))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_zoo import data
+from model_zoo import config, data
 from model_zoo.data import DataError, DataNotFoundError
 
 HEADER_TRAIN = "label," + ",".join(f"pixel{i}" for i in range(784))
@@ -62,7 +62,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     root = tmp_path / "work" / "proj"
     root.mkdir(parents=True)
-    monkeypatch.setattr(data, "PROJECT_ROOT", root)
+    monkeypatch.setattr(config, "PROJECT_ROOT", root)
     return tmp_path
 
 
@@ -83,14 +83,14 @@ def test_error_types():
     assert issubclass(DataError, ValueError)
     assert issubclass(DataNotFoundError, DataError)
     assert issubclass(DataNotFoundError, FileNotFoundError)
-    assert data.PROJECT_ROOT == Path(data.__file__).resolve().parents[1]
+    assert config.PROJECT_ROOT == Path(data.__file__).resolve().parents[1]
 
 
 def test_find_mnist_order(isolated, monkeypatch):
     """Argument > MNIST_PATH > data/mnist.npz > Keras cache: each wins over the rest."""
     arg = write_npz(isolated / "arg" / "mnist.npz")
     env = write_npz(isolated / "env" / "mnist.npz")
-    project = write_npz(data.PROJECT_ROOT / "data" / "mnist.npz")
+    project = write_npz(config.PROJECT_ROOT / "data" / "mnist.npz")
     cache = write_npz(isolated / "keras" / "datasets" / "mnist.npz")
     monkeypatch.setenv("MNIST_PATH", str(env))
 
@@ -104,7 +104,7 @@ def test_find_mnist_order(isolated, monkeypatch):
 
 
 def test_find_mnist_empty_env_is_unset(isolated, monkeypatch):
-    project = write_npz(data.PROJECT_ROOT / "data" / "mnist.npz")
+    project = write_npz(config.PROJECT_ROOT / "data" / "mnist.npz")
     monkeypatch.setenv("MNIST_PATH", "")
     assert data.find_mnist() == project
 
@@ -120,7 +120,7 @@ def test_find_mnist_default_keras_home(isolated, monkeypatch):
 @pytest.mark.parametrize("via", ["argument", "MNIST_PATH"])
 def test_find_mnist_missing_explicit_path_is_an_error(isolated, monkeypatch, via):
     """A named file that is missing must not fall through to data/mnist.npz."""
-    write_npz(data.PROJECT_ROOT / "data" / "mnist.npz")
+    write_npz(config.PROJECT_ROOT / "data" / "mnist.npz")
     missing = isolated / "typo" / "mnist.npz"
     if via == "argument":
         with pytest.raises(DataNotFoundError, match=re.escape(str(missing))):
@@ -136,7 +136,7 @@ def test_find_mnist_nothing_found(isolated, offline):
         data.find_mnist()
     message = str(info.value)
     assert "MNIST_PATH" in message
-    assert str(data.PROJECT_ROOT / "data") in message
+    assert str(config.PROJECT_ROOT / "data") in message
     assert str(isolated / "keras" / "datasets" / "mnist.npz") in message
     assert "offline" in message  # the download's own reason is kept
     assert isinstance(info.value, FileNotFoundError)
@@ -165,7 +165,7 @@ def test_find_usps_order(isolated, monkeypatch):
     assert data.find_usps() is None
     arg = write_npz(isolated / "arg" / "usps.npz")
     env = write_npz(isolated / "env" / "usps.npz")
-    project = write_npz(data.PROJECT_ROOT / "data" / "usps.npz")
+    project = write_npz(config.PROJECT_ROOT / "data" / "usps.npz")
     monkeypatch.setenv("USPS_PATH", str(env))
 
     assert data.find_usps(arg) == arg
@@ -204,8 +204,8 @@ def test_find_pen_digits_order(isolated, monkeypatch):
     assert data.find_pen_digits() is None and not data.pen_digits_available()
     arg = write_pen(isolated / "arg" / "unipen_pen.json.gz", [pen_item()])
     env = write_pen(isolated / "env" / "unipen_pen.json.gz", [pen_item()])
-    shared = write_pen(data.PROJECT_ROOT.parent / "shared" / "data" / "unipen_pen.json.gz", [pen_item(4)])
-    project = write_pen(data.PROJECT_ROOT / "data" / "unipen_pen.json.gz", [pen_item(5)])
+    shared = write_pen(config.PROJECT_ROOT.parent / "shared" / "data" / "unipen_pen.json.gz", [pen_item(4)])
+    project = write_pen(config.PROJECT_ROOT / "data" / "unipen_pen.json.gz", [pen_item(5)])
     monkeypatch.setenv("UNIPEN_PATH", str(env))
     assert data.find_pen_digits(arg) == arg
     assert data.find_pen_digits() == env

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, data, evaluation, store, strokes
+from model_zoo import architectures, config, data, evaluation, model_files, store, strokes
 from scripts import evaluate
 from tests.archives import read_back
 
@@ -19,9 +19,9 @@ SMALL = 500  # test digits for the quick checks
 @pytest.fixture(scope="module")
 def mlp(mnist):
     """The shipped mlp_1x50, or one trained here for an epoch when it is not there yet."""
-    shipped = store.TRAINED_DIR / "mlp_1x50.keras"
+    shipped = config.TRAINED_DIR / "mlp_1x50.keras"
     if shipped.is_file():
-        return store.load_model(shipped)
+        return model_files.load_model(shipped)
     (x_train, y_train), _ = mnist
     keras.utils.set_random_seed(0)
     model = architectures.build_mlp("mlp_tiny", 1, 50, 0.0)
@@ -38,7 +38,7 @@ def model_copy(mnist, mlp, tmp_path):
     mlp.save(path)
     record = {"arch": "mlp_1x50", "name": "copy", "params": int(mlp.count_params()),
               "test_accuracy": 0.95, "history": {}, "seconds_per_epoch": [1.0]}
-    store.write_record(path.with_suffix(".json"), record)
+    model_files.write_record(path.with_suffix(".json"), record)
     return store.ZooEntry("copy", record, shipped=False, file=path)
 
 
@@ -117,7 +117,7 @@ def test_distorted_sets_are_built_once(mnist, mlp, monkeypatch):
 def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_copy, monkeypatch):
     _, test = mnist
     first = evaluation.ensure_evaluated(model_copy, mnist=test)
-    stored = store.read_record(model_copy.record_path)
+    stored = model_files.read_record(model_copy.record_path)
     for field in evaluation.EVALUATED_FIELDS:
         assert field in stored and stored[field] == first.record[field]
     assert np.array(stored["confusion_matrix"]).sum() == len(test[1])
@@ -128,7 +128,7 @@ def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_co
         raise AssertionError("a warm record was evaluated again")
 
     monkeypatch.setattr(evaluation, "evaluate_fields", no_work)
-    monkeypatch.setattr(store, "read_model", no_work)
+    monkeypatch.setattr(model_files, "read_model", no_work)
     warm = model_copy.with_record(stored)
     assert evaluation.ensure_evaluated(warm) is warm
 
@@ -177,11 +177,11 @@ def test_evaluate_script_prints_one_row_per_model(mnist, database, capsys):
 
 def test_evaluate_script_updates_records(mnist, model_copy, monkeypatch, database, capsys):
     # The copy stands in for the shipped folder, so nothing under model_zoo/trained is touched.
-    monkeypatch.setattr(store, "TRAINED_DIR", model_copy.path.parent)
+    monkeypatch.setattr(config, "TRAINED_DIR", model_copy.model_file().parent)
     evaluate.main(["--update-records", "--robustness", "--json"])
     output = json.loads(capsys.readouterr().out)
     assert [row["model"] for row in output["models"]] == ["copy"]
-    stored = store.read_record(model_copy.record_path)
+    stored = model_files.read_record(model_copy.record_path)
     assert stored["robustness"] == output["robustness"]["copy"]
     assert stored["robustness_setup"] == evaluation.ROBUSTNESS_SETUP
 
@@ -229,7 +229,7 @@ def test_a_damaged_drawn_set_says_how_to_redraw_it(tmp_path):
 @pytest.mark.parametrize("name", architectures.ZOO)
 def test_shipped_records_hold_their_drawn_scores(name):
     entry = store.scan_shipped().get(name)
-    scores = evaluation.drawn_scores(store.load_model(entry.path), evaluation.drawn_set())
+    scores = evaluation.drawn_scores(model_files.load_model(entry.model_file()), evaluation.drawn_set())
     assert {key: entry.record.get(key) for key in scores} == scores, (
         "stale drawn scores: python -m scripts.evaluate --update-records")
     assert min(scores["drawn_overshoot_accuracy"].values()) >= 0.98  # issue 12's floor for loops

@@ -1,6 +1,6 @@
 """What a class relies on under concurrency and faults, tried with real processes on SQLite and PostgreSQL.
 
-Each test here is a promise of README / docs/robustness.md: a process killed
+Each test here is a promise of docs/deploy.md / docs/robustness.md: a process killed
 between the steps of a save, submits at the same moment from threads and from
 other processes, bombs through the real import and canvas paths.
 """
@@ -18,7 +18,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import db
+from model_zoo import config, db, model_files
 from model_zoo.job_records import JobState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,7 +44,8 @@ def insert_then_pause(*args, **kwargs):
 store.insert_version = insert_then_pause
 if step == "worker_finished":  # a Ray worker at the end of a job
     result = training.TrainingResult(model, settings, {"loss": [0.5]}, [[3, 0.5]], [1.0], 0.9, False, "x", 360, 40)
-    job_records.worker_finished(job_id, job_records.JobProgress(settings), result, None, "app")
+    job_records.worker_finished(job_id, job_records.JobProgress(settings), result, None, trained_in="app",
+                                owner="otter-1", requested_name="", database=db.url().render_as_string(False))
 else:  # a web server saving a stopped job
     jobs.save(job_id, "kept")
 print("done", flush=True)
@@ -93,7 +94,6 @@ def test_a_worker_killed_between_the_version_and_the_jobs_end_leaves_both_or_nei
 
 
 def test_a_server_killed_between_the_jobs_claim_and_the_version_leaves_both_or_neither(any_database):
-    from model_zoo import store
     from model_zoo.architectures import ZOO
 
     job_id = uuid.uuid4().hex[:10]
@@ -101,7 +101,7 @@ def test_a_server_killed_between_the_jobs_claim_and_the_version_leaves_both_or_n
     record = {"arch": "mlp_1x50", "test_accuracy": 0.5, "params": model.count_params()}
     with db.engine().begin() as connection:
         connection.execute(db.jobs.insert().values(**_job_row(
-            job_id, JobState.STOPPED, result_record=record, result_model=store.model_bytes(model))))
+            job_id, JobState.STOPPED, result_record=record, result_model=model_files.model_bytes(model))))
     _killed_between_steps("save", job_id)
     assert _saved_state(job_id) == (0, JobState.STOPPED.value)  # its learner can still save it
 
@@ -431,7 +431,7 @@ def test_a_job_being_handed_to_ray_is_not_lost_and_one_never_handed_over_is(monk
 def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_from_them(tmp_path, monkeypatch):
     import shutil
 
-    from model_zoo import cluster, jobs, store
+    from model_zoo import cluster, jobs
     from model_zoo.architectures import ZOO
     from model_zoo.training import TrainingSettings
 
@@ -443,9 +443,9 @@ def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_fr
 
     # The teacher retrains the shipped models (here: mlp_1x50 back to random weights) under a running cluster.
     shipped = tmp_path / "trained"
-    shutil.copytree(store.TRAINED_DIR, shipped)
-    (shipped / "mlp_1x50.keras").write_bytes(store.model_bytes(ZOO["mlp_1x50"].build()))
-    monkeypatch.setattr(store, "TRAINED_DIR", shipped)
+    shutil.copytree(config.TRAINED_DIR, shipped)
+    (shipped / "mlp_1x50.keras").write_bytes(model_files.model_bytes(ZOO["mlp_1x50"].build()))
+    monkeypatch.setattr(config, "TRAINED_DIR", shipped)
     assert cluster.dispatcher_name() != old
     after = _run_job(jobs, fine_tune, "bo")
     assert after.test_accuracy < 0.5  # a few gentle steps from random weights: the new models were used

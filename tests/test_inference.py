@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import inference, store, training
+from model_zoo import inference, model_files, store, training
 from model_zoo.architectures import ZOO
 from tests.archives import read_back
 
@@ -40,7 +40,7 @@ def test_the_archive_reader_equals_load_model_for_every_architecture(name, tmp_p
     _randomise_batch_norm(model)
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    fast, loaded = store.read_model(path), keras.models.load_model(path, compile=False)
+    fast, loaded = model_files.read_model(path), keras.models.load_model(path, compile=False)
     expected = loaded.predict(test_digits, verbose=0)
     assert np.abs(fast.predict_batch(test_digits) - expected).max() <= TOLERANCE
     single = fast.predict(test_digits[3])
@@ -55,8 +55,8 @@ def test_the_archive_reader_equals_load_model_for_every_shipped_model(test_digit
     listing = store.scan_shipped()
     assert listing.entries, "no shipped models in model_zoo/trained"
     for entry in listing.entries:
-        expected = keras.models.load_model(entry.path, compile=False).predict(test_digits, verbose=0)
-        difference = np.abs(store.read_model(entry.path).predict_batch(test_digits) - expected).max()
+        expected = keras.models.load_model(entry.model_file(), compile=False).predict(test_digits, verbose=0)
+        difference = np.abs(model_files.read_model(entry.model_file()).predict_batch(test_digits) - expected).max()
         assert difference <= TOLERANCE, (entry.name, difference)
 
 
@@ -68,15 +68,15 @@ def test_the_archive_reader_equals_load_model_for_a_retrained_version(mnist, dat
     result = training.train(settings, mnist=((x_train, y_train), (x_test[:200], y_test[:200])))
     entry = store.save_result(result, name="retrained", trained_in="a test")
     assert not entry.shipped
-    expected = keras.models.load_model(entry.path, compile=False).predict(test_digits, verbose=0)
-    fast = store.read_model(entry.path)
+    expected = keras.models.load_model(entry.model_file(), compile=False).predict(test_digits, verbose=0)
+    fast = model_files.read_model(entry.model_file())
     assert [layer.output_shape for layer in fast.layers][1] == (30,)
     assert np.abs(fast.predict_batch(test_digits) - expected).max() <= TOLERANCE
 
 
 def test_reading_a_model_never_imports_tensorflow():
-    code = ("import sys; from model_zoo import store; "
-            "m = store.read_model(store.TRAINED_DIR / 'cnn.keras'); import numpy as np; "
+    code = ("import sys; from model_zoo import config, model_files; "
+            "m = model_files.read_model(config.TRAINED_DIR / 'cnn.keras'); import numpy as np; "
             "m.predict(np.zeros((28, 28), np.float32)); print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
@@ -103,9 +103,9 @@ def _saved(layers, tmp_path, name="odd"):
 ])
 def test_layers_the_app_does_not_run_are_refused_with_the_reason(layers, says, tmp_path):
     path = _saved(layers, tmp_path)
-    with pytest.raises(store.ModelFileError, match=f"odd.keras is refused: .*{says}"):
-        store.read_model(path)
-    assert says in store.contract_problem(path)
+    with pytest.raises(model_files.ModelFileError, match=f"odd.keras is refused: .*{says}"):
+        model_files.read_model(path)
+    assert says in model_files.contract_problem(path)
 
 
 def test_a_custom_layer_with_a_zoo_name_is_refused(tmp_path):
@@ -114,8 +114,8 @@ def test_a_custom_layer_with_a_zoo_name_is_refused(tmp_path):
         pass
 
     path = _saved([keras.layers.Flatten(), Dense(10, activation="softmax", name="mine")], tmp_path)
-    with pytest.raises(store.ModelFileError, match="layer 'mine' is a Dense from"):
-        store.read_model(path)
+    with pytest.raises(model_files.ModelFileError, match="layer 'mine' is a Dense from"):
+        model_files.read_model(path)
 
 
 def _rewritten(path, tmp_path, **members) -> str:
@@ -139,8 +139,8 @@ def test_an_archive_is_bounded_before_it_is_unpacked(tmp_path):
     path = _saved([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")], tmp_path)
     bomb = _rewritten(path, tmp_path, **{"model.weights.h5": inference.MAX_WEIGHTS_BYTES + 2**20})
     assert bomb.stat().st_size < 2**20  # a small file that unpacks to more than the bound
-    with pytest.raises(store.ModelFileError, match=r"model.weights.h5 unpacks to 129 MB; at most 128 MB"):
-        store.read_model(bomb)
+    with pytest.raises(model_files.ModelFileError, match=r"model.weights.h5 unpacks to 129 MB; at most 128 MB"):
+        model_files.read_model(bomb)
 
 
 def test_a_config_that_declares_too_many_weights_is_refused_before_they_are_read(tmp_path):
@@ -150,9 +150,9 @@ def test_a_config_that_declares_too_many_weights_is_refused_before_they_are_read
         config = archive.read("config.json").decode().replace('"units": 50,', '"units": 100000,')
     huge = _rewritten(path, tmp_path, **{"config.json": config.encode()})
     says = r"its layers declare 303 MB of weights; at most 128 MB are read"
-    assert re.search(says, store.contract_problem(huge))
-    with pytest.raises(store.ModelFileError, match=says):
-        store.read_model(huge)
+    assert re.search(says, model_files.contract_problem(huge))
+    with pytest.raises(model_files.ModelFileError, match=says):
+        model_files.read_model(huge)
 
 
 @pytest.mark.parametrize("change, says", [
@@ -162,8 +162,8 @@ def test_a_config_that_declares_too_many_weights_is_refused_before_they_are_read
 ])
 def test_damaged_archives_give_one_clear_error(change, says, tmp_path):
     path = _saved([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")], tmp_path)
-    with pytest.raises(store.ModelFileError, match=f"Model file is damaged: changed.keras \\({says}"):
-        store.read_model(_rewritten(path, tmp_path, **change))
+    with pytest.raises(model_files.ModelFileError, match=f"Model file is damaged: changed.keras \\({says}"):
+        model_files.read_model(_rewritten(path, tmp_path, **change))
 
 
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
@@ -173,8 +173,8 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
                   keras.layers.Dense(10, activation="softmax", name="out")], tmp_path, "big")
     with zipfile.ZipFile(big) as archive:
         weights = archive.read("model.weights.h5")
-    with pytest.raises(store.ModelFileError, match=r"the weights of layer 'hidden' are \[\(784, 30\), \(30,\)\]"):
-        store.read_model(_rewritten(small, tmp_path, **{"model.weights.h5": weights}))
+    with pytest.raises(model_files.ModelFileError, match=r"the weights of layer 'hidden' are \[\(784, 30\), \(30,\)\]"):
+        model_files.read_model(_rewritten(small, tmp_path, **{"model.weights.h5": weights}))
 
 
 def test_predict_all_keeps_the_models_order():

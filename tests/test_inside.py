@@ -9,12 +9,12 @@ import pytest
 from test_inference import _randomise_batch_norm
 from test_pages import draw_on_canvas, open_page, seven
 
-from model_zoo import architectures, inference, inside, store
+from model_zoo import architectures, config, inference, inside, model_files
 from model_zoo.architectures import ZOO
 from tests.archives import read_back
 
 INSIDE, DRAW = "app_pages/inside.py", "app_pages/draw.py"
-SHIPPED = [name for name in ZOO if (store.TRAINED_DIR / f"{name}.keras").exists()]
+SHIPPED = [name for name in ZOO if (config.TRAINED_DIR / f"{name}.keras").exists()]
 
 
 def _digits(n: int = 6) -> np.ndarray:
@@ -24,12 +24,12 @@ def _digits(n: int = 6) -> np.ndarray:
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, inference.FastModel]:
     assert SHIPPED, "no shipped models in model_zoo/trained (python -m scripts.train_zoo)"
-    return {name: store.read_model(store.TRAINED_DIR / f"{name}.keras") for name in SHIPPED}
+    return {name: model_files.read_model(config.TRAINED_DIR / f"{name}.keras") for name in SHIPPED}
 
 
 @pytest.fixture(scope="module")
 def shipped_keras() -> dict[str, keras.Model]:
-    return {name: store.load_model(store.TRAINED_DIR / f"{name}.keras") for name in SHIPPED}
+    return {name: model_files.load_model(config.TRAINED_DIR / f"{name}.keras") for name in SHIPPED}
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def _texts(elements) -> list[str]:
 def test_inside_page_shows_the_panels_for_each_model(name):
     at = open_page(INSIDE, model=name)
     draw_on_canvas(at, "inside", seven(), strokes=2)
-    stages = inside.stages(store.read_model(store.TRAINED_DIR / f"{name}.keras"), np.zeros((28, 28), np.float32))
+    stages = inside.stages(model_files.read_model(config.TRAINED_DIR / f"{name}.keras"), np.zeros((28, 28), np.float32))
     assert _texts(at.subheader)[0].startswith(f"{name} reads ")
     assert {"**Why this digit**", "**Layer by layer**"} <= set(_texts(at.markdown))
     shown = [text for text in _texts(at.markdown) if text.startswith("`")]

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import cluster, data, db, evaluation, jobs, store
+from model_zoo import cluster, data, db, evaluation, housekeeping, jobs, model_files, store
 from model_zoo.jobs import JobState
-from model_zoo.training import SettingsError, TrainingLimits, TrainingSettings
+from model_zoo.config import SettingsError
+from model_zoo.training import TrainingLimits, TrainingSettings
 from scripts import train as train_script
 
 TINY = dict(epochs=1, train_size=400)  # a few batches: the worker's start-up is most of it
@@ -70,7 +71,7 @@ def test_a_finished_job_is_saved_as_a_version_that_round_trips(mnist):
     entry = store.scan().get(view.saved_name)
     assert not entry.shipped
     x_test, y_test = mnist[1]
-    predicted = store.load_model(entry.path).predict(data.to_float(x_test), batch_size=1000, verbose=0)
+    predicted = model_files.load_model(entry.model_file()).predict(data.to_float(x_test), batch_size=1000, verbose=0)
     assert np.mean(predicted.argmax(axis=1) == y_test) == pytest.approx(view.test_accuracy, abs=1e-9)
     record = entry.record
     assert record["settings"] == dataclasses.asdict(tiny("cnn", epochs=2, train_size=600))
@@ -155,7 +156,7 @@ def test_a_failing_job_shows_its_error_and_the_next_one_runs():
         connection.execute(db.jobs.insert().values(
             id=job_id, owner="otter-1", settings=dataclasses.asdict(broken), state="queued",
             cluster=cluster.connect().cluster, submitted_at=time.time()))
-    cluster.start_job(job_id, broken, TrainingLimits(), "app")
+    cluster.start_job(job_id, broken, TrainingLimits(), trained_in="app", owner="otter-1", requested_name="")
     failed = ended(job_id)
     assert failed.state == JobState.FAILED
     assert failed.error == "SettingsError: Invalid training settings: width must be between 1 and 1024, got 0."
@@ -236,6 +237,17 @@ def test_limits_from_the_environment_apply_to_the_app(monkeypatch):
     monkeypatch.setenv("DIGIT_ZOO_MAX_EPOCHS", "2")
     with pytest.raises(SettingsError, match="epochs must be between 1 and 2, got 3"):
         jobs.submit(tiny(epochs=3), owner="otter-1")
+
+
+def test_the_page_sees_the_cluster_through_jobs(monkeypatch):
+    jobs.prepare_cluster()  # the test session's Ray is up already: nothing to start
+    assert jobs.cluster_ready() and jobs.cluster_problem() is None
+    assert jobs.capacity() == str(cluster.capacity())
+    monkeypatch.setenv(cluster.SLOTS_VARIABLE, "3")
+    assert jobs.training_slots() == 3
+    monkeypatch.setenv(cluster.SLOTS_VARIABLE, "none")
+    with pytest.raises(SettingsError, match="DIGIT_ZOO_TRAINING_SLOTS"):
+        jobs.training_slots()
 
 
 def test_the_cli_saves_a_version_the_app_lists(capsys):
@@ -334,7 +346,7 @@ def test_a_store_that_cannot_be_written_is_one_clear_message_before_anything_is_
 
 
 def test_a_full_disk_is_one_clear_message_before_anything_is_queued(monkeypatch):
-    monkeypatch.setattr(store, "MIN_FREE_BYTES", 2**62)  # more than any disk has
+    monkeypatch.setattr(housekeeping, "MIN_FREE_BYTES", 2**62)  # more than any disk has
     with pytest.raises(jobs.JobError, match=r"the server's temporary folder has \d+ MB free, and a job needs"):
         jobs.submit(tiny(), owner="otter-1")
     assert jobs.views() == []

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import architectures, db, evaluation, model_card, store
+from model_zoo import architectures, db, evaluation, model_card, model_files, store
 
 SHIPPED = {entry.name: entry for entry in store.scan_shipped().entries}
 
@@ -17,10 +17,10 @@ SHIPPED = {entry.name: entry for entry in store.scan_shipped().entries}
 def test_the_download_loads_with_plain_keras_and_reads_drawn_digits_as_the_app_does(name, tmp_path):
     entry = SHIPPED[name]
     downloaded = tmp_path / model_card.file_name(entry)
-    downloaded.write_bytes(entry.path.read_bytes())  # what the Zoo's button sends
+    downloaded.write_bytes(entry.model_file().read_bytes())  # what the Zoo's button sends
     plain = keras.models.load_model(downloaded)
     drawn = evaluation.drawn_set().x[:20].astype(np.float32) / 255  # (20, 28, 28), as the app sees drawings
-    app = store.read_model(entry.path)
+    app = model_files.read_model(entry.model_file())
     np.testing.assert_allclose(plain.predict(drawn, verbose=0), app.predict_batch(drawn), atol=1e-5)
 
 
@@ -45,7 +45,7 @@ def test_a_versions_file_and_card_never_name_its_learner_or_machine(any_database
     record = {"arch": "mlp_1x50", "test_accuracy": 0.91, "settings": {"epochs": 2, "batch_size": 64},
               "owner": "heron-42", "trained_on": "labpc-17 (2 cores)", "params": model.count_params()}
     with db.engine().begin() as connection:
-        store.insert_version(connection, "heron-42s-cnn", record, store.model_bytes(model),
+        store.insert_version(connection, "heron-42s-cnn", record, model_files.model_bytes(model),
                              owner_key=db.hashed_key("secret"))
     entry = store.scan().get("heron-42s-cnn")
     card = model_card.markdown(entry)
@@ -53,6 +53,6 @@ def test_a_versions_file_and_card_never_name_its_learner_or_machine(any_database
     assert "labpc" not in card
     assert "| MNIST test (10,000 digits) | 91.00% |" in card
     assert "not measured yet" in card  # no confusion matrix in its record yet
-    with zipfile.ZipFile(entry.path) as archive:
+    with zipfile.ZipFile(entry.model_file()) as archive:
         for member in archive.namelist():
             assert b"heron" not in archive.read(member), member

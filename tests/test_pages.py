@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from model_zoo import db, store
+from ui import models
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -91,7 +92,7 @@ def test_model_picker_lists_every_shipped_model():
     entries = shipped()
     at = open_page(DRAW)
     options = at.selectbox(key="model").options
-    assert [e.label for e in entries] == options[: len(entries)]
+    assert [models.label(e) for e in entries] == options[: len(entries)]
 
 
 def test_draw_opens_on_the_model_that_reads_drawings_best():

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from model_zoo import data, evaluation, store, strokes, training
+from model_zoo import config, data, evaluation, model_files, store, strokes, training
 from model_zoo.architectures import ZOO
 
 RECORD_FIELDS = {"arch", "settings", "history", "seconds_per_epoch", "test_accuracy", "params",
@@ -15,7 +15,7 @@ def test_every_architecture_is_shipped_with_a_small_file():
     listing = store.scan()
     assert listing.problems == []
     assert [e.name for e in listing.entries if e.shipped] == list(ZOO)
-    total = sum(e.path.stat().st_size for e in listing.entries if e.shipped)
+    total = sum(e.model_file().stat().st_size for e in listing.entries if e.shipped)
     assert total < 25e6, f"shipped models take {total / 1e6:.1f} MB"
 
 
@@ -59,7 +59,7 @@ def test_record_describes_the_training(name):
 
 def test_cnn_robust_reads_usps_test_digits(usps_path):
     """Issue 12's target (issue 5's was 98 %): ≥ 98.2 % on the 2,007 USPS test digits, never trained on."""
-    model = keras.models.load_model(store.TRAINED_DIR / "cnn_robust.keras")
+    model = keras.models.load_model(config.TRAINED_DIR / "cnn_robust.keras")
     _, (x_test, y_test) = data.load_usps(usps_path)
     accuracy = float(np.mean(model.predict(data.to_float(x_test), verbose=0).argmax(axis=1) == y_test))
     assert accuracy == pytest.approx(store.scan().get("cnn_robust").record["usps_accuracy"], abs=1e-4)
@@ -86,7 +86,7 @@ def test_cnn_robust_reads_the_pen_test_writers_as_recorded(pen_digits):
     assert entry.record["pen_setup"] == evaluation.PEN_SETUP, "rescore: python -m scripts.evaluate --update-records"
     sample = data.pen_split(pen_digits)["test"][::2]
     x, y = strokes.pen_digit_images(sample, seed=evaluation.PEN_SETUP["seed"])  # not the cache: drawn now
-    fast = store.read_model(entry.path)  # as the pages read it
+    fast = model_files.read_model(entry.model_file())  # as the pages read it
     read = np.array([fast.predict(image).probabilities.argmax() for image in data.to_float(x)])
     assert len(y) > 500
     assert float(np.mean(read == y)) == pytest.approx(entry.record["pen_accuracy"], abs=0.01)
@@ -94,7 +94,7 @@ def test_cnn_robust_reads_the_pen_test_writers_as_recorded(pen_digits):
 
 @pytest.mark.parametrize("name", ZOO)
 def test_plain_load_model_honours_the_contract_and_scores_the_record(name, mnist):
-    model = keras.models.load_model(store.TRAINED_DIR / f"{name}.keras")
+    model = keras.models.load_model(config.TRAINED_DIR / f"{name}.keras")
     (_, _), (x_test, y_test) = mnist
     probabilities = model.predict(data.to_float(x_test), batch_size=1000, verbose=0)
     assert probabilities.shape == (10_000, 10)

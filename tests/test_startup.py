@@ -45,11 +45,11 @@ import logging, os, tempfile, threading, time
 from pathlib import Path
 logging.basicConfig(level=logging.INFO)
 import startup
-from model_zoo import data, store
+from model_zoo import config, data, housekeeping
 calls = []
-remove_leftovers = store.remove_leftovers
-store.remove_leftovers = lambda: calls.append(1) or remove_leftovers()
-leftover = Path(tempfile.mkdtemp(prefix=data.SCRATCH_PREFIX + "crowd-test-"))
+remove_leftovers = housekeeping.remove_leftovers
+housekeeping.remove_leftovers = lambda: calls.append(1) or remove_leftovers()
+leftover = Path(tempfile.mkdtemp(prefix=config.SCRATCH_PREFIX + "crowd-test-"))
 (leftover / "weights.h5").write_bytes(b"half a model")
 os.utime(leftover, (time.time() - 3 * 86400,) * 2)  # from a process killed days ago
 start = threading.Barrier(30)

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from model_zoo import data, db, store
+from model_zoo import config, db, housekeeping, model_files, store
 from model_zoo.architectures import ZOO
+from ui import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,7 +33,7 @@ def save(model, record, name="", key: str | None = None) -> store.ZooEntry:
     """A user version, as a job's save makes it (``key``: its job's secret)."""
     with db.engine().begin() as connection:
         return store.insert_version(connection, name, record | {"params": model.count_params()},
-                                    store.model_bytes(model), owner_key=db.hashed_key(key))
+                                    model_files.model_bytes(model), owner_key=db.hashed_key(key))
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +50,13 @@ def test_saved_version_round_trips_without_optimizer_state(tiny_model, any_datab
     assert entry.name == "my-model" and not entry.shipped
     listed = store.scan().get("my-model")
     assert listed.record["params"] == 39_760 and listed.record["versions"]["keras"] == keras.__version__
-    loaded = keras.models.load_model(listed.path)  # plain Keras is enough
+    loaded = keras.models.load_model(listed.model_file())  # plain Keras is enough
     x = np.random.default_rng(1).random((3, 28, 28), dtype=np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), tiny_model.predict(x, verbose=0), rtol=1e-6)
-    with zipfile.ZipFile(listed.path) as archive, archive.open("model.weights.h5") as weights:
+    with zipfile.ZipFile(listed.model_file()) as archive, archive.open("model.weights.h5") as weights:
         assert "optimizer" not in h5py.File(io.BytesIO(weights.read()))
     assert getattr(loaded, "optimizer", None) is None
-    assert listed.label == "my-model (50.00% · your version of mlp_1x50)"
+    assert models.label(listed) == "my-model (50.00% · your version of mlp_1x50)"
 
 
 def test_version_names_are_sanitised_unique_and_never_shipped(tiny_model, any_database):
@@ -68,7 +69,7 @@ def test_version_names_are_sanitised_unique_and_never_shipped(tiny_model, any_da
 
 
 def test_learners_saving_under_one_name_at_once_get_two_versions(tiny_model, any_database):
-    content = store.model_bytes(tiny_model)
+    content = model_files.model_bytes(tiny_model)
     start, names, errors = threading.Barrier(4), [], []
 
     def save(accuracy):
@@ -91,10 +92,10 @@ def test_learners_saving_under_one_name_at_once_get_two_versions(tiny_model, any
 
 
 SAVER = """
-from model_zoo import db, store
+from model_zoo import db, model_files, store
 from model_zoo.architectures import ZOO
 model = ZOO["mlp_5x500_dropout"].build()  # 5.6 MB: a save takes a while
-content = store.model_bytes(model)
+content = model_files.model_bytes(model)
 print("ready", flush=True)
 for i in range(1000):
     with db.engine().begin() as connection:
@@ -119,13 +120,13 @@ def test_a_server_killed_mid_save_leaves_whole_versions_only(any_database):
     versions = [entry for entry in store.scan().entries if not entry.shipped]
     assert len(versions) >= 3
     for entry in versions:  # every listed version is whole
-        assert store.load_model(entry.path).count_params() == entry.record["params"]
+        assert model_files.load_model(entry.model_file()).count_params() == entry.record["params"]
 
 
 def test_a_shipped_write_interrupted_before_replace_keeps_the_previous_file(tiny_model, tmp_path,
                                                                              monkeypatch):
     entry = store.save_shipped(tiny_model, _record(accuracy=0.1), tmp_path, "kept")
-    before = entry.path.read_bytes()
+    before = entry.model_file().read_bytes()
 
     def crash(*args):
         raise KeyboardInterrupt("power cut")
@@ -133,17 +134,17 @@ def test_a_shipped_write_interrupted_before_replace_keeps_the_previous_file(tiny
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(os, "replace", crash)
         store.save_shipped(ZOO["mlp_1x500"].build(), _record(accuracy=0.9), tmp_path, "kept")
-    assert entry.path.read_bytes() == before
+    assert entry.model_file().read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "kept.keras"]  # no leftovers
 
 
 @pytest.mark.parametrize("damage", [b"", b"garbage" * 10, "truncate"])
 def test_a_damaged_model_file_gives_one_clear_error(tiny_model, tmp_path, damage):
     entry = store.save_shipped(tiny_model, _record(), tmp_path, "broken")
-    content = entry.path.read_bytes()
-    entry.path.write_bytes(content[: len(content) // 2] if damage == "truncate" else damage)
-    with pytest.raises(store.ModelFileError, match="Model file is damaged: broken.keras") as caught:
-        store.load_model(entry.path)
+    content = entry.model_file().read_bytes()
+    entry.model_file().write_bytes(content[: len(content) // 2] if damage == "truncate" else damage)
+    with pytest.raises(model_files.ModelFileError, match="Model file is damaged: broken.keras") as caught:
+        model_files.load_model(entry.model_file())
     assert str(tmp_path) not in str(caught.value)  # users read it: no server paths
 
 
@@ -229,7 +230,7 @@ def test_the_versions_table_keeps_the_bytes_a_plain_keras_can_load(tiny_model, a
     with db.engine().connect() as connection:
         content = connection.execute(sa.select(db.versions.c.model)
                                      .where(db.versions.c.name == "bytes")).scalar()
-    assert content == entry.path.read_bytes()
+    assert content == entry.model_file().read_bytes()
 
 
 def test_a_database_of_the_previous_schema_is_brought_up_to_date(database):
@@ -259,8 +260,8 @@ def test_a_database_of_the_previous_schema_is_brought_up_to_date(database):
 def test_a_model_that_breaks_the_contract_is_refused_with_the_reason(tmp_path, layers, says):
     path = tmp_path / "odd.keras"
     keras.Sequential(layers).save(path)
-    with pytest.raises(store.ModelFileError, match=f"odd.keras does not fit the zoo: it {says}"):
-        store.load_model(path)
+    with pytest.raises(model_files.ModelFileError, match=f"odd.keras does not fit the zoo: it {says}"):
+        model_files.load_model(path)
 
 
 def lambda_model() -> keras.Model:
@@ -283,31 +284,31 @@ def test_the_contract_is_read_from_the_config_before_any_page_offers_a_model(tmp
         path.write_bytes(b"PK\x03\x04 not really a zip")
     else:
         build().save(path)
-    problem = store.contract_problem(path)
+    problem = model_files.contract_problem(path)
     assert problem is None if says is None else re.search(says, problem), problem
 
 
 def test_a_lambda_model_is_refused_as_code_not_called_damaged(tmp_path):
     path = tmp_path / "clever.keras"
     lambda_model().save(path)
-    with pytest.raises(store.ModelFileError, match="clever.keras is refused: it contains code"):
-        store.load_model(path)
+    with pytest.raises(model_files.ModelFileError, match="clever.keras is refused: it contains code"):
+        model_files.load_model(path)
 
 
 def test_what_a_killed_process_left_is_removed_once_it_is_old(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # scratch folders go here in this test
-    monkeypatch.setattr(store, "MODEL_CACHE", tmp_path / "models")
-    monkeypatch.setattr(store, "TRAINED_DIR", tmp_path / "trained")
+    monkeypatch.setattr(config, "MODEL_CACHE", tmp_path / "models")
+    monkeypatch.setattr(config, "TRAINED_DIR", tmp_path / "trained")
     stale = [tmp_path / "trained" / ".cnn.x1y2.keras", tmp_path / "models" / ".abc.q9.keras",
-             tmp_path / f"{data.SCRATCH_PREFIX}job42_k3"]
-    fresh = [tmp_path / "trained" / ".cnn.a7b8.keras", tmp_path / f"{data.SCRATCH_PREFIX}job43_m1"]
+             tmp_path / f"{config.SCRATCH_PREFIX}job42_k3"]
+    fresh = [tmp_path / "trained" / ".cnn.a7b8.keras", tmp_path / f"{config.SCRATCH_PREFIX}job43_m1"]
     kept = [tmp_path / "trained" / "cnn.keras", tmp_path / "other_program_tmp"]
     for path in stale + fresh + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir() if "scratch" in path.name else path.write_bytes(b"x")
-    (tmp_path / f"{data.SCRATCH_PREFIX}job42_k3" / "events.out").write_bytes(b"logs")
-    day_ago = time.time() - store.LEFTOVER_SECONDS - 60
+    (tmp_path / f"{config.SCRATCH_PREFIX}job42_k3" / "events.out").write_bytes(b"logs")
+    day_ago = time.time() - housekeeping.LEFTOVER_SECONDS - 60
     for path in stale + kept:
         os.utime(path, (day_ago, day_ago))
-    assert sorted(store.remove_leftovers()) == sorted(stale)
+    assert sorted(housekeeping.remove_leftovers()) == sorted(stale)
     assert all(p.exists() for p in fresh + kept) and not any(p.exists() for p in stale)

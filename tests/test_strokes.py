@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_zoo import data, evaluation, preprocess, store, strokes, training
+from model_zoo import config, data, evaluation, model_files, preprocess, strokes, training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ def test_pen_versions_are_still_the_same_digits(mnist):
     """The tutorial's cnn never saw a pen stroke: it must still read them as their labels."""
     _, (x_test, y_test) = mnist
     pen = strokes.pen_versions(x_test[:500], cache=False)
-    cnn = store.load_model(store.TRAINED_DIR / "cnn.keras")
+    cnn = model_files.load_model(config.TRAINED_DIR / "cnn.keras")
     assert evaluation.accuracy(cnn, pen, y_test[:500]) >= 0.9
     # ... and they are not the scans: the pen redraws every digit.
     assert np.mean(np.abs(data.to_float(pen) - data.to_float(x_test[:500]))) > 0.05
@@ -148,7 +148,7 @@ def test_training_adds_the_pen_versions_of_training_and_validation_digits(mnist,
     settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300,
                                                           strokes=True)
     result = training.train(settings, mnist=mnist)
-    (_, y_train), (_, y_val) = training._split(*mnist[0], settings)
+    (_, y_train), (_, y_val) = training.split_train_validation(*mnist[0], settings)
     ones_train, ones_val = int((y_train == 1).sum()), int((y_val == 1).sum())
     assert ones_train > 10
     # Each digit's pen version, and each 1 once more with a European flag.
@@ -219,7 +219,7 @@ def test_real_pen_digits_render_reproducibly_and_are_read_as_their_labels(pen_di
     assert x.shape == (len(sample), 28, 28) and x.dtype == np.uint8
     assert y.tolist() == [d.label for d in sample]
     # The tutorial's cnn never saw a pen stroke: drawn as written, they must still be these digits.
-    cnn = store.load_model(store.TRAINED_DIR / "cnn.keras")
+    cnn = model_files.load_model(config.TRAINED_DIR / "cnn.keras")
     assert evaluation.accuracy(cnn, x, y) >= 0.9
     # A digit is drawn the same wherever it comes in a list; another seed, another hand.
     assert np.array_equal(strokes.pen_digit_images(sample[3:6], seed=0)[0], x[3:6])

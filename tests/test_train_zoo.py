@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from model_zoo import architectures, data, evaluation, store, strokes, training
+from model_zoo import architectures, data, evaluation, model_files, strokes, training
 from scripts import train_zoo
 
 
@@ -53,7 +53,7 @@ def test_a_pen_finished_model_ships_with_both_stages_in_its_record(mnist, pen_di
     assert "batch_loss" not in first and record["batch_loss"]  # the curve of the finish only
     assert evaluation.trained_on(record["settings"], first) == "MNIST, then MNIST + pen strokes + UNIPEN writers"
     # The model file is the finished one, and it is a zoo model like any other.
-    model = store.load_model(tmp_path / "zoo" / "mlp_1x50.keras")
+    model = model_files.load_model(tmp_path / "zoo" / "mlp_1x50.keras")
     assert evaluation.accuracy(model, x_test, y_test) > 0.5
     assert "| mlp_1x50 | 39,760 | 3 |" in capsys.readouterr().out
 

@@ -5,8 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from model_zoo import data, training
-from model_zoo.training import SettingsError, TrainingSettings
+from model_zoo import data, training, training_inputs
+from model_zoo.config import SettingsError
+from model_zoo.training import TrainingSettings
 
 
 class Recorder(training.TrainingProgress):
@@ -81,6 +82,12 @@ def test_usps_missing_is_a_clear_error(mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("USPS_PATH", str(tmp_path / "nowhere.npz"))
     settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300, usps=True)
     with pytest.raises(data.DataNotFoundError, match="nowhere.npz"):
+        training_inputs.gather(settings, mnist=mnist)
+
+
+def test_training_refuses_settings_without_their_digits(mnist):
+    settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300, usps=True, fine_tune=True)
+    with pytest.raises(TypeError, match="needs usps, shipped"):
         training.train(settings, mnist=mnist)
 
 
@@ -123,7 +130,7 @@ def test_limits_come_from_the_environment(monkeypatch):
 def test_the_progress_receiver_counts_the_added_usps_digits(mnist, usps_path):
     settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=600, usps=True)
     progress = Recorder()
-    result = training.train(settings, mnist=mnist, progress=progress)
+    result = training.train(settings, **training_inputs.gather(settings, mnist=mnist), progress=progress)
     assert progress.started[2] == result.train_digits == 540 + 7291  # USPS's training digits too
     assert result.digits_trained == result.train_digits
 

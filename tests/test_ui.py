@@ -2,7 +2,7 @@
 
 from streamlit.runtime.scriptrunner import script_runner
 
-import ui
+from ui import runtime
 
 
 def test_the_private_keras_reset_hook_is_still_there_and_gets_disabled(monkeypatch):
@@ -10,6 +10,6 @@ def test_the_private_keras_reset_hook_is_still_there_and_gets_disabled(monkeypat
     # (docs/facts.md); if it moves, background training stalls again: fail here.
     assert callable(getattr(script_runner, "_clean_problem_modules", None))
     monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
-    ui.keep_keras_between_runs()
+    runtime.keep_keras_between_runs()
     assert script_runner._clean_problem_modules() is None
     assert script_runner._clean_problem_modules.__name__ == "<lambda>"

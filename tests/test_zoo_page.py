@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from model_zoo import db, store
 from model_zoo.architectures import TUTORIAL_MODELS
+from ui import models
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app_pages" / "zoo.py")
@@ -45,7 +46,7 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, database):
                                         "+ UNIPEN writers")
     pen = dict(zip(table_models(at), at.dataframe[0].value["pen"]))  # UNIPEN's test writers, from the records
     assert pen == {entry.name: entry.record["pen_accuracy"] for entry in shipped}
-    assert at.selectbox(key="zoo_model").options == [entry.label for entry in shipped]
+    assert at.selectbox(key="zoo_model").options == [models.label(entry) for entry in shipped]
     charts = at.get("plotly_chart")
     assert len(charts) >= 1 + 4 + 1  # scatter, four robustness curves, at least one per-model chart
     for entry in shipped:  # every model's close-up renders, and none can be deleted
@@ -78,7 +79,7 @@ def test_deleting_a_user_version(mnist, shipped, database):
     source = shipped[0]
     version = f"{source.name}@test"
     with db.engine().begin() as connection:  # as a learner's saved job would be
-        store.insert_version(connection, version, source.record, source.path.read_bytes(),
+        store.insert_version(connection, version, source.record, source.model_file().read_bytes(),
                              owner_key=db.hashed_key("learner-secret"))
 
     at = run_page()
@@ -113,7 +114,7 @@ def test_where_there_is_a_teacher_only_the_teacher_deletes(mnist, shipped, datab
     monkeypatch.setenv("DIGIT_ZOO_TEACHER_PASSWORD", "chalk")
     source = shipped[0]
     with db.engine().begin() as connection:
-        store.insert_version(connection, "learners", source.record, source.path.read_bytes())
+        store.insert_version(connection, "learners", source.record, source.model_file().read_bytes())
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)  # the app: its sidebar signs in
     at.run()
     at.switch_page("app_pages/zoo.py")

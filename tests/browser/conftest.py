@@ -252,7 +252,7 @@ def set_pen_width(page: Page, width: int) -> None:
 
 
 def screenshot(page: Page, name: str, **options) -> Path:
-    """Save the page as docs/<name>.png for the README, once its charts are drawn.
+    """Save the page as docs/<name>.png for README.md and docs/*.md, once its charts are drawn.
 
     Streamlit shows a grey skeleton while lazily loaded code (Plotly's, seconds
     the first time) arrives: wait until none is left. `options` go to

@@ -136,7 +136,7 @@ def drawings() -> list[Drawing]:
             height = float(rng.uniform(70, 230))
             centre = tuple(float(c) for c in rng.uniform(0.2, 0.8, 2) * CANVAS)
             pen = PENS[0] if number % 4 else PENS[1 + (number // 4) % 2]
-            if height < 110 and pen > 12:  # a fat pen fills a small digit's loops (ui.py)
+            if height < 110 and pen > 12:  # a fat pen fills a small digit's loops (ui/canvas.py)
                 pen = PENS[1]
             drawing = Drawing(shape, height, centre, "random",
                               slant=float(rng.uniform(-0.2, 0.3)), wobble=float(rng.uniform(0, 5)),

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
-from model_zoo import store
+from model_zoo import config, store
 
 from .conftest import (FIRST_PAGE_SECONDS, READINGS, RESULT_SECONDS, canvas, clear, draw_and_wait,
                        open_app, running_app, screenshot, set_pen_width, wait_until_idle)
 from .strokes import CORNERS, LARGE, NATURAL, SMALL, TINY, Sample
 
-ROBUST = store.TRAINED_DIR / "cnn_robust.keras"
+ROBUST = config.TRAINED_DIR / "cnn_robust.keras"
 needs_robust = pytest.mark.skipif(
     not ROBUST.exists(), reason=f"{ROBUST.name} is not trained yet (python -m scripts.train_zoo)")
 

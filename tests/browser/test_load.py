@@ -18,7 +18,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from model_zoo import preprocess, store
+from model_zoo import model_files, preprocess, store
 from scripts.streamlit_client import StreamlitSession, digit_png
 from tests.browser.conftest import ROOT, running_app
 
@@ -46,7 +46,7 @@ def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, t
     lines = [json.loads(line) for line in answers.read_text().splitlines()]
     assert len(lines) >= LEARNERS * 5  # a stroke every 2 s each, for ~30 s
     assert {line["page"] for line in lines} <= {"draw", "compare", "inside"}
-    cnn = store.read_model(store.scan().get(MODEL).path)
+    cnn = model_files.read_model(store.scan().get(MODEL).model_file())
     for line in lines:
         canvas = np.asarray(Image.open(io.BytesIO(digit_png(x_test[line["index"]]))))
         offline = cnn.predict(preprocess.to_mnist(canvas)).digit

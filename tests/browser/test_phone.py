@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from model_zoo import store
+from model_zoo import config
 
 from .conftest import RESULT_SECONDS, canvas, draw_and_wait, open_app, screenshot, wait_until_idle
 from .strokes import Sample
@@ -22,7 +22,7 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
 # A natural 4 is two strokes: the answer shows after each.
 FOUR = Sample("4")
 THREE = Sample("3", 200)
-SHIPPED = sorted(path.stem for path in store.TRAINED_DIR.glob("*.keras"))
+SHIPPED = sorted(path.stem for path in config.TRAINED_DIR.glob("*.keras"))
 
 
 @pytest.fixture
