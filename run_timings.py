@@ -7,7 +7,7 @@ Appends one JSON line per finished run: when the browser's rerun request
 was queued (the script started), and when its last one was (the script
 finished), all as `time.time()`, with the page's URL path, whether it was
 a fragment's run, the server's resident memory then, and which of TensorFlow
-and Keras were imported by then. ``python -m scripts.bench --browser`` reads the file to split
+and Keras were imported by then. ``python -m scripts.benchmarks.bench --browser`` reads the file to split
 stroke → answer into the browser's share and the server's and to weigh the
 server; the browser tests read it to check that pages leave TensorFlow alone.
 

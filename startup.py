@@ -60,5 +60,5 @@ def prepare_process() -> None:
         runtime.keep_keras_between_runs()
         for path in housekeeping.remove_leftovers():
             LOG.info("Removed %s, left by a process that was killed", path)
-        run_timings.record_if_asked()  # for scripts.bench --browser
+        run_timings.record_if_asked()  # for scripts.benchmarks.bench --browser
         _prepared = True

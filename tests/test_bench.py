@@ -1,4 +1,4 @@
-"""scripts.bench runs end to end in its quick mode, so it cannot rot. No timing is asserted: load varies."""
+"""scripts.benchmarks.bench runs end to end in its quick mode, so it cannot rot. No timing is asserted: load varies."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import bench, bench_browser
+from scripts.benchmarks import bench, bench_browser
 from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def test_browser_parts_split_each_stroke_with_the_servers_log(mnist):
     """
     if not Path(bench_browser.CHROMIUM).exists():
         missing_service(f"no Chromium at {bench_browser.CHROMIUM}")
-    done = subprocess.run([sys.executable, "-m", "scripts.bench", "--quick", "--json", "--browser"],
+    done = subprocess.run([sys.executable, "-m", "scripts.benchmarks.bench", "--quick", "--json", "--browser"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(done.stdout)["rows"]
@@ -79,23 +79,23 @@ def test_write_docs_replaces_only_the_measured_parts_tables():
                       baseline_name="model.predict", speedup=193, target="≤ 3 ms median, ≥ 100×", met=False)]
     about = {"cpu": "Some CPU", "cores": 2, "python": "3.11.2", "load_average_at_start": 3.45,
              "load_average_at_end": 6.42}
-    written = bench.docs_with_rows(text, rows, about, "python -m scripts.bench")
+    written = bench.docs_with_rows(text, rows, about, "python -m scripts.benchmarks.bench")
 
     before_1, _, rest = written.partition(begin_1)
     inside_1, _, after_1 = rest.partition(end_1)
     assert before_1 == text.partition(begin_1)[0]
     assert after_1 == text.partition(end_1)[2]  # part 3, unmeasured, and every explanation: as they were
     assert "| stale | row |" not in inside_1
-    assert "Run: `python -m scripts.bench` on Some CPU, 2 cores, Python 3.11.2; load average 3.45 at the start, " \
+    assert "Run: `python -m scripts.benchmarks.bench` on Some CPU, 2 cores, Python 3.11.2; load average 3.45 at the start, " \
            "6.42 at the end." in inside_1
     assert bench.markdown(rows) in inside_1
     assert "| 1. drawing → all models | preprocessing + all 8 models | 7.54 | 46.6 | ms | 1,455 (model.predict) " \
            "| 193× | ≤ 3 ms median, ≥ 100× | **no** |" in inside_1
-    assert bench.docs_with_rows(written, rows, about, "python -m scripts.bench") == written  # idempotent
+    assert bench.docs_with_rows(written, rows, about, "python -m scripts.benchmarks.bench") == written  # idempotent
 
     part_2 = [bench.Row("2. stroke → answer, one session", "draw: stroke → answer", 351, 537)]
     with pytest.raises(ValueError, match="part 2's table has no place"):  # not silently dropped
-        bench.docs_with_rows(text, part_2, about, "python -m scripts.bench --browser")
+        bench.docs_with_rows(text, part_2, about, "python -m scripts.benchmarks.bench --browser")
 
 
 def test_the_docs_have_a_place_for_every_part():

@@ -8,11 +8,11 @@ shapes drawn by a sloppier class, 5 times each, from other seeds: shakier
 30° (against 12), slanted, squeezed or stretched more, with four pens (one,
 16 px, that set never uses). Where the zoo reads the drawn set at 96–100 %,
 it reads this class at 82–98 %: the handwriting a class's retraining is for. It is also
-the drawn validation set that chose cnn_robust's pen finish (scripts.pen_finish_trial).
+the drawn validation set that chose cnn_robust's pen finish (scripts.experiments.pen_finish_trial).
 Each is drawn on
 /draw in Chromium and kept as the 28 × 28 image the app made of it, in the
 export format of ``model_zoo.class_digits`` (``x``, ``y`` uint8), which is how
-the tests and ``scripts.class_finetune`` bring it into a class: by import.
+the tests and ``scripts.experiments.class_finetune`` bring it into a class: by import.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from scripts.streamlit_client import StreamlitSession, canvas_png, read_digit
+from scripts.benchmarks.streamlit_client import StreamlitSession, canvas_png, read_digit
 
 from .conftest import running_app
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from scripts.streamlit_client import ANSWERS, StreamlitSession, canvas_png
+from scripts.benchmarks.streamlit_client import ANSWERS, StreamlitSession, canvas_png
 from tests.browser.conftest import running_app
 
 LEARNERS = 30

@@ -1,4 +1,4 @@
-"""A small class under Locust (scripts/locustfile.py) against the real server: every answer right, no errors.
+"""A small class under Locust (scripts/benchmarks/locustfile.py) against the real server: every answer right, no errors.
 
 Five simulated learners, each a websocket tab speaking Streamlit's protocol,
 send enlarged MNIST test digits to Draw, Compare and Inside for ~30 s with the
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from model_zoo import model_files, preprocess, store
-from scripts.streamlit_client import StreamlitSession, digit_png
+from scripts.benchmarks.streamlit_client import StreamlitSession, digit_png
 from tests.browser.conftest import ROOT, running_app
 
 LEARNERS = 5
@@ -35,7 +35,7 @@ def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, t
                 warm_up.open(page, query=f"model={MODEL}")
         env = os.environ | {"DIGIT_ZOO_LOAD_ANSWERS": str(answers), "DIGIT_ZOO_LOAD_MODEL": MODEL}
         done = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", "scripts/locustfile.py", "--headless", "--host", url,
+            [sys.executable, "-m", "locust", "-f", "scripts/benchmarks/locustfile.py", "--headless", "--host", url,
              "-u", str(LEARNERS), "-r", str(LEARNERS), "-t", "30s", "--csv", str(tmp_path / "load"),
              "--only-summary"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]

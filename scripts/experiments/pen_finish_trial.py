@@ -1,7 +1,7 @@
 """How cnn_robust's pen finish was chosen: on validation digits only, never a test set.
 
-    python -m scripts.pen_finish_trial                     # ~35 min on 2 idle cores
-    python -m scripts.pen_finish_trial --usps-repeats 1,2,3
+    python -m scripts.experiments.pen_finish_trial                     # ~35 min on 2 idle cores
+    python -m scripts.experiments.pen_finish_trial --usps-repeats 1,2,3
 
 scripts.train_zoo trains cnn_robust in two stages: its first, on MNIST + USPS
 train, then pen_finish_epochs more from those weights with every training
@@ -32,7 +32,7 @@ import numpy as np
 from model_zoo import architectures, data, evaluation, model_files, strokes, training
 from scripts.train_zoo import pen_finish_settings, train_with_bar
 
-CLASS_SET = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "class_digits.npz"
+CLASS_SET = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "class_digits.npz"
 USPS_HELD_OUT = 0.1
 
 

@@ -1,8 +1,8 @@
 """How the zoo reads a class's own digits, and what fine-tuning on them does (docs/class.md).
 
-    python -m scripts.class_finetune                        # the browser-drawn fixture, cnn and mlp_1x500
-    python -m scripts.class_finetune --class-file my.npz --models cnn --epochs 3
-    python -m scripts.class_finetune --ray                  # also: submit → saved version, as from the Train page
+    python -m scripts.experiments.class_finetune                        # the browser-drawn fixture, cnn and mlp_1x500
+    python -m scripts.experiments.class_finetune --class-file my.npz --models cnn --epochs 3
+    python -m scripts.experiments.class_finetune --ray                  # also: submit → saved version, as from the Train page
 
 The class's digits come in by the Class page's import (model_zoo.class_digits)
 into a throwaway SQLite database, so they are split as the app splits them.
@@ -26,7 +26,7 @@ import numpy as np
 
 from model_zoo import class_digits, data, db, evaluation, model_files, store, training, training_inputs
 
-FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "class_digits.npz"
+FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "class_digits.npz"
 CLASS = "fixture"
 # The Train page's fine-tuning defaults (app_pages/train.py): a few epochs, a low rate, 10,000 MNIST digits.
 FINE_TUNE = dict(epochs=3, learning_rate=1e-4, lr_decay=False, train_size=10_000)

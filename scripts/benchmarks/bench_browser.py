@@ -1,4 +1,4 @@
-"""The browser half of ``python -m scripts.bench --browser``: a real server, Chromium, the mouse.
+"""The browser half of ``python -m scripts.benchmarks.bench --browser``: a real server, Chromium, the mouse.
 
 Starts the app (`streamlit run app.py` on 127.0.0.1, state in a throwaway
 database and user folder, DIGIT_ZOO_TIMINGS on so the server logs each run's
@@ -32,7 +32,7 @@ import numpy as np
 
 from model_zoo import data, strokes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install` (docs/facts.md)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -1,7 +1,7 @@
 """Time the Inside page per stroke for every model, and its saliency maps on demand.
 
-    python -m scripts.bench_inside                  # every model, 40 drawings each
-    python -m scripts.bench_inside --drawings 20 --models cnn,cnn_robust
+    python -m scripts.benchmarks.bench_inside                  # every model, 40 drawings each
+    python -m scripts.benchmarks.bench_inside --drawings 20 --models cnn,cnn_robust
 
 Each drawing is an MNIST test digit, enlarged to the 280 px canvas and handed
 to the page as the canvas would send it. "Page" is one whole script run of
@@ -29,7 +29,7 @@ from PIL import Image
 
 from model_zoo import data, inference, inside, model_files, store
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def canvas_data_url(digit: np.ndarray) -> str:

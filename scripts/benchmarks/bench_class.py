@@ -1,9 +1,9 @@
-"""A class of simulated learners against a fresh server, measured with Locust (scripts/locustfile.py).
+"""A class of simulated learners against a fresh server, measured with Locust (scripts/benchmarks/locustfile.py).
 
-    python -m scripts.bench_class                          # 1, 10, 30 and 60 learners, 60 s each
-    python -m scripts.bench_class --learners 5 --seconds 20 --no-jobs
+    python -m scripts.benchmarks.bench_class                          # 1, 10, 30 and 60 learners, 60 s each
+    python -m scripts.benchmarks.bench_class --learners 5 --seconds 20 --no-jobs
 
-For each class size, a fresh server (``scripts.bench_browser.start_server``,
+For each class size, a fresh server (``scripts.benchmarks.bench_browser.start_server``,
 one training slot), warmed by one tab on Draw, Compare and Inside, then Locust's
 learners each drawing an MNIST test digit every 2 s out of step, first with no
 job, then while a job fills the training slot (started on the Train page in
@@ -26,18 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts import bench_browser
-from scripts.bench import Row, machine, markdown
-from scripts.streamlit_client import StreamlitSession
+from scripts.benchmarks import bench_browser
+from scripts.benchmarks.bench import Row, machine, markdown
+from scripts.benchmarks.streamlit_client import StreamlitSession
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PART = "6. a class under Locust"
 TARGETS = {30: "p95 ≤ 250 ms, p99 ≤ 500 ms, 0 errors", 60: "0 errors, 0 dropped"}
 
 
 def locust(url: str, learners: int, seconds: float, stats: Path) -> dict:
     """One Locust run: the Aggregated row of its answers and how many sessions it lost."""
-    subprocess.run([sys.executable, "-m", "locust", "-f", "scripts/locustfile.py", "--headless", "--host", url,
+    subprocess.run([sys.executable, "-m", "locust", "-f", "scripts/benchmarks/locustfile.py", "--headless", "--host", url,
                     "-u", str(learners), "-r", str(learners), "-t", f"{seconds:.0f}s", "--csv", str(stats),
                     "--only-summary"], cwd=ROOT, check=True, capture_output=True, timeout=seconds + 120)
     with open(f"{stats}_stats.csv") as table:

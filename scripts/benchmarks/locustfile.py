@@ -1,6 +1,6 @@
 """A class of simulated learners for Locust: each a tab speaking Streamlit's own protocol.
 
-    locust -f scripts/locustfile.py --headless --host http://127.0.0.1:8501 -u 30 -r 30 -t 60s
+    locust -f scripts/benchmarks/locustfile.py --headless --host http://127.0.0.1:8501 -u 30 -r 30 -t 60s
 
 Each learner opens a page (Draw, Compare or Inside, 3 : 1 : 1), then every
 ``DIGIT_ZOO_LOAD_PACE`` seconds (default 2), out of step with the others, sends
@@ -28,7 +28,7 @@ import numpy as np
 from locust import User, constant_pacing, events, task
 
 from model_zoo import data
-from scripts.streamlit_client import ServerError, StreamlitSession, digit_png, read_digit
+from scripts.benchmarks.streamlit_client import ServerError, StreamlitSession, digit_png, read_digit
 
 PAGES = ["draw", "draw", "draw", "compare", "inside"]
 PACE = float(os.environ.get("DIGIT_ZOO_LOAD_PACE", "2"))

@@ -1,20 +1,20 @@
 """The one benchmark of what a user waits for, each figure beside its baseline measured in the same run.
 
-    python -m scripts.bench                      # 1. drawing → all models (a minute or two)
-    python -m scripts.bench --training           # + 3. training throughput, ours vs plain fit (~12 min)
-    python -m scripts.bench --browser            # + 2. stroke → answer, 4. cold start, 5. a classroom (~10 min)
-    python -m scripts.bench --browser --class-sessions 0   # the browser parts without the classroom
-    python -m scripts.bench --json               # the same rows as JSON
-    python -m scripts.bench --browser --write-docs   # also write each measured part's table into docs/performance.md
-    python -m scripts.bench --quick              # tiny counts: only checks that it runs (tests/test_bench.py)
-    python -m scripts.bench --class-jobs 10      # a class's training jobs on Ray (a table of its own)
+    python -m scripts.benchmarks.bench                      # 1. drawing → all models (a minute or two)
+    python -m scripts.benchmarks.bench --training           # + 3. training throughput, ours vs plain fit (~12 min)
+    python -m scripts.benchmarks.bench --browser            # + 2. stroke → answer, 4. cold start, 5. a classroom (~10 min)
+    python -m scripts.benchmarks.bench --browser --class-sessions 0   # the browser parts without the classroom
+    python -m scripts.benchmarks.bench --json               # the same rows as JSON
+    python -m scripts.benchmarks.bench --browser --write-docs   # also write each measured part's table into docs/performance.md
+    python -m scripts.benchmarks.bench --quick              # tiny counts: only checks that it runs (tests/test_bench.py)
+    python -m scripts.benchmarks.bench --class-jobs 10      # a class's training jobs on Ray (a table of its own)
 
 1. A 280×280 canvas through ``preprocess.to_mnist`` and every zoo model's
    NumPy fast path, over varied drawings (MNIST test digits redrawn with the
    canvas's pen, model_zoo.strokes), on one BLAS thread as in the web server;
    against ``model.predict`` per model on the same drawings.
 2. Real Chromium, the real server: mouse-up to the whole answer on Draw and on
-   Compare, split with the server's own log (scripts/bench_browser.py).
+   Compare, split with the server's own log (scripts/benchmarks/bench_browser.py).
 3. Digits per second and test accuracy of every tutorial architecture at its
    tutorial settings on the same 20,000 digits: ``training.train`` against a
    plain ``compile("adam")`` + ``fit(batch_size=128)``, and the plain fit on
@@ -53,7 +53,7 @@ import numpy as np
 from model_zoo import data, db, model_files, store, training, training_inputs
 
 SECONDS_TO_MS = 1000
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"  # what --write-docs writes
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "performance.md"  # what --write-docs writes
 BEFORE = "f046a4a"  # the last commit whose web server imported TensorFlow: part 4's baseline
 
 
@@ -202,9 +202,9 @@ def plain_fit_on_jax(arch: str, epochs: int, train_size: int) -> dict | None:
     """``plain_fit`` in a child process on Keras's JAX backend (fixed per process), or None without jax."""
     if importlib.util.find_spec("jax") is None:
         return None
-    done = subprocess.run([sys.executable, "-m", "scripts.bench", "--plain-fit", arch, str(epochs), str(train_size)],
+    done = subprocess.run([sys.executable, "-m", "scripts.benchmarks.bench", "--plain-fit", arch, str(epochs), str(train_size)],
                           capture_output=True, text=True, env=os.environ | {"KERAS_BACKEND": "jax"},
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
     if done.returncode:
         raise RuntimeError(f"plain fit on JAX failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.splitlines()[-1])
@@ -245,7 +245,7 @@ def training_rows(names: list[str], train_size: int, epochs: int | None) -> list
 
 
 def browser_rows(drawings: int, class_sessions: int, class_seconds: float, before: str, tours: int) -> list[Row]:
-    from scripts import bench_browser
+    from scripts.benchmarks import bench_browser
 
     with tempfile.TemporaryDirectory(prefix="digit_zoo_bench_") as scratch:
         results = asyncio.run(bench_browser.measure(drawings=drawings, class_sessions=class_sessions,
@@ -322,7 +322,7 @@ def class_throughput(count: int) -> None:
     mnist = data.load_mnist()
     started = time.perf_counter()
     for _ in range(count):  # each saved as a version, as a job's is
-        store.save_result(training.train(settings, mnist=mnist), trained_in="scripts.bench")
+        store.save_result(training.train(settings, mnist=mnist), trained_in="scripts.benchmarks.bench")
     in_process = time.perf_counter() - started
 
     capacity = cluster.capacity() if cluster.connect() else None
@@ -378,7 +378,7 @@ def part_number(row: Row) -> str:
 
 def docs_markers(part: str) -> tuple[str, str]:
     """The lines that enclose part `part`'s table in docs/performance.md."""
-    return f"<!-- scripts.bench part {part}: written by --write-docs -->", f"<!-- /scripts.bench part {part} -->"
+    return f"<!-- scripts.benchmarks.bench part {part}: written by --write-docs -->", f"<!-- /scripts.benchmarks.bench part {part} -->"
 
 
 def run_line(about: dict, command: str) -> str:
@@ -473,7 +473,7 @@ def main(argv=None) -> None:
               f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end\n")
         print(markdown(rows))
     if args.write_docs:  # after printing, so a missing marker loses no run
-        command = " ".join(["python -m scripts.bench", *(a for a in (sys.argv[1:] if argv is None else argv)
+        command = " ".join(["python -m scripts.benchmarks.bench", *(a for a in (sys.argv[1:] if argv is None else argv)
                                                           if a != "--write-docs")])
         DOCS.write_text(docs_with_rows(DOCS.read_text(), rows, about, command))
         print(f"Wrote part {', '.join(dict.fromkeys(part_number(r) for r in rows))} into {DOCS}", file=sys.stderr)
