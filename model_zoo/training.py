@@ -33,6 +33,11 @@ SMOOTHING = 0.9  # exponential moving average of the per-batch loss, as TensorBo
 # Each pen-stroke digit of a train writer is drawn this many times, each by its own varied hand
 # (strokes.PEN_TRAINING_HAND): 28,288 images from UNIPEN's 88 train writers, a sixth of cnn_robust's finish.
 PEN_RENDERS = 4
+# Fine-tuning: a few epochs at a low rate, on a share of MNIST beside the class's digits, so that a
+# class's few hundred digits matter in a minute or two without the model forgetting MNIST.
+# The Train page's defaults and scripts.experiments.class_finetune's.
+FINE_TUNE_DEFAULTS = {"epochs": 3, "learning_rate": 1e-4, "lr_decay": False}
+FINE_TUNE_TRAIN_SIZE = 10_000
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import importlib.util
 import streamlit as st
 
 from model_zoo import architectures, class_digits, data, db, store
-from model_zoo.training import MAX_SEED, OPTIMIZERS, PEN_RENDERS, TrainingLimits, TrainingSettings
+from model_zoo.training import (FINE_TUNE_DEFAULTS, FINE_TUNE_TRAIN_SIZE, MAX_SEED, OPTIMIZERS, PEN_RENDERS,
+                                TrainingLimits, TrainingSettings)
 
 # Reset to the architecture's own on a change.
 ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout",
@@ -16,10 +17,6 @@ ARCH_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer",
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
 
 START = {False: "random weights (from scratch)", True: "the shipped model's weights (fine-tune)"}
-# Fine-tuning: a few epochs at a low rate, on a share of MNIST beside the class's digits, so that a
-# class's few hundred digits matter in a minute or two without the model forgetting MNIST.
-FINE_TUNE_DEFAULTS = dict(epochs=3, learning_rate=1e-4, lr_decay=False)
-FINE_TUNE_TRAIN_SIZE = 10_000
 
 
 def load_defaults() -> None:

@@ -32,8 +32,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
-CANVAS = 280  # the app's canvas side in pixels (ui.CANVAS_SIZE)
-PEN = 12  # the canvas's default pen width (ui.DEFAULT_STROKE_WIDTH)
+CANVAS = 280  # the app's canvas side in pixels (ui.canvas.CANVAS_SIZE)
+PEN = 12  # the canvas's default pen width (ui.canvas.DEFAULT_STROKE_WIDTH)
 CANVAS_KEYS = {"draw": "draw_canvas_0", "compare": "compare_canvas_0", "inside": "inside_canvas_0"}
 # What each page writes once it has read a drawing: the digit it read.
 ANSWERS = {

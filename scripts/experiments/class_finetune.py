@@ -28,8 +28,7 @@ from model_zoo import class_digits, data, db, evaluation, model_files, store, tr
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "class_digits.npz"
 CLASS = "fixture"
-# The Train page's fine-tuning defaults (app_pages/train.py): a few epochs, a low rate, 10,000 MNIST digits.
-FINE_TUNE = dict(epochs=3, learning_rate=1e-4, lr_decay=False, train_size=10_000)
+FINE_TUNE = training.FINE_TUNE_DEFAULTS | {"train_size": training.FINE_TUNE_TRAIN_SIZE}  # as the Train page's
 
 
 def fine_tune_settings(arch: str, epochs: int) -> training.TrainingSettings:
