@@ -31,20 +31,24 @@ def open_draw() -> None:
     st.switch_page(draw, query_params=st.query_params.to_dict())
 
 
-page = st.navigation([
-    st.Page(open_draw, title="Start", url_path="start", default=True, visibility="hidden"),
-    draw,
-    st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page(PAGES / "inside.py", title="Inside", icon=":material/visibility:", url_path="inside"),
-    st.Page(PAGES / "zoo.py", title="Zoo", icon=":material/pets:", url_path="zoo"),
-    st.Page(PAGES / "class_digits.py", title="Class", icon=":material/groups:", url_path="class"),
-    st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page(PAGES / "board.py", title="Board", icon=":material/co_present:", url_path="board"),
-])
+page = st.navigation(
+    [
+        st.Page(open_draw, title="Start", url_path="start", default=True, visibility="hidden"),
+        draw,
+        st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page(PAGES / "inside.py", title="Inside", icon=":material/visibility:", url_path="inside"),
+        st.Page(PAGES / "zoo.py", title="Zoo", icon=":material/pets:", url_path="zoo"),
+        st.Page(PAGES / "class_digits.py", title="Class", icon=":material/groups:", url_path="class"),
+        st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
+        st.Page(PAGES / "board.py", title="Board", icon=":material/co_present:", url_path="board"),
+    ]
+)
 with st.sidebar:
     st.markdown("**Digit Recogniser** — draw a digit and watch neural networks read it.")
-    st.caption("Seven of the models come from a 2017 Keras tutorial on the Analytics Vidhya "
-               "digits, and carry [its lesson](/zoo): width helps, depth without "
-               "regularisation overfits, dropout needs more epochs.")
+    st.caption(
+        "Seven of the models come from a 2017 Keras tutorial on the Analytics Vidhya "
+        "digits, and carry [its lesson](/zoo): width helps, depth without "
+        "regularisation overfits, dropout needs more epochs."
+    )
     people.teacher_sign_in()
 page.run()

@@ -44,8 +44,11 @@ def record_if_asked() -> None:
 
     def timed_handle_backmsg(session, msg):
         if msg.WhichOneof("type") == "rerun_script":
-            pending[session.id] = {"session": session.id, "fragment": bool(msg.rerun_script.fragment_id),
-                                   "received": time.time()}
+            pending[session.id] = {
+                "session": session.id,
+                "fragment": bool(msg.rerun_script.fragment_id),
+                "received": time.time(),
+            }
         return handle_backmsg(session, msg)
 
     def timed_enqueue(session, msg):
@@ -55,8 +58,9 @@ def record_if_asked() -> None:
             run.setdefault("started", time.time())
         elif run is not None and kind == "navigation":  # st.navigation says which page runs
             running = msg.navigation.page_script_hash
-            run["page"] = next((page.url_pathname for page in msg.navigation.app_pages
-                                if page.page_script_hash == running), "")
+            run["page"] = next(
+                (page.url_pathname for page in msg.navigation.app_pages if page.page_script_hash == running), ""
+            )
         elif run is not None and kind == "script_finished":
             run["finished"] = time.time()
             run["rss_bytes"] = resident_bytes()

@@ -39,8 +39,10 @@ def limit_blas_threads() -> None:
     """
     os.environ.setdefault(BLAS_THREADS_VARIABLE, "1")
     if "numpy" in sys.modules:  # too late: OpenBLAS read its threads when NumPy loaded
-        LOG.warning("NumPy was imported before app.py limited its BLAS threads: set %s=1 "
-                    "in the server's environment", BLAS_THREADS_VARIABLE)
+        LOG.warning(
+            "NumPy was imported before app.py limited its BLAS threads: set %s=1 in the server's environment",
+            BLAS_THREADS_VARIABLE,
+        )
 
 
 def prepare_process() -> None:

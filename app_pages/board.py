@@ -40,5 +40,10 @@ with join:
 with now:
     live_class(class_name)
 if len(names) > 1:
-    st.selectbox("Class on the board", names, index=names.index(class_name), key="board_class",
-                 on_change=lambda: st.query_params.update({"class": st.session_state.board_class}))
+    st.selectbox(
+        "Class on the board",
+        names,
+        index=names.index(class_name),
+        key="board_class",
+        on_change=lambda: st.query_params.update({"class": st.session_state.board_class}),
+    )

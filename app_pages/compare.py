@@ -33,24 +33,39 @@ entries = {entry.name: entry for entry in listing.entries}
 votes = Counter(p.digit for p in predictions.values())
 majority, count = votes.most_common(1)[0]
 
-table = pd.DataFrame({
-    "Model": list(predictions),
-    "Reads": [p.digit for p in predictions.values()],
-    "Confidence": [f"{p.confidence:.1%}" for p in predictions.values()],
-    "MNIST test accuracy": [f"{entries[name].test_accuracy:.2%}" for name in predictions],
-    "Time (ms)": [f"{p.seconds * 1000:.2f}" for p in predictions.values()],
-    "Note": [models.tag(entries[name]) for name in predictions],
-})
+table = pd.DataFrame(
+    {
+        "Model": list(predictions),
+        "Reads": [p.digit for p in predictions.values()],
+        "Confidence": [f"{p.confidence:.1%}" for p in predictions.values()],
+        "MNIST test accuracy": [f"{entries[name].test_accuracy:.2%}" for name in predictions],
+        "Time (ms)": [f"{p.seconds * 1000:.2f}" for p in predictions.values()],
+        "Note": [models.tag(entries[name]) for name in predictions],
+    }
+)
 
 names = list(predictions)
 probabilities = [p.probabilities for p in predictions.values()]  # models × 10
-figure = go.Figure(go.Heatmap(
-    z=probabilities, x=[str(d) for d in range(10)], y=names, zmin=0, zmax=1,
-    colorscale="Blues", colorbar=dict(tickformat=".0%", title="p"),
-    text=[[f"{v:.0%}" if v >= 0.01 else "" for v in row] for row in probabilities],
-    texttemplate="%{text}", hovertemplate="%{y} → %{x}: %{z:.1%}<extra></extra>"))
-figure.update_layout(height=70 + 32 * len(names), margin=dict(l=10, r=10, t=10, b=10),
-                     xaxis=dict(title="digit", side="top", type="category"), yaxis=dict(autorange="reversed"))
+figure = go.Figure(
+    go.Heatmap(
+        z=probabilities,
+        x=[str(d) for d in range(10)],
+        y=names,
+        zmin=0,
+        zmax=1,
+        colorscale="Blues",
+        colorbar=dict(tickformat=".0%", title="p"),
+        text=[[f"{v:.0%}" if v >= 0.01 else "" for v in row] for row in probabilities],
+        texttemplate="%{text}",
+        hovertemplate="%{y} → %{x}: %{z:.1%}<extra></extra>",
+    )
+)
+figure.update_layout(
+    height=70 + 32 * len(names),
+    margin=dict(l=10, r=10, t=10, b=10),
+    xaxis=dict(title="digit", side="top", type="category"),
+    yaxis=dict(autorange="reversed"),
+)
 
 with layout.results:
     seen_column, verdict_column = st.columns([1, 3], vertical_alignment="center")
@@ -60,10 +75,11 @@ with layout.results:
         if count == len(predictions):
             st.success(f"All {count} models agree: it is a {majority}.", icon=":material/check_circle:")
         else:
-            others = "; ".join(f"{name} reads {p.digit}" for name, p in predictions.items()
-                               if p.digit != majority)
-            st.warning(f"The models disagree: {count} of {len(predictions)} read {majority}; {others}.",
-                       icon=":material/call_split:")
+            others = "; ".join(f"{name} reads {p.digit}" for name, p in predictions.items() if p.digit != majority)
+            st.warning(
+                f"The models disagree: {count} of {len(predictions)} read {majority}; {others}.",
+                icon=":material/call_split:",
+            )
     st.table(table, hide_index=True)
     keep.keep_drawing("compare", digit, majority, listing)
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})

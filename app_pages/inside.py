@@ -11,8 +11,9 @@ from ui import canvas, models, why
 TEMPLATES_SHOWN = 8  # an MLP's first-layer units shown as weight pictures
 
 st.title("Inside")
-st.write("Draw a digit and look inside a model: what each layer makes of it, and which strokes "
-         "made it say what it says.")
+st.write(
+    "Draw a digit and look inside a model: what each layer makes of it, and which strokes made it say what it says."
+)
 
 
 def second_model_picker(listing: store.ZooListing, first: store.ZooEntry) -> store.ZooEntry:
@@ -31,37 +32,49 @@ def show_stage(stage: inside.Stage, model: inference.FastModel, first_conv: bool
     if stage.kind == "dense":
         st.image(inside.units_picture(stage))
         firing = int((stage.output > 0).sum())
-        st.caption(f"Each square is one unit, in the layer's order; bright ones fire on this digit: "
-                   f"{firing} of {stage.output.size}. The next layer reads only this pattern.")
+        st.caption(
+            f"Each square is one unit, in the layer's order; bright ones fire on this digit: "
+            f"{firing} of {stage.output.size}. The next layer reads only this pattern."
+        )
         templates = inside.pixel_templates(model)
         if templates is not None and templates[0] == stage.layers[0]:
             top = stage.strongest_first()[:TEMPLATES_SHOWN]
             st.image(inside.templates_picture(templates[1][top]))
-            st.caption(f"The {len(top)} units of {templates[0]} that fire most here (units "
-                       f"{', '.join(map(str, top))}), as the weight each gives the 784 pixels: red, ink "
-                       "there excites the unit; blue, it holds it back. Each is a template nailed to "
-                       "the pixel grid: move the digit and its ink lands on other weights, which is "
-                       "why an MLP fails on off-centre digits.")
+            st.caption(
+                f"The {len(top)} units of {templates[0]} that fire most here (units "
+                f"{', '.join(map(str, top))}), as the weight each gives the 784 pixels: red, ink "
+                "there excites the unit; blue, it holds it back. Each is a template nailed to "
+                "the pixel grid: move the digit and its ink lands on other weights, which is "
+                "why an MLP fails on off-centre digits."
+            )
         return
     st.image(inside.maps_picture(stage))
     channels = stage.output.shape[-1]
     if stage.kind == "pool":
-        st.caption(f"Max pooling keeps the strongest answer in each 2 × 2 square: the {channels} maps "
-                   "at half the size, and a stroke moved by a pixel gives much the same map.")
+        st.caption(
+            f"Max pooling keeps the strongest answer in each 2 × 2 square: the {channels} maps "
+            "at half the size, and a stroke moved by a pixel gives much the same map."
+        )
     elif first_conv:
-        st.caption(f"{channels} feature maps, strongest first: each is one small filter slid over the "
-                   "whole digit, bright where it found its kind of stroke (an edge, a bar at some angle).")
+        st.caption(
+            f"{channels} feature maps, strongest first: each is one small filter slid over the "
+            "whole digit, bright where it found its kind of stroke (an edge, a bar at some angle)."
+        )
     else:
-        st.caption(f"{channels} maps, strongest first, each a filter over all the maps before it: "
-                   "strokes combine into the parts of a digit (a loop, a corner, a crossing).")
+        st.caption(
+            f"{channels} maps, strongest first, each a filter over all the maps before it: "
+            "strokes combine into the parts of a digit (a loop, a corner, a crossing)."
+        )
     filters = inside.first_filters(model) if first_conv else None
     if filters is not None:
         st.image(inside.filters_picture(filters, stage))
         size = "×".join(map(str, filters.shape[1:]))
-        st.caption(f"The {len(filters)} learned {size} filters of {stage.layers[0]}, each in the place "
-                   "of its map above: red, ink there adds; blue, it subtracts. The same filter slides "
-                   "over every place, so a stroke is found wherever it is: why a CNN does not care "
-                   "where the digit is.")
+        st.caption(
+            f"The {len(filters)} learned {size} filters of {stage.layers[0]}, each in the place "
+            "of its map above: red, ink there adds; blue, it subtracts. The same filter slides "
+            "over every place, so a stroke is found wherever it is: why a CNN does not care "
+            "where the digit is."
+        )
 
 
 def show_model(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray, saliency: bool) -> None:
@@ -85,8 +98,9 @@ if not listing.entries:
 picker_column, pair_column, other_column = st.columns([3, 2, 3], vertical_alignment="bottom")
 with picker_column:
     entries = [models.model_picker(listing, key="inside_model")]
-side_by_side = pair_column.toggle("Side by side", key="inside_pair",
-                                  help="A second model beside the first, on the same digit.")
+side_by_side = pair_column.toggle(
+    "Side by side", key="inside_pair", help="A second model beside the first, on the same digit."
+)
 if side_by_side and len(listing.entries) > 1:
     with other_column:
         entries.append(second_model_picker(listing, entries[0]))
@@ -107,13 +121,18 @@ if digit is None:
 with results:
     with st.container(width=200):  # the 28 × 28 enlarged 5 times, not stretched to the box
         canvas.show_model_input(digit.image)
-    saliency = st.toggle("Saliency maps", key="inside_saliency",
-                         help="Integrated gradients: computed on demand, up to a second on 2 cores.")
+    saliency = st.toggle(
+        "Saliency maps",
+        key="inside_saliency",
+        help="Integrated gradients: computed on demand, up to a second on 2 cores.",
+    )
 
 started = time.perf_counter()
 for column, entry, model in zip(st.columns(len(entries), gap="large"), entries, loaded):
     with column:
         show_model(entry, model, digit.image, saliency)
 # Written last: once it names the latest drawing, every panel above shows it.
-st.caption(f"Inside {' and '.join(e.name for e in entries)} on {digit.source}, "
-           f"in {(time.perf_counter() - started) * 1000:.0f} ms.")
+st.caption(
+    f"Inside {' and '.join(e.name for e in entries)} on {digit.source}, "
+    f"in {(time.perf_counter() - started) * 1000:.0f} ms."
+)

@@ -13,8 +13,10 @@ from ui import job_panel, people, runtime, train_form
 
 runtime.keep_keras_between_runs()  # also when this page runs on its own (AppTest)
 st.title("Train")
-st.write("Retrain any architecture of the zoo with your own settings and watch the loss and "
-         "accuracy curves grow; the result becomes a new version you can draw with.")
+st.write(
+    "Retrain any architecture of the zoo with your own settings and watch the loss and "
+    "accuracy curves grow; the result becomes a new version you can draw with."
+)
 try:
     limits = TrainingLimits.from_env()
     jobs.training_slots(), jobs.max_active_jobs()  # the class's settings, checked before any job
@@ -35,8 +37,9 @@ try:
             try:
                 with st.spinner("Handing the job to Ray…"):
                     key = secrets.token_urlsafe(12)  # in the job's link: whoever has it owns the job
-                    new_job = jobs.submit(settings, owner=me, name=name, limits=limits, key=key,
-                                          learner=people.learner_key())
+                    new_job = jobs.submit(
+                        settings, owner=me, name=name, limits=limits, key=key, learner=people.learner_key()
+                    )
             except (SettingsError, jobs.JobError) as error:
                 st.error(str(error), icon=":material/error:")
             else:

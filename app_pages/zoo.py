@@ -9,8 +9,10 @@ import streamlit as st
 from ui import models, zoo_model, zoo_records
 
 st.title("Zoo")
-st.write("Every model's record: how accurate, how big and how fast to train it is, how it copes "
-         "with digits drawn off-centre, rotated, small or thick, and which test digits it gets wrong.")
+st.write(
+    "Every model's record: how accurate, how big and how fast to train it is, how it copes "
+    "with digits drawn off-centre, rotated, small or thick, and which test digits it gets wrong."
+)
 
 if "zoo_message" in st.session_state:
     level, text = st.session_state.pop("zoo_message")
@@ -24,10 +26,12 @@ if not listing.entries:
 
 mnist, mnist_problem = zoo_records.mnist_test(os.environ.get("MNIST_PATH"))
 if mnist is None:
-    st.info("The MNIST test digits were not found, so the table below comes from the models' "
-            "records and some charts are missing. Put mnist.npz in the project's data/ folder "
-            f"or start the app with MNIST_PATH=/path/to/mnist.npz.\n\n({mnist_problem})",
-            icon=":material/info:")
+    st.info(
+        "The MNIST test digits were not found, so the table below comes from the models' "
+        "records and some charts are missing. Put mnist.npz in the project's data/ folder "
+        f"or start the app with MNIST_PATH=/path/to/mnist.npz.\n\n({mnist_problem})",
+        icon=":material/info:",
+    )
 with_usps = zoo_records.usps_found()
 entries = [zoo_records.evaluated(entry, mnist, with_usps) for entry in listing.entries]
 zoo_records.zoo_table(entries)

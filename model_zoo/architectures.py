@@ -54,52 +54,119 @@ class Architecture:
     def in_tutorial(self) -> bool:
         return self.tutorial_accuracy is not None
 
-    def build(self, *, width: int | None = None, hidden_layers: int | None = None,
-              dropout: float | None = None, name: str | None = None) -> keras.Sequential:
+    def build(
+        self,
+        *,
+        width: int | None = None,
+        hidden_layers: int | None = None,
+        dropout: float | None = None,
+        name: str | None = None,
+    ) -> keras.Sequential:
         """A fresh, uncompiled model; the overrides serve the Train page."""
         dropout = self.dropout if dropout is None else dropout
         name = name or self.name
         if self.family == "mlp":
-            return build_mlp(name, hidden_layers or self.hidden_layers,
-                             width or self.width, dropout)
+            return build_mlp(name, hidden_layers or self.hidden_layers, width or self.width, dropout)
         if self.family == "cnn":
             return build_tutorial_cnn(name, dropout)
         return build_robust_cnn(name, dropout)
 
 
 # One table for the zoo. All: Adam, categorical cross-entropy, batch 128.
-ZOO: dict[str, Architecture] = {a.name: a for a in [
-    Architecture("mlp_1x50", "mlp", "Dense 50 → 10", 5, 0.9470,  # 39,760 params
-                 hidden_layers=1, width=50,
-                 lesson="The baseline: one small hidden layer already gets ~95 %."),
-    Architecture("mlp_1x500", "mlp", "Dense 500 → 10", 5, 0.9713,  # 397,510 params
-                 hidden_layers=1, width=500,
-                 lesson="Width helps: ten times the units, fewer mistakes."),
-    Architecture("mlp_5x50", "mlp", "5 × Dense 50 → 10", 5, 0.9541,  # 49,960 params
-                 hidden_layers=5, width=50,
-                 lesson="Depth alone buys little and starts to overfit."),
-    Architecture("mlp_5x50_dropout", "mlp", "5 × (Dense 50, Dropout 0.2) → 10", 5, 0.9459,
-                 hidden_layers=5, width=50, dropout=0.2,  # 49,960 params
-                 lesson="Dropout regularises, but in 5 epochs it has not caught up."),
-    Architecture("mlp_5x50_dropout_50ep", "mlp", "5 × (Dense 50, Dropout 0.2) → 10, 50 epochs",
-                 50, 0.9631, hidden_layers=5, width=50, dropout=0.2,  # 49,960 params
-                 lesson="Dropout needs more epochs: the same net, ten times longer."),
-    Architecture("mlp_5x500_dropout", "mlp", "5 × (Dense 500, Dropout 0.2) → 10", 25, 0.9774,
-                 hidden_layers=5, width=500, dropout=0.2,  # 1,399,510 params
-                 lesson="Wide, deep and regularised: the best MLP."),
-    Architecture("cnn", "cnn", "Conv 25@5×5, pool → Conv 25@5×5, pool → Conv 25@4×4 → Dense 50 → 10",
-                 5, 0.9797,  # 28,135 params
-                 lesson="Convolutions see strokes, not pixels: best with the fewest weights."),
-    # Beyond the tutorial: trained on shifted, rotated, scaled, sheared and
-    # thinner/thicker digits so that it reads real drawings.
-    Architecture("cnn_robust", "cnn_robust",
-                 "2 × (2 × Conv 3×3 + BatchNorm, pool) → Dense 128 → 10, drawing augmentation",
-                 12, None, dropout=0.3, augment=True, lr_decay=True, usps=True, pen_finish_epochs=3,
-                 pen_finish_usps_repeats=3,  # chosen on the USPS validation fifth (scripts.train_zoo)
-                 lesson="Beyond the tutorial: augmentation, a second set of writers (USPS), digits "
-                        "redrawn with the canvas's pen and real people's pen strokes (UNIPEN) teach it "
-                        "how people really draw."),
-]}
+ZOO: dict[str, Architecture] = {
+    a.name: a
+    for a in [
+        Architecture(
+            "mlp_1x50",
+            "mlp",
+            "Dense 50 → 10",
+            5,
+            0.9470,  # 39,760 params
+            hidden_layers=1,
+            width=50,
+            lesson="The baseline: one small hidden layer already gets ~95 %.",
+        ),
+        Architecture(
+            "mlp_1x500",
+            "mlp",
+            "Dense 500 → 10",
+            5,
+            0.9713,  # 397,510 params
+            hidden_layers=1,
+            width=500,
+            lesson="Width helps: ten times the units, fewer mistakes.",
+        ),
+        Architecture(
+            "mlp_5x50",
+            "mlp",
+            "5 × Dense 50 → 10",
+            5,
+            0.9541,  # 49,960 params
+            hidden_layers=5,
+            width=50,
+            lesson="Depth alone buys little and starts to overfit.",
+        ),
+        Architecture(
+            "mlp_5x50_dropout",
+            "mlp",
+            "5 × (Dense 50, Dropout 0.2) → 10",
+            5,
+            0.9459,
+            hidden_layers=5,
+            width=50,
+            dropout=0.2,  # 49,960 params
+            lesson="Dropout regularises, but in 5 epochs it has not caught up.",
+        ),
+        Architecture(
+            "mlp_5x50_dropout_50ep",
+            "mlp",
+            "5 × (Dense 50, Dropout 0.2) → 10, 50 epochs",
+            50,
+            0.9631,
+            hidden_layers=5,
+            width=50,
+            dropout=0.2,  # 49,960 params
+            lesson="Dropout needs more epochs: the same net, ten times longer.",
+        ),
+        Architecture(
+            "mlp_5x500_dropout",
+            "mlp",
+            "5 × (Dense 500, Dropout 0.2) → 10",
+            25,
+            0.9774,
+            hidden_layers=5,
+            width=500,
+            dropout=0.2,  # 1,399,510 params
+            lesson="Wide, deep and regularised: the best MLP.",
+        ),
+        Architecture(
+            "cnn",
+            "cnn",
+            "Conv 25@5×5, pool → Conv 25@5×5, pool → Conv 25@4×4 → Dense 50 → 10",
+            5,
+            0.9797,  # 28,135 params
+            lesson="Convolutions see strokes, not pixels: best with the fewest weights.",
+        ),
+        # Beyond the tutorial: trained on shifted, rotated, scaled, sheared and
+        # thinner/thicker digits so that it reads real drawings.
+        Architecture(
+            "cnn_robust",
+            "cnn_robust",
+            "2 × (2 × Conv 3×3 + BatchNorm, pool) → Dense 128 → 10, drawing augmentation",
+            12,
+            None,
+            dropout=0.3,
+            augment=True,
+            lr_decay=True,
+            usps=True,
+            pen_finish_epochs=3,
+            pen_finish_usps_repeats=3,  # chosen on the USPS validation fifth (scripts.train_zoo)
+            lesson="Beyond the tutorial: augmentation, a second set of writers (USPS), digits "
+            "redrawn with the canvas's pen and real people's pen strokes (UNIPEN) teach it "
+            "how people really draw.",
+        ),
+    ]
+}
 
 TUTORIAL_MODELS = [name for name, arch in ZOO.items() if arch.in_tutorial]
 
@@ -115,8 +182,7 @@ def get(name: str) -> Architecture:
     try:
         return ZOO[name]
     except KeyError:
-        raise UnknownModelError(
-            f"Unknown architecture {name!r}. Expected one of: {', '.join(ZOO)}.") from None
+        raise UnknownModelError(f"Unknown architecture {name!r}. Expected one of: {', '.join(ZOO)}.") from None
 
 
 def build_mlp(name: str, hidden_layers: int, width: int, dropout: float) -> keras.Sequential:
@@ -163,8 +229,7 @@ def build_robust_cnn(name: str, dropout: float = 0.3) -> keras.Sequential:
     model.add(layers.Reshape((28, 28, 1), name="add_channel"))
     for block, filters in enumerate((32, 64), start=1):  # 28 → 14 → 7
         for i in (1, 2):
-            model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                    name=f"conv_{block}_{i}"))
+            model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv_{block}_{i}"))
             model.add(layers.BatchNormalization(name=f"bn_{block}_{i}"))
             model.add(layers.Activation("relu", name=f"relu_{block}_{i}"))
         model.add(layers.MaxPooling2D(2, name=f"pool_{block}"))

@@ -57,9 +57,14 @@ def _affine(images: tf.Tensor, rotation_rad, scale_x, scale_y, shear, shift_x, s
     ty = CENTRE - (ic * ox + id_ * oy)
     zeros = tf.zeros_like(a)
     transforms = tf.stack([ia, ib, tx, ic, id_, ty, zeros, zeros], axis=1)
-    out = keras.ops.image.affine_transform(images[..., tf.newaxis], tf.cast(transforms, tf.float32),
-                                           interpolation="bilinear", fill_mode="constant", fill_value=0.0,
-                                           data_format="channels_last")  # one resampling per image
+    out = keras.ops.image.affine_transform(
+        images[..., tf.newaxis],
+        tf.cast(transforms, tf.float32),
+        interpolation="bilinear",
+        fill_mode="constant",
+        fill_value=0.0,
+        data_format="channels_last",
+    )  # one resampling per image
     return out[..., 0]
 
 
@@ -93,12 +98,12 @@ def distort(images, *, rotation_deg=0.0, scale=1.0, shift=(0.0, 0.0), shear=0.0)
     def full(value):
         return tf.fill(n, tf.constant(value, tf.float32))
 
-    return _affine(x, full(math.radians(rotation_deg)), full(scale), full(scale), full(shear),
-                   full(shift[0]), full(shift[1])).numpy()
+    return _affine(
+        x, full(math.radians(rotation_deg)), full(scale), full(scale), full(shear), full(shift[0]), full(shift[1])
+    ).numpy()
 
 
-def random_augment(images: tf.Tensor, seed: tf.Tensor,
-                   ranges: AugmentRanges = AugmentRanges()) -> tf.Tensor:
+def random_augment(images: tf.Tensor, seed: tf.Tensor, ranges: AugmentRanges = AugmentRanges()) -> tf.Tensor:
     """A random drawing-like distortion per image; ``seed`` is a stateless (2,) int seed."""
     import tensorflow as tf
 
@@ -131,5 +136,4 @@ def augmented_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) 
     images = images.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     batches = tf.data.Dataset.zip(images, batch_seeds)
-    return batches.map(lambda xy, s: (random_augment(xy[0], s), xy[1]),
-                       num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    return batches.map(lambda xy, s: (random_augment(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)

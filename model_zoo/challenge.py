@@ -87,9 +87,11 @@ def end(class_name: str, *, teacher: bool) -> Challenge:
     _only_the_teacher(teacher, "end")
     now = _now()
     with db.engine().begin() as connection:
-        ended = connection.execute(db.challenges.update().where(
-            db.challenges.c.class_name == class_name, db.challenges.c.ended.is_(None))
-            .values(ended=now.isoformat())).rowcount
+        ended = connection.execute(
+            db.challenges.update()
+            .where(db.challenges.c.class_name == class_name, db.challenges.c.ended.is_(None))
+            .values(ended=now.isoformat())
+        ).rowcount
     if not ended:
         raise ChallengeError(f"{class_name} has no challenge running: start one first.")
     return current(class_name)
@@ -102,11 +104,15 @@ def accuracy(model: FastModel, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(model.predict_batch(x.astype(np.float32) / 255).argmax(axis=1) == y))
 
 
-def leaderboard(entries: list[ZooEntry], models: Mapping[str, FastModel], x: np.ndarray, y: np.ndarray,
-                challenge: Challenge) -> list[Row]:
+def leaderboard(
+    entries: list[ZooEntry], models: Mapping[str, FastModel], x: np.ndarray, y: np.ndarray, challenge: Challenge
+) -> list[Row]:
     """The challenge's versions and the shipped models, best score first (contenders first on a tie)."""
-    rows = [Row(entry.name, accuracy(models[entry.name], x, y), entry.test_accuracy, entry.shipped)
-            for entry in entries if entry.name in models and (entry.shipped or challenge.takes(entry))]
+    rows = [
+        Row(entry.name, accuracy(models[entry.name], x, y), entry.test_accuracy, entry.shipped)
+        for entry in entries
+        if entry.name in models and (entry.shipped or challenge.takes(entry))
+    ]
     return sorted(rows, key=lambda row: (-row.score, row.reference, row.name))
 
 

@@ -67,7 +67,9 @@ class KeptDigit:
     owner_key: str | None  # hashed; None for imports
 
     def is_own(self, key: str | None) -> bool:
-        return key is not None and self.owner_key is not None and hmac.compare_digest(self.owner_key, db.hashed_key(key))
+        return (
+            key is not None and self.owner_key is not None and hmac.compare_digest(self.owner_key, db.hashed_key(key))
+        )
 
 
 # ------------------------------------------------------------------ names and limits
@@ -84,8 +86,10 @@ def check_name(name: str, what: str) -> str:
     """A class or learner name, trimmed; ClassDigitsError says what is allowed."""
     name = " ".join(str(name).split())
     if not name or len(name) > MAX_NAME_LENGTH or not _NAME_PATTERN.match(name):
-        raise ClassDigitsError(f"A {what} name is 1 to {MAX_NAME_LENGTH} letters, digits, spaces, "
-                               f"dots, dashes or apostrophes; got {name[:MAX_NAME_LENGTH + 5]!r}.")
+        raise ClassDigitsError(
+            f"A {what} name is 1 to {MAX_NAME_LENGTH} letters, digits, spaces, "
+            f"dots, dashes or apostrophes; got {name[: MAX_NAME_LENGTH + 5]!r}."
+        )
     return name
 
 
@@ -119,9 +123,18 @@ def create_class(name: str) -> str:
 # ------------------------------------------------------------------ keeping
 
 
-def keep(class_name: str, *, label: int, image: np.ndarray, learner: str, owner_key: str | None,
-         readings: dict[str, tuple[int, float]] | None = None, picture: bytes | None = None,
-         pen: int | None = None, source: str = "drawn") -> KeptDigit | None:
+def keep(
+    class_name: str,
+    *,
+    label: int,
+    image: np.ndarray,
+    learner: str,
+    owner_key: str | None,
+    readings: dict[str, tuple[int, float]] | None = None,
+    picture: bytes | None = None,
+    pen: int | None = None,
+    source: str = "drawn",
+) -> KeptDigit | None:
     """Store one labelled digit; None if this class already has this very image (a repeated click).
 
     ``image`` is the (28, 28) float32 in [0, 1] the models saw. Raises
@@ -133,8 +146,10 @@ def keep(class_name: str, *, label: int, image: np.ndarray, learner: str, owner_
     learner = check_name(learner or ANONYMOUS, "learner")
     pixels = _as_pixels(image)
     if picture is not None and len(picture) > MAX_PICTURE_BYTES:
-        raise ClassDigitsError(f"The drawing's picture is {len(picture) // 1000} KB; at most "
-                               f"{MAX_PICTURE_BYTES // 1000} KB are kept. Clear the canvas and draw it again.")
+        raise ClassDigitsError(
+            f"The drawing's picture is {len(picture) // 1000} KB; at most "
+            f"{MAX_PICTURE_BYTES // 1000} KB are kept. Clear the canvas and draw it again."
+        )
     fingerprint = _fingerprint(pixels)
     key = db.hashed_key(owner_key) if owner_key else None
     with db.engine().begin() as connection:
@@ -142,9 +157,19 @@ def keep(class_name: str, *, label: int, image: np.ndarray, learner: str, owner_
         if _exists(connection, class_name, fingerprint):
             return None
         _check_room(connection, class_name, 1, learner if key else None, key)
-        row = _row(connection, class_name, label, pixels, fingerprint, learner=learner, owner_key=key,
-                   readings={name: [int(d), round(float(c), 4)] for name, (d, c) in (readings or {}).items()},
-                   picture=picture, pen=pen, source=source)
+        row = _row(
+            connection,
+            class_name,
+            label,
+            pixels,
+            fingerprint,
+            learner=learner,
+            owner_key=key,
+            readings={name: [int(d), round(float(c), 4)] for name, (d, c) in (readings or {}).items()},
+            picture=picture,
+            pen=pen,
+            source=source,
+        )
         try:
             with connection.begin_nested():  # two clicks at once: the second finds the first's row
                 connection.execute(db.class_digits.insert().values(**row))
@@ -155,8 +180,11 @@ def keep(class_name: str, *, label: int, image: np.ndarray, learner: str, owner_
 
 def counts(class_name: str, owner_key: str | None = None) -> list[int]:
     """Digits per label 0–9 in the class; only this key holder's with ``owner_key``."""
-    query = sa.select(db.class_digits.c.label, sa.func.count()).where(
-        db.class_digits.c.class_name == class_name).group_by(db.class_digits.c.label)
+    query = (
+        sa.select(db.class_digits.c.label, sa.func.count())
+        .where(db.class_digits.c.class_name == class_name)
+        .group_by(db.class_digits.c.label)
+    )
     if owner_key is not None:
         query = query.where(db.class_digits.c.owner_key == db.hashed_key(owner_key))
     with db.engine().connect() as connection:
@@ -167,8 +195,11 @@ def counts(class_name: str, owner_key: str | None = None) -> list[int]:
 def digits(class_name: str, database: str | None = None) -> list[KeptDigit]:
     """The class's digits, oldest first, without their canvas pictures."""
     columns = [c for c in db.class_digits.c if c.name != "picture"]
-    query = sa.select(*columns).where(db.class_digits.c.class_name == class_name) \
+    query = (
+        sa.select(*columns)
+        .where(db.class_digits.c.class_name == class_name)
         .order_by(db.class_digits.c.created, db.class_digits.c.id)
+    )
     with db.engine(database).connect() as connection:
         return [_digit(row._mapping) for row in connection.execute(query)]
 
@@ -176,14 +207,14 @@ def digits(class_name: str, database: str | None = None) -> list[KeptDigit]:
 def picture(digit_id: str) -> bytes | None:
     """The canvas picture of a kept digit as drawn (PNG); None for uploads and imports."""
     with db.engine().connect() as connection:
-        return connection.execute(sa.select(db.class_digits.c.picture)
-                                  .where(db.class_digits.c.id == digit_id)).scalar()
+        return connection.execute(sa.select(db.class_digits.c.picture).where(db.class_digits.c.id == digit_id)).scalar()
 
 
 def pictures(class_name: str) -> dict[str, bytes]:
     """The canvas pictures of a class's drawn digits, by id (one query, for a gallery)."""
     query = sa.select(db.class_digits.c.id, db.class_digits.c.picture).where(
-        db.class_digits.c.class_name == class_name, db.class_digits.c.picture.is_not(None))
+        db.class_digits.c.class_name == class_name, db.class_digits.c.picture.is_not(None)
+    )
     with db.engine().connect() as connection:
         return dict(connection.execute(query).all())
 
@@ -191,8 +222,9 @@ def pictures(class_name: str) -> dict[str, bytes]:
 def delete(digit_id: str, *, key: str | None = None, teacher: bool = False) -> None:
     """Remove a digit for good: the teacher any, a learner their own."""
     with db.engine().begin() as connection:
-        owner_key = connection.execute(sa.select(db.class_digits.c.owner_key)
-                                       .where(db.class_digits.c.id == digit_id)).first()
+        owner_key = connection.execute(
+            sa.select(db.class_digits.c.owner_key).where(db.class_digits.c.id == digit_id)
+        ).first()
         if owner_key is None:
             raise ClassDigitsError("That digit is no longer in the class (deleted already?).")
         if not (teacher or (key and owner_key[0] and hmac.compare_digest(owner_key[0], db.hashed_key(key)))):
@@ -216,8 +248,9 @@ def relabel(digit_id: str, label: int, *, teacher: bool) -> None:
     if not teacher:
         raise ClassDigitsError("Only the teacher can relabel a digit.")
     with db.engine().begin() as connection:
-        changed = connection.execute(db.class_digits.update().where(db.class_digits.c.id == digit_id)
-                                     .values(label=label)).rowcount
+        changed = connection.execute(
+            db.class_digits.update().where(db.class_digits.c.id == digit_id).values(label=label)
+        ).rowcount
     if not changed:
         raise ClassDigitsError("That digit is no longer in the class (deleted?).")
 
@@ -239,8 +272,11 @@ def split_arrays(class_name: str, database: str | None = None) -> tuple[data.Spl
 
 def split_sizes(class_name: str) -> tuple[int, int]:
     """(digits in the train part, digits held out)."""
-    query = sa.select(db.class_digits.c.held_out, sa.func.count()).where(
-        db.class_digits.c.class_name == class_name).group_by(db.class_digits.c.held_out)
+    query = (
+        sa.select(db.class_digits.c.held_out, sa.func.count())
+        .where(db.class_digits.c.class_name == class_name)
+        .group_by(db.class_digits.c.held_out)
+    )
     with db.engine().connect() as connection:
         found = {bool(held_out): count for held_out, count in connection.execute(query)}
     return found.get(False, 0), found.get(True, 0)
@@ -248,8 +284,11 @@ def split_sizes(class_name: str) -> tuple[int, int]:
 
 def _held_out(connection: sa.Connection, class_name: str, label: int) -> bool:
     """The split's rule for the next digit of ``label``: every HELD_OUT_EVERY-th, from a seeded phase."""
-    arrived = connection.execute(sa.select(sa.func.count()).select_from(db.class_digits).where(
-        db.class_digits.c.class_name == class_name, db.class_digits.c.label == label)).scalar()
+    arrived = connection.execute(
+        sa.select(sa.func.count())
+        .select_from(db.class_digits)
+        .where(db.class_digits.c.class_name == class_name, db.class_digits.c.label == label)
+    ).scalar()
     return (arrived + _phase(class_name, label)) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
 
 
@@ -306,29 +345,74 @@ def import_file(class_name: str, filename: str, content: bytes) -> ImportReport:
             seen.add(fingerprints[i])
         _check_room(connection, class_name, len(unique), None, None)
         for i in unique:
-            connection.execute(db.class_digits.insert().values(**_row(
-                connection, class_name, int(y[i]), x[i], fingerprints[i], learner=ANONYMOUS, owner_key=None,
-                readings={}, picture=None, pen=None, source=source)))
+            connection.execute(
+                db.class_digits.insert().values(
+                    **_row(
+                        connection,
+                        class_name,
+                        int(y[i]),
+                        x[i],
+                        fingerprints[i],
+                        learner=ANONYMOUS,
+                        owner_key=None,
+                        readings={},
+                        picture=None,
+                        pen=None,
+                        source=source,
+                    )
+                )
+            )
     return ImportReport(len(unique), len(x) - len(unique))
 
 
 # ------------------------------------------------------------------ rows
 
 
-def _row(connection: sa.Connection, class_name: str, label: int, pixels: np.ndarray, fingerprint: str, *,
-         learner: str, owner_key: str | None, readings: dict, picture: bytes | None, pen: int | None,
-         source: str) -> dict:
-    return dict(id=uuid.uuid4().hex, class_name=class_name, learner=learner, owner_key=owner_key,
-                label=label, image=pixels.tobytes(), fingerprint=fingerprint, picture=picture,
-                readings=readings, pen=pen, created=_now(), source=source,
-                held_out=_held_out(connection, class_name, label))
+def _row(
+    connection: sa.Connection,
+    class_name: str,
+    label: int,
+    pixels: np.ndarray,
+    fingerprint: str,
+    *,
+    learner: str,
+    owner_key: str | None,
+    readings: dict,
+    picture: bytes | None,
+    pen: int | None,
+    source: str,
+) -> dict:
+    return dict(
+        id=uuid.uuid4().hex,
+        class_name=class_name,
+        learner=learner,
+        owner_key=owner_key,
+        label=label,
+        image=pixels.tobytes(),
+        fingerprint=fingerprint,
+        picture=picture,
+        readings=readings,
+        pen=pen,
+        created=_now(),
+        source=source,
+        held_out=_held_out(connection, class_name, label),
+    )
 
 
 def _digit(row) -> KeptDigit:
-    return KeptDigit(id=row["id"], class_name=row["class_name"], learner=row["learner"], label=row["label"],
-                     image=np.frombuffer(row["image"], np.uint8).reshape(28, 28), readings=row["readings"] or {},
-                     pen=row["pen"], created=row["created"], held_out=bool(row["held_out"]),
-                     source=row["source"], owner_key=row["owner_key"])
+    return KeptDigit(
+        id=row["id"],
+        class_name=row["class_name"],
+        learner=row["learner"],
+        label=row["label"],
+        image=np.frombuffer(row["image"], np.uint8).reshape(28, 28),
+        readings=row["readings"] or {},
+        pen=row["pen"],
+        created=row["created"],
+        held_out=bool(row["held_out"]),
+        source=row["source"],
+        owner_key=row["owner_key"],
+    )
 
 
 def _all_arrays(class_name: str, held_out: bool = True) -> data.Split:
@@ -339,24 +423,37 @@ def _all_arrays(class_name: str, held_out: bool = True) -> data.Split:
 
 
 def _exists(connection: sa.Connection, class_name: str, fingerprint: str) -> bool:
-    return connection.execute(sa.select(db.class_digits.c.id).where(
-        db.class_digits.c.class_name == class_name, db.class_digits.c.fingerprint == fingerprint)).first() is not None
+    return (
+        connection.execute(
+            sa.select(db.class_digits.c.id).where(
+                db.class_digits.c.class_name == class_name, db.class_digits.c.fingerprint == fingerprint
+            )
+        ).first()
+        is not None
+    )
 
 
-def _check_room(connection: sa.Connection, class_name: str, adding: int, learner: str | None,
-                key: str | None) -> None:
-    in_class = connection.execute(sa.select(sa.func.count()).select_from(db.class_digits)
-                                  .where(db.class_digits.c.class_name == class_name)).scalar()
+def _check_room(connection: sa.Connection, class_name: str, adding: int, learner: str | None, key: str | None) -> None:
+    in_class = connection.execute(
+        sa.select(sa.func.count()).select_from(db.class_digits).where(db.class_digits.c.class_name == class_name)
+    ).scalar()
     if in_class + adding > max_class_digits():
-        raise LimitError(f"The class {class_name!r} has {in_class:,} digits and this server keeps at most "
-                         f"{max_class_digits():,} per class ({MAX_CLASS_VARIABLE}): the teacher can delete "
-                         "some, or start another class.")
+        raise LimitError(
+            f"The class {class_name!r} has {in_class:,} digits and this server keeps at most "
+            f"{max_class_digits():,} per class ({MAX_CLASS_VARIABLE}): the teacher can delete "
+            "some, or start another class."
+        )
     if key is not None:
-        mine = connection.execute(sa.select(sa.func.count()).select_from(db.class_digits).where(
-            db.class_digits.c.class_name == class_name, db.class_digits.c.owner_key == key)).scalar()
+        mine = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(db.class_digits)
+            .where(db.class_digits.c.class_name == class_name, db.class_digits.c.owner_key == key)
+        ).scalar()
         if mine + adding > max_learner_digits():
-            raise LimitError(f"{learner} has kept {mine} digits in this class, the most one learner may "
-                             f"({MAX_LEARNER_VARIABLE}): delete some on the Class page to keep others.")
+            raise LimitError(
+                f"{learner} has kept {mine} digits in this class, the most one learner may "
+                f"({MAX_LEARNER_VARIABLE}): delete some on the Class page to keep others."
+            )
 
 
 def _as_pixels(image: np.ndarray) -> np.ndarray:
@@ -371,7 +468,6 @@ def _as_pixels(image: np.ndarray) -> np.ndarray:
 
 def _fingerprint(pixels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(pixels, np.uint8).tobytes()).hexdigest()
-
 
 
 def _now() -> str:

@@ -126,8 +126,11 @@ def _start_attempt(shelve: bool = False) -> dict | None:
     with _connect_lock:
         if connected() is not None:
             return None
-        stale = _attempt is not None and _attempt["error"] is not None and \
-            time.monotonic() - _attempt["started"] > RETRY_SECONDS
+        stale = (
+            _attempt is not None
+            and _attempt["error"] is not None
+            and time.monotonic() - _attempt["started"] > RETRY_SECONDS
+        )
         if _attempt is None or stale:
             _attempt = {"started": time.monotonic(), "done": threading.Event(), "error": None, "shelve": shelve}
             # Ray's local processes die with the *thread* that started them (PR_SET_PDEATHSIG), and a
@@ -183,10 +186,12 @@ def _check_reachable() -> None:
 def _init_ray() -> Connection:
     address = os.environ.get("RAY_ADDRESS", "").strip()
     # Workers import our package from Ray, on any node.
-    runtime_env = {"py_modules": [str(PACKAGE)], "excludes": ["trained/", "__pycache__/"],
-                   "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
-    common = dict(namespace=NAMESPACE, runtime_env=runtime_env, log_to_driver=False,
-                  logging_level=logging.WARNING)
+    runtime_env = {
+        "py_modules": [str(PACKAGE)],
+        "excludes": ["trained/", "__pycache__/"],
+        "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    }
+    common = dict(namespace=NAMESPACE, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
     if address:
         ray.init(address=address, **common)
         return Connection(f"ray:{ray.get_runtime_context().gcs_address}")
@@ -213,13 +218,26 @@ def capacity() -> Capacity | None:
 # ------------------------------------------------------------------ jobs on Ray
 
 
-def start_job(job_id: str, settings: training.TrainingSettings, limits: training.TrainingLimits, *,
-              trained_in: str, owner: str, requested_name: str) -> None:
+def start_job(
+    job_id: str,
+    settings: training.TrainingSettings,
+    limits: training.TrainingLimits,
+    *,
+    trained_in: str,
+    owner: str,
+    requested_name: str,
+) -> None:
     """Hand a queued job to Ray: it waits there for a slot, then trains."""
     connect()
-    order = worker.JobOrder(job_id=job_id, settings=settings, limits=limits, trained_in=trained_in, owner=owner,
-                            requested_name=requested_name,
-                            database=db.url().render_as_string(hide_password=False))  # the worker's way to the jobs table
+    order = worker.JobOrder(
+        job_id=job_id,
+        settings=settings,
+        limits=limits,
+        trained_in=trained_in,
+        owner=owner,
+        requested_name=requested_name,
+        database=db.url().render_as_string(hide_password=False),
+    )  # the worker's way to the jobs table
     ray.get(_dispatcher().submit.remote(order))
 
 
@@ -255,8 +273,10 @@ def why_gone(job_id: str, cluster: str) -> str | None:
     if kind == "local":
         host, pid, _ = rest.split(":", 2)
         if host == socket.gethostname() and not _process_alive(int(pid)):
-            return (f"the Ray instance it trained on stopped (its server, pid {pid}, "
-                    "went down and took its local Ray instance with it)")
+            return (
+                f"the Ray instance it trained on stopped (its server, pid {pid}, "
+                "went down and took its local Ray instance with it)"
+            )
     own = connected()
     if own is None or own.cluster != cluster:
         return None  # another Ray instance: its jobs' heartbeats tell
@@ -299,9 +319,14 @@ def _dispatchers() -> dict:
     if connected() is None:
         return {}
     current = dispatcher_name()
-    names = sorted({actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True)
-                    if actor.get("namespace") == NAMESPACE and actor["name"].startswith(DISPATCHER)},
-                   key=lambda name: name != current)
+    names = sorted(
+        {
+            actor["name"]
+            for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor.get("namespace") == NAMESPACE and actor["name"].startswith(DISPATCHER)
+        },
+        key=lambda name: name != current,
+    )
     found = {}
     for name in names:
         try:
@@ -333,5 +358,6 @@ def _dispatcher():
     pen = data.load_pen_digits() if data.pen_digits_available() else None
     # Fine-tuning starts from these; workers on other machines have no model_zoo/trained.
     shipped = {path.stem: path.read_bytes() for path in config.TRAINED_DIR.glob("*.keras")}
-    return worker.Dispatcher.options(name=name, namespace=NAMESPACE, lifetime="detached",
-                                     get_if_exists=True).remote(mnist, usps, pen, shipped)
+    return worker.Dispatcher.options(name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True).remote(
+        mnist, usps, pen, shipped
+    )

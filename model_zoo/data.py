@@ -31,7 +31,6 @@ from PIL import Image, UnidentifiedImageError
 
 from model_zoo import config
 
-
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")  # the Keras mnist.npz layout
 SIDE = 28  # images are SIDE x SIDE
 PIXELS = SIDE * SIDE  # 784 columns in a Kaggle CSV
@@ -64,13 +63,8 @@ def _explicit_file(name: str, path: str | os.PathLike | None, env: str, file_nam
         return p
     file_name = file_name or f"{name.lower()}.npz"
     if path is not None:
-        raise DataNotFoundError(
-            f"{name} file not found: {p}. Pass the path of an existing {file_name}."
-        )
-    raise DataNotFoundError(
-        f"{env}={given} but there is no such file ({p}). "
-        f"Point {env} at {file_name} or unset it."
-    )
+        raise DataNotFoundError(f"{name} file not found: {p}. Pass the path of an existing {file_name}.")
+    raise DataNotFoundError(f"{env}={given} but there is no such file ({p}). Point {env} at {file_name} or unset it.")
 
 
 def _keras_cache_files() -> list[Path]:
@@ -199,16 +193,11 @@ def check_digits(
 
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[1:] != (SIDE, SIDE):
-        raise DataError(
-            f"{source}: images must be 28x28, an array of shape (N, 28, 28); "
-            f"found {x.shape}"
-        )
+        raise DataError(f"{source}: images must be 28x28, an array of shape (N, 28, 28); found {x.shape}")
     if len(x) == 0:
         raise DataError(f"{source}: has no images; expected at least one digit")
     if x.dtype.kind not in "uif":
-        raise DataError(
-            f"{source}: images must be numbers 0-255 (uint8), found dtype {x.dtype}"
-        )
+        raise DataError(f"{source}: images must be numbers 0-255 (uint8), found dtype {x.dtype}")
     bad = _whole_0_to(x, 255)
     if bad is not None:
         row = bad // PIXELS
@@ -230,9 +219,7 @@ def check_digits(
         raise DataError(f"{source}: labels must be integers 0-9, found dtype {y.dtype}")
     bad = _whole_0_to(y, 9)
     if bad is not None:
-        raise DataError(
-            f"{source}: labels must be 0-9, found {y[bad].item()} ({where(bad)})"
-        )
+        raise DataError(f"{source}: labels must be 0-9, found {y[bad].item()} ({where(bad)})")
     return x.astype(np.uint8, copy=False), y.astype(np.uint8, copy=False)
 
 
@@ -264,10 +251,7 @@ def _read_npz(path: str | os.PathLike, fix: str) -> tuple[Split, Split]:
     except _NPZ_ERRORS as err:
         raise _damaged(p, err, fix) from err
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(
-            f"{p} is a single .npy array, not an .npz archive with keys "
-            f"{', '.join(NPZ_KEYS)}. {fix}"
-        )
+        raise DataError(f"{p} is a single .npy array, not an .npz archive with keys {', '.join(NPZ_KEYS)}. {fix}")
     with archive:
         missing = [k for k in NPZ_KEYS if k not in archive.files]
         if missing:
@@ -291,9 +275,7 @@ def load_npz_digits(path: str | os.PathLike) -> tuple[Split, Split]:
 
 def load_mnist(path: str | os.PathLike | None = None) -> tuple[Split, Split]:
     """MNIST as ((x_train, y_train), (x_test, y_test)), found by `find_mnist`."""
-    return _read_npz(
-        find_mnist(path), "Download it again or point MNIST_PATH at a good copy."
-    )
+    return _read_npz(find_mnist(path), "Download it again or point MNIST_PATH at a good copy.")
 
 
 def load_usps(path: str | os.PathLike | None = None) -> tuple[Split, Split]:
@@ -312,9 +294,11 @@ def load_usps(path: str | os.PathLike | None = None) -> tuple[Split, Split]:
 # (USPS's test digits never choose anything). USPS files name no writer, so the split is by digit.
 USPS_VALIDATION_FRACTION = 0.2
 USPS_VALIDATION_SEED = 0
-USPS_SPLIT_RULE = (f"by digit: numpy.random.default_rng({USPS_VALIDATION_SEED}).permutation(len(x_train)); "
-                   f"the first round({USPS_VALIDATION_FRACTION} × len) → validation, the rest → train "
-                   "(each part in file order)")
+USPS_SPLIT_RULE = (
+    f"by digit: numpy.random.default_rng({USPS_VALIDATION_SEED}).permutation(len(x_train)); "
+    f"the first round({USPS_VALIDATION_FRACTION} × len) → validation, the rest → train "
+    "(each part in file order)"
+)
 
 
 def usps_validation_split(usps_train: Split) -> tuple[Split, Split]:
@@ -347,10 +331,7 @@ def _find_bad_csv_line(p: Path, f: TextIO, width: int) -> str | None:
             try:
                 int(value)
             except ValueError:
-                return (
-                    f"{p} line {reader.line_num} column {column}: {value!r} is "
-                    "not a whole number"
-                )
+                return f"{p} line {reader.line_num} column {column}: {value!r} is not a whole number"
     return None
 
 
@@ -377,13 +358,10 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
                 warnings.simplefilter("ignore", UserWarning)
                 rows = np.loadtxt(f, delimiter=",", dtype=np.int32, ndmin=2)
         except ValueError as err:
-            raise DataError(
-                _find_bad_csv_line(p, f, width) or f"{p} could not be read: {err}"
-            ) from err
+            raise DataError(_find_bad_csv_line(p, f, width) or f"{p} could not be read: {err}") from err
         if rows.size and rows.shape[1] != width:  # every row short by the same amount
             raise DataError(
-                _find_bad_csv_line(p, f, width)
-                or f"{p} rows have {rows.shape[1]} values, expected {width}"
+                _find_bad_csv_line(p, f, width) or f"{p} rows have {rows.shape[1]} values, expected {width}"
             )
     if rows.size == 0:
         raise DataError(f"{p} has a header but no rows; expected one digit per line")
@@ -410,8 +388,10 @@ def load_training_digits(path: str | os.PathLike) -> Split:
     elif header[:1] in (["label"], ["pixel0"]):
         x, y = load_kaggle_csv(p)
     else:
-        raise DataError(f"{p}: header starts {','.join(header[:3])!r}; expected a Kaggle Digit Recognizer "
-                        "CSV (label,pixel0,…) or an Analytics Vidhya CSV (filename,label)")
+        raise DataError(
+            f"{p}: header starts {','.join(header[:3])!r}; expected a Kaggle Digit Recognizer "
+            "CSV (label,pixel0,…) or an Analytics Vidhya CSV (filename,label)"
+        )
     if y is None:
         raise DataError(f"{p} has no labels (a test.csv?): training needs the train.csv with labels")
     return x, y
@@ -437,18 +417,14 @@ def _read_png(png: Path, where: str) -> np.ndarray:
     try:
         with Image.open(png) as img:
             if img.size != (SIDE, SIDE):
-                raise DataError(
-                    f"{png} is {img.width}x{img.height} pixels, expected 28x28 ({where})"
-                )
+                raise DataError(f"{png} is {img.width}x{img.height} pixels, expected 28x28 ({where})")
             return png_to_grey(img)
     except FileNotFoundError:
         raise DataNotFoundError(
             f"{png} not found ({where}). Put the PNGs in {png.parent} or pass images_dir."
         ) from None
     except (UnidentifiedImageError, OSError) as err:
-        raise DataError(
-            f"{png} is not a readable image ({type(err).__name__}: {err}; {where})"
-        ) from err
+        raise DataError(f"{png} is not a readable image ({type(err).__name__}: {err}; {where})") from err
 
 
 def load_analytics_vidhya(
@@ -465,8 +441,7 @@ def load_analytics_vidhya(
         header = _csv_header(p, f)
         if header not in (["filename", "label"], ["filename"]):
             raise DataError(
-                f"{p}: header is {','.join(header)!r}; expected 'filename,label' "
-                "(train) or 'filename' (test)"
+                f"{p}: header is {','.join(header)!r}; expected 'filename,label' (train) or 'filename' (test)"
             )
         # (line number, fields), the header being line 1
         rows = [(line, row) for line, row in enumerate(csv.reader(f), start=2) if row]
@@ -483,17 +458,17 @@ def load_analytics_vidhya(
             try:
                 y[i] = int(row[1])
             except (ValueError, OverflowError):  # not a number / beyond int64
-                raise DataError(
-                    f"{p} line {line}: label {row[1]!r} is not a whole number 0-9"
-                ) from None
+                raise DataError(f"{p} line {line}: label {row[1]!r} is not a whole number 0-9") from None
 
     if images_dir is not None:
         folder = Path(images_dir).expanduser().absolute()
     else:
         here = p.parent
-        options = list(dict.fromkeys(  # ordered, without repeats (for train.csv)
-            [here / "Images" / p.stem, here / "Images" / "train", here / "Images", here]
-        ))
+        options = list(
+            dict.fromkeys(  # ordered, without repeats (for train.csv)
+                [here / "Images" / p.stem, here / "Images" / "train", here / "Images", here]
+            )
+        )
         line, row = rows[0]
         found = [d for d in options if (d / row[0]).is_file()]
         if not found:
@@ -535,8 +510,10 @@ PenPart = Literal["train", "validation", "test"]
 # (1,088), 88 train (7,072).
 PEN_SALT = "unipen:"
 PEN_SPLIT = {"test": 20, "validation": 35}  # bucket below 20: test, below 35: validation, else train
-PEN_SPLIT_RULE = (f"by writer: bucket = int(sha256({PEN_SALT!r} + writer id).hexdigest(), 16) % 100; "
-                  "bucket < 20 → test, < 35 → validation, else train")
+PEN_SPLIT_RULE = (
+    f"by writer: bucket = int(sha256({PEN_SALT!r} + writer id).hexdigest(), 16) % 100; "
+    "bucket < 20 → test, < 35 → validation, else train"
+)
 
 
 def pen_part(writer: str) -> PenPart:
@@ -568,8 +545,11 @@ def _pen_digit(item, where: str) -> PenDigit:
         raise DataError(f"{where}: strokes must be a non-empty list of strokes")
     arrays = []
     for k, stroke in enumerate(strokes):
-        ok = (isinstance(stroke, list) and 0 < len(stroke) <= PEN_MAX_POINTS
-              and all(isinstance(p, list) and len(p) == 2 for p in stroke))
+        ok = (
+            isinstance(stroke, list)
+            and 0 < len(stroke) <= PEN_MAX_POINTS
+            and all(isinstance(p, list) and len(p) == 2 for p in stroke)
+        )
         if ok:
             points = np.array(stroke, dtype=object)
             ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in points.ravel())
@@ -595,26 +575,32 @@ def load_pen_digits(path: str | os.PathLike | None = None) -> list[PenDigit]:
         looked = ", ".join(str(p) for p in _pen_defaults())
         raise DataNotFoundError(
             f"UNIPEN pen strokes not found. Put {PEN_FILE} in {config.PROJECT_ROOT / 'data'}/ or set "
-            f"UNIPEN_PATH=/path/to/{PEN_FILE} (looked in: {looked})")
+            f"UNIPEN_PATH=/path/to/{PEN_FILE} (looked in: {looked})"
+        )
     p = _require_file(found)
     fix = f"Point UNIPEN_PATH at a good copy of {PEN_FILE}."
     if p.stat().st_size > PEN_MAX_FILE_BYTES:
-        raise DataError(f"{p} is {p.stat().st_size / 2**20:.0f} MB; a pen-stroke file is at most "
-                        f"{PEN_MAX_FILE_BYTES // 2**20} MB. {fix}")
+        raise DataError(
+            f"{p} is {p.stat().st_size / 2**20:.0f} MB; a pen-stroke file is at most "
+            f"{PEN_MAX_FILE_BYTES // 2**20} MB. {fix}"
+        )
     try:
         with gzip.open(p, "rb") as f:
             text = f.read(PEN_MAX_JSON_BYTES + 1)
         if len(text) > PEN_MAX_JSON_BYTES:
-            raise DataError(f"{p} unpacks to more than {PEN_MAX_JSON_BYTES // 2**20} MB of JSON; "
-                            f"refusing to read it. {fix}")
+            raise DataError(
+                f"{p} unpacks to more than {PEN_MAX_JSON_BYTES // 2**20} MB of JSON; refusing to read it. {fix}"
+            )
         items = json.loads(text)
     except (OSError, EOFError, zlib.error) as err:  # not gzip, or cut short
         raise _damaged(p, err, fix) from err
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"{p} is not JSON ({type(err).__name__}: {err}). {fix}") from err
     if not isinstance(items, list) or not items:
-        raise DataError(f"{p} must hold a non-empty JSON list of digits, found "
-                        f"{type(items).__name__ if items else 'nothing'}. {fix}")
+        raise DataError(
+            f"{p} must hold a non-empty JSON list of digits, found "
+            f"{type(items).__name__ if items else 'nothing'}. {fix}"
+        )
     if len(items) > PEN_MAX_DIGITS:
         raise DataError(f"{p} holds {len(items):,} digits; at most {PEN_MAX_DIGITS:,} are read. {fix}")
     return [_pen_digit(item, f"{p} digit {i}") for i, item in enumerate(items)]
@@ -636,9 +622,7 @@ def pen_digits_sha256(digits: list[PenDigit]) -> str:
 def to_float(x: np.ndarray) -> np.ndarray:
     """uint8 pixels 0..255 → float32 in [0, 1], the zoo models' input."""
     if x.dtype != np.uint8:
-        raise ValueError(
-            f"to_float expects uint8 pixels 0-255, received dtype {x.dtype}"
-        )
+        raise ValueError(f"to_float expects uint8 pixels 0-255, received dtype {x.dtype}")
     return x.astype(np.float32) / np.float32(255)  # same shape, float32 in [0, 1]
 
 

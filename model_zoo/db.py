@@ -29,13 +29,18 @@ from model_zoo.config import PROJECT_ROOT
 URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"
 SCHEMA_VERSION = 4
-ONE_ACTIVE_JOB = ("CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_learner ON jobs (learner_key) "
-                  "WHERE state IN ('queued', 'running')")  # = job_records.ACTIVE; NULLs (scripts) never clash
+ONE_ACTIVE_JOB = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_learner ON jobs (learner_key) "
+    "WHERE state IN ('queued', 'running')"
+)  # = job_records.ACTIVE; NULLs (scripts) never clash
 MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 up to it
     2: ["ALTER TABLE jobs ADD COLUMN owner_key VARCHAR(64)"],
     3: ["ALTER TABLE versions ADD COLUMN owner_key VARCHAR(64)"],
-    4: ["ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)", ONE_ACTIVE_JOB,
-        "ALTER TABLE jobs ADD COLUMN handed_at FLOAT"],  # create_all: learners, settings
+    4: [
+        "ALTER TABLE jobs ADD COLUMN learner_key VARCHAR(64)",
+        ONE_ACTIVE_JOB,
+        "ALTER TABLE jobs ADD COLUMN handed_at FLOAT",
+    ],  # create_all: learners, settings
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
 CONNECT_SECONDS = 5  # a database server that does not answer: a message, not a hung page
@@ -46,7 +51,8 @@ schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.In
 
 # A user version of a zoo model: the .keras file's bytes and its record.
 versions = sa.Table(
-    "versions", metadata,
+    "versions",
+    metadata,
     sa.Column("name", sa.String(100), primary_key=True),  # unique: two savers never share one
     sa.Column("arch", sa.String(50), nullable=False),
     sa.Column("created", sa.String(40), nullable=False),  # ISO 8601, UTC: sorts as text
@@ -60,7 +66,8 @@ versions = sa.Table(
 # A training job, from the queue to its end. Its worker writes progress here,
 # so every server on the database sees it, and it outlives a server restart.
 jobs = sa.Table(
-    "jobs", metadata,
+    "jobs",
+    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("owner", sa.String(100), nullable=False),
     sa.Column("owner_key", sa.String(64)),  # SHA-256 of the secret in its owner's link; None: anyone's
@@ -91,7 +98,8 @@ jobs = sa.Table(
 
 # A learner of the Train page: their browser's id (hashed) and the nickname the class sees, one each.
 learners = sa.Table(
-    "learners", metadata,
+    "learners",
+    metadata,
     sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 of the id their browser keeps
     sa.Column("nickname", sa.String(100), nullable=False, unique=True),
     sa.Column("created", sa.Float, nullable=False),  # Unix seconds
@@ -99,21 +107,24 @@ learners = sa.Table(
 
 # The server's own settings kept with the data, e.g. the teacher's password (hashed: model_zoo.teacher).
 settings = sa.Table(
-    "settings", metadata,
+    "settings",
+    metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
 
 # The classes a teacher named (the default "my class" needs no row).
 classes = sa.Table(
-    "classes", metadata,
+    "classes",
+    metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("created", sa.String(40), nullable=False),
 )
 
 # A digit a learner drew and kept with a label (model_zoo.class_digits).
 class_digits = sa.Table(
-    "class_digits", metadata,
+    "class_digits",
+    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("class_name", sa.String(100), nullable=False, index=True),
     sa.Column("learner", sa.String(100), nullable=False),
@@ -132,7 +143,8 @@ class_digits = sa.Table(
 
 # The class's challenge (model_zoo.challenge): one per class, the latest; running while ``ended`` is None.
 challenges = sa.Table(
-    "challenges", metadata,
+    "challenges",
+    metadata,
     sa.Column("class_name", sa.String(100), primary_key=True),
     sa.Column("started", sa.String(40), nullable=False),  # ISO 8601, UTC
     sa.Column("ended", sa.String(40)),
@@ -151,8 +163,10 @@ def url(text: str | None = None) -> URL:
     try:
         parsed = make_url(text)
     except sa.exc.ArgumentError:
-        raise DatabaseError(f"{URL_VARIABLE}={text!r} is not a database URL. Expected e.g. "
-                            "sqlite:////path/digit_zoo.db or postgresql://user@host/db.") from None
+        raise DatabaseError(
+            f"{URL_VARIABLE}={text!r} is not a database URL. Expected e.g. "
+            "sqlite:////path/digit_zoo.db or postgresql://user@host/db."
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -198,8 +212,9 @@ def _connect(target: URL) -> Engine:
     try:
         _prepare_schema(created)
     except sa.exc.OperationalError as error:
-        raise DatabaseError(f"Cannot open the database {target.render_as_string()}: "
-                            f"{str(error.orig).strip()}. Check {URL_VARIABLE}.") from None
+        raise DatabaseError(
+            f"Cannot open the database {target.render_as_string()}: {str(error.orig).strip()}. Check {URL_VARIABLE}."
+        ) from None
     return created
 
 
@@ -229,8 +244,10 @@ def _unreachable(context: sa.engine.ExceptionContext) -> DatabaseError | None:
     if context.is_pre_ping or not (context.is_disconnect or context.connection is None):
         return None
     reason = str(context.original_exception).strip().splitlines()[0][:200]
-    return DatabaseError(f"the database cannot be reached ({reason}). It may be restarting: this works again "
-                         "by itself once it is back; tell the teacher if it lasts.")
+    return DatabaseError(
+        f"the database cannot be reached ({reason}). It may be restarting: this works again "
+        "by itself once it is back; tell the teacher if it lasts."
+    )
 
 
 def _prepare_schema(created: Engine) -> None:
@@ -245,8 +262,10 @@ def _prepare_schema(created: Engine) -> None:
             connection.execute(schema_version.insert().values(version=SCHEMA_VERSION))
             return
         if found > SCHEMA_VERSION:
-            raise DatabaseError(f"The database has schema version {found}, newer than this app's "
-                                f"{SCHEMA_VERSION}: update the app, or point {URL_VARIABLE} elsewhere.")
+            raise DatabaseError(
+                f"The database has schema version {found}, newer than this app's "
+                f"{SCHEMA_VERSION}: update the app, or point {URL_VARIABLE} elsewhere."
+            )
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version]:
                 connection.execute(sa.text(statement))

@@ -27,8 +27,9 @@ PNG_FOLDER = "Images/train"
 def read(filename: str, content: bytes) -> data.Split:
     """An uploaded ``.npz`` or ``.zip`` → (x, y), checked as every reader's digits are."""
     if len(content) > MAX_IMPORT_BYTES:
-        raise data.DataError(f"{filename} is {len(content) / 1e6:.1f} MB; at most "
-                             f"{MAX_IMPORT_BYTES // 10**6} MB are imported.")
+        raise data.DataError(
+            f"{filename} is {len(content) / 1e6:.1f} MB; at most {MAX_IMPORT_BYTES // 10**6} MB are imported."
+        )
     lower = filename.lower()
     if lower.endswith(".npz"):
         return read_npz(filename, content)
@@ -66,8 +67,10 @@ def read_npz(filename: str, content: bytes) -> data.Split:
         with np.load(io.BytesIO(content), allow_pickle=False) as archive:
             missing = [key for key in ("x", "y") if key not in archive.files]
             if missing:
-                raise data.DataError(f"{filename} has no {missing[0]!r} array: expected x (N, 28, 28) and "
-                                       f"y (N,) (found: {', '.join(archive.files) or 'none'}).")
+                raise data.DataError(
+                    f"{filename} has no {missing[0]!r} array: expected x (N, 28, 28) and "
+                    f"y (N,) (found: {', '.join(archive.files) or 'none'})."
+                )
             with zipfile.ZipFile(io.BytesIO(content)) as members:
                 for key in ("x", "y"):
                     _check_npy_header(filename, key, members)
@@ -86,13 +89,18 @@ def _check_npy_header(filename: str, key: str, members: zipfile.ZipFile) -> None
     """
     with members.open(f"{key}.npy") as stream:
         version = np.lib.format.read_magic(stream)
-        shape, _, dtype = (np.lib.format.read_array_header_1_0(stream) if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0(stream))
+        shape, _, dtype = (
+            np.lib.format.read_array_header_1_0(stream)
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0(stream)
+        )
     size = math.prod(shape) * dtype.itemsize
     if size > MAX_IMPORT_BYTES:
-        raise data.DataError(f"{filename}: its {key} array is {' × '.join(map(str, shape))} {dtype}, "
-                               f"{size / 1e6:,.0f} MB unpacked; at most {MAX_IMPORT_BYTES // 10**6} MB are "
-                               "imported. Split it, or import the class's own export.")
+        raise data.DataError(
+            f"{filename}: its {key} array is {' × '.join(map(str, shape))} {dtype}, "
+            f"{size / 1e6:,.0f} MB unpacked; at most {MAX_IMPORT_BYTES // 10**6} MB are "
+            "imported. Split it, or import the class's own export."
+        )
 
 
 def read_zip(filename: str, content: bytes) -> data.Split:
@@ -106,8 +114,9 @@ def read_zip(filename: str, content: bytes) -> data.Split:
             raise data.DataError(f"{filename} unpacks to more than {MAX_IMPORT_BYTES // 10**6} MB.")
         table = [name for name in members if name.rsplit("/", 1)[-1] == CSV_NAME]
         if not table:
-            raise data.DataError(f"{filename} has no {CSV_NAME}: expected {CSV_NAME} (filename,label) "
-                                   f"and the PNGs in {PNG_FOLDER}/.")
+            raise data.DataError(
+                f"{filename} has no {CSV_NAME}: expected {CSV_NAME} (filename,label) and the PNGs in {PNG_FOLDER}/."
+            )
         try:
             text = archive.read(table[0]).decode("utf-8-sig")
         except (UnicodeDecodeError, zipfile.BadZipFile, OSError) as error:
@@ -128,8 +137,9 @@ def read_zip(filename: str, content: bytes) -> data.Split:
             try:
                 y[i] = int(row[1])
             except ValueError:
-                raise data.DataError(f"{filename}: {CSV_NAME} line {line}: label {row[1][:10]!r} "
-                                       "is not a digit 0–9.") from None
+                raise data.DataError(
+                    f"{filename}: {CSV_NAME} line {line}: label {row[1][:10]!r} is not a digit 0–9."
+                ) from None
             x[i] = _zip_png(archive, members, folder, row[0], f"{filename}: {CSV_NAME} line {line}")
     return data.check_digits(x, y, filename)
 
@@ -141,8 +151,9 @@ def _zip_png(archive: zipfile.ZipFile, members: dict, folder: str, name: str, wh
     try:
         with Image.open(io.BytesIO(archive.read(path))) as picture:
             if picture.size != (28, 28):
-                raise data.DataError(f"{where}: {name[:60]} is {picture.width} × {picture.height} pixels; "
-                                       "expected 28 × 28.")
+                raise data.DataError(
+                    f"{where}: {name[:60]} is {picture.width} × {picture.height} pixels; expected 28 × 28."
+                )
             return data.png_to_grey(picture)
     except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as error:
         raise data.DataError(f"{where}: {name[:60]} is not a readable image ({type(error).__name__}).") from None

@@ -52,8 +52,15 @@ DISTORTION_LABELS = {  # x-axis titles for tables and charts
 }
 
 # Fields ensure_evaluated adds to a record.
-EVALUATED_FIELDS = ("confusion_matrix", "mistakes", "robustness", "robustness_setup",
-                    "drawn_accuracy", "drawn_overshoot_accuracy", "drawn_set_sha256")
+EVALUATED_FIELDS = (
+    "confusion_matrix",
+    "mistakes",
+    "robustness",
+    "robustness_setup",
+    "drawn_accuracy",
+    "drawn_overshoot_accuracy",
+    "drawn_set_sha256",
+)
 
 Curves = dict[str, list[list[float]]]  # distortion → [[value, accuracy], ...]
 
@@ -70,7 +77,7 @@ def probabilities(model, x: np.ndarray) -> np.ndarray:
     """(N, 28, 28) uint8 or float → (N, 10) softmax, in batches."""
     parts = []
     for start in range(0, len(x), CHUNK):
-        chunk = _as_float(x[start:start + CHUNK])
+        chunk = _as_float(x[start : start + CHUNK])
         if hasattr(model, "predict_batch"):  # inference.FastModel
             parts.append(np.asarray(model.predict_batch(chunk)))
         else:
@@ -111,22 +118,28 @@ class Mistakes:
         return len(self.indices)
 
     def to_record(self) -> list[dict]:
-        return [{"index": int(i), "true": int(t), "predicted": int(p), "confidence": round(float(c), 4)}
-                for i, t, p, c in zip(self.indices, self.true, self.predicted, self.confidence)]
+        return [
+            {"index": int(i), "true": int(t), "predicted": int(p), "confidence": round(float(c), 4)}
+            for i, t, p, c in zip(self.indices, self.true, self.predicted, self.confidence)
+        ]
 
     @classmethod
     def from_record(cls, rows: list[dict]) -> Mistakes:
         def column(key, dtype):
             return np.array([row[key] for row in rows], dtype)
-        return cls(column("index", np.int64), column("true", np.int64),
-                   column("predicted", np.int64), column("confidence", np.float32))
+
+        return cls(
+            column("index", np.int64),
+            column("true", np.int64),
+            column("predicted", np.int64),
+            column("confidence", np.float32),
+        )
 
 
 def mistakes_from_probabilities(y: np.ndarray, probs: np.ndarray, limit: int) -> Mistakes:
     predicted = np.argmax(probs, axis=1)
     wrong = np.flatnonzero(predicted != np.asarray(y))[:limit]
-    return Mistakes(wrong, np.asarray(y)[wrong].astype(np.int64), predicted[wrong],
-                    probs[wrong, predicted[wrong]])
+    return Mistakes(wrong, np.asarray(y)[wrong].astype(np.int64), predicted[wrong], probs[wrong, predicted[wrong]])
 
 
 def mistakes(model, x: np.ndarray, y: np.ndarray, limit: int = MISTAKES_KEPT) -> Mistakes:
@@ -173,12 +186,16 @@ def drawn_set(path: str | os.PathLike = DRAWN_SET) -> DrawnSet:
             x, y = archive["x"], archive["y"]
             shape, overshoot = archive["shape"], archive["overshoot"].astype(bool)
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:  # absent, cut, not npz
-        raise data.DataError(f"The drawn test set {path} is missing or damaged ({error}). Restore it "
-                             "from git or redraw it: python -m tests.browser.drawn_set") from error
+        raise data.DataError(
+            f"The drawn test set {path} is missing or damaged ({error}). Restore it "
+            "from git or redraw it: python -m tests.browser.drawn_set"
+        ) from error
     if x.shape[1:] != (28, 28) or x.dtype != np.uint8 or not len(x) == len(y) == len(shape) == len(overshoot):
-        raise data.DataError(f"The drawn test set {path} holds {x.shape} {x.dtype} images and {len(y)} "
-                             "labels; expected (N, 28, 28) uint8 and N labels. Redraw it: "
-                             "python -m tests.browser.drawn_set")
+        raise data.DataError(
+            f"The drawn test set {path} holds {x.shape} {x.dtype} images and {len(y)} "
+            "labels; expected (N, 28, 28) uint8 and N labels. Redraw it: "
+            "python -m tests.browser.drawn_set"
+        )
     return DrawnSet(x, y, shape, overshoot, data.file_sha256(path))
 
 
@@ -186,10 +203,14 @@ def drawn_scores(model, drawn: DrawnSet) -> dict:
     """Record fields: accuracy on the drawn set, and on its overshooting 0s, 6s and 9s."""
     predicted = predicted_digits(model, drawn.x)
     right = predicted == drawn.y
-    overshoot = {digit: round(float(right[drawn.overshoot & (drawn.y == int(digit))].mean()), 4)
-                 for digit in OVERSHOOT_DIGITS}
-    return {"drawn_accuracy": round(float(right.mean()), 4), "drawn_overshoot_accuracy": overshoot,
-            "drawn_set_sha256": drawn.sha256}
+    overshoot = {
+        digit: round(float(right[drawn.overshoot & (drawn.y == int(digit))].mean()), 4) for digit in OVERSHOOT_DIGITS
+    }
+    return {
+        "drawn_accuracy": round(float(right.mean()), 4),
+        "drawn_overshoot_accuracy": overshoot,
+        "drawn_set_sha256": drawn.sha256,
+    }
 
 
 # ------------------------------------------------------------------ real pen strokes
@@ -198,8 +219,14 @@ def drawn_scores(model, drawn: DrawnSet) -> dict:
 # The pen test: UNIPEN's test writers' digits (data.pen_part), never trained on nor chosen by, drawn as
 # written with the canvas's pen at a random (seeded) height, place and pen width, through to_mnist.
 # Changing any of this changes the numbers, so it is stored with them and a record made otherwise is rescored.
-PEN_SETUP = {"version": 1, "part": "test", "split": data.PEN_SPLIT_RULE, "seed": 0,
-             "rendering": strokes.VERSION, "hand": repr(strokes.AS_WRITTEN)}
+PEN_SETUP = {
+    "version": 1,
+    "part": "test",
+    "split": data.PEN_SPLIT_RULE,
+    "seed": 0,
+    "rendering": strokes.VERSION,
+    "hand": repr(strokes.AS_WRITTEN),
+}
 
 _pen_lock = threading.Lock()
 _pen_cache: dict[tuple[str, float], tuple[np.ndarray, np.ndarray, str]] = {}
@@ -227,8 +254,12 @@ def pen_test_set(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.
 def pen_scores(model, path: str | os.PathLike | None = None) -> dict:
     """Record fields: accuracy on the pen test writers' digits, and what it was measured on."""
     x, y, sha256 = pen_test_set(path)
-    return {"pen_accuracy": round(accuracy(model, x, y), 4), "pen_setup": PEN_SETUP,
-            "pen_test_digits": len(y), "pen_test_sha256": sha256}
+    return {
+        "pen_accuracy": round(accuracy(model, x, y), 4),
+        "pen_setup": PEN_SETUP,
+        "pen_test_digits": len(y),
+        "pen_test_sha256": sha256,
+    }
 
 
 # ------------------------------------------------------------------ robustness
@@ -287,8 +318,7 @@ def _build_sets(x: np.ndarray, y: np.ndarray) -> DistortedSets:
             angle = 2 * math.pi * d / ROBUSTNESS_SETUP["shift_directions"]
             group = directions == d
             if group.any():
-                out[group] = augment.distort(images[group],
-                                             shift=(pixels * math.cos(angle), pixels * math.sin(angle)))
+                out[group] = augment.distort(images[group], shift=(pixels * math.cos(angle), pixels * math.sin(angle)))
         return out
 
     def rotated(degrees: float) -> np.ndarray:
@@ -395,8 +425,14 @@ def _drawn_sha256() -> str:
     return _drawn_sha[modified]
 
 
-def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
-                    usps_path: str | os.PathLike | None = None, pen_path: str | os.PathLike | None = None) -> dict:
+def evaluate_fields(
+    model,
+    fields: list[str],
+    *,
+    mnist: tuple[np.ndarray, np.ndarray] | None = None,
+    usps_path: str | os.PathLike | None = None,
+    pen_path: str | os.PathLike | None = None,
+) -> dict:
     """Compute the named record fields for one model (see ``missing_fields``)."""
     result: dict = {}
     if {"robustness", "confusion_matrix"} & set(fields):
@@ -420,10 +456,16 @@ def evaluate_fields(model, fields: list[str], *, mnist: tuple[np.ndarray, np.nda
     return result
 
 
-def ensure_evaluated(entry: store.ZooEntry, *, model=None,
-                     mnist: tuple[np.ndarray, np.ndarray] | None = None,
-                     usps_path: str | os.PathLike | None = None, with_usps: bool | None = None,
-                     save: bool | None = None, recompute: bool = False) -> store.ZooEntry:
+def ensure_evaluated(
+    entry: store.ZooEntry,
+    *,
+    model=None,
+    mnist: tuple[np.ndarray, np.ndarray] | None = None,
+    usps_path: str | os.PathLike | None = None,
+    with_usps: bool | None = None,
+    save: bool | None = None,
+    recompute: bool = False,
+) -> store.ZooEntry:
     """The entry with USPS accuracy, robustness curves, confusion matrix and mistakes.
 
     Only what the record lacks is computed (nothing, on a warm record: the
@@ -431,7 +473,8 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
     written into the record with ``store.update_record``, otherwise they are
     only in the returned entry. By default a user version keeps them in its
     record, and a shipped record is left as ``scripts.train_zoo`` wrote it
-    (``scripts.evaluate --update-records`` asks with ``save=True``). ``model`` defaults to loading ``entry.model_file()``;
+    (``scripts.evaluate --update-records`` asks with ``save=True``). ``model`` defaults to
+    loading ``entry.model_file()``;
     ``mnist`` to the MNIST test set (``x_test``, ``y_test``). USPS accuracy
     is computed when ``with_usps``, by default when the USPS file is found. Raises
     ``data.DataError`` when MNIST is needed but not found and
@@ -454,9 +497,15 @@ def ensure_evaluated(entry: store.ZooEntry, *, model=None,
 
 def layer_table(model: inference.FastModel) -> list[dict]:
     """One row per layer: name, type, output shape (batch axis as N) and parameter count."""
-    return [{"layer": layer.name, "type": layer.kind,
-             "output shape": "(" + ", ".join(map(str, ("N", *layer.output_shape))) + ")",
-             "params": layer.params} for layer in model.layers]
+    return [
+        {
+            "layer": layer.name,
+            "type": layer.kind,
+            "output shape": "(" + ", ".join(map(str, ("N", *layer.output_shape))) + ")",
+            "params": layer.params,
+        }
+        for layer in model.layers
+    ]
 
 
 def stages(record: dict) -> list[dict]:
@@ -496,24 +545,36 @@ def table_row(entry: store.ZooEntry) -> dict:
 
 
 def trained_on(settings: dict, first_stage: dict | None = None) -> str:
-    """"MNIST", "MNIST + USPS train", "... + pen strokes", "... + my class, fine-tuned": what a model learnt from.
+    """ "MNIST", "MNIST + USPS train", "... + pen strokes", "... + my class, fine-tuned": what a model learnt from.
 
     A model trained in two stages (scripts.train_zoo's pen finish) says both:
     "MNIST + USPS train, then MNIST + USPS train + pen strokes".
     """
-    sources = ("MNIST" + (" + USPS train" if settings.get("usps") else "")
-               + (" + pen strokes" if settings.get("strokes") else "")
-               + (" + UNIPEN writers" if settings.get("unipen") else "")
-               + (f" + {settings['class_digits']}" if settings.get("class_digits") else ""))
+    sources = (
+        "MNIST"
+        + (" + USPS train" if settings.get("usps") else "")
+        + (" + pen strokes" if settings.get("strokes") else "")
+        + (" + UNIPEN writers" if settings.get("unipen") else "")
+        + (f" + {settings['class_digits']}" if settings.get("class_digits") else "")
+    )
     if first_stage is not None:
         return f"{trained_on(first_stage.get('settings', {}))}, then {sources}"
     return sources + (", fine-tuned" if settings.get("fine_tune") else "")
 
 
 TABLE_HEADERS = {  # row key → column title
-    "model": "model", "origin": "origin", "trained_on": "trained on", "params": "params", "epochs": "epochs",
-    "s_per_epoch": "train s/epoch", "mnist_test": "MNIST test", "tutorial": "tutorial",
-    "difference": "difference", "usps_test": "USPS test", "drawn": "drawn", "pen": "pen",
+    "model": "model",
+    "origin": "origin",
+    "trained_on": "trained on",
+    "params": "params",
+    "epochs": "epochs",
+    "s_per_epoch": "train s/epoch",
+    "mnist_test": "MNIST test",
+    "tutorial": "tutorial",
+    "difference": "difference",
+    "usps_test": "USPS test",
+    "drawn": "drawn",
+    "pen": "pen",
 }
 
 

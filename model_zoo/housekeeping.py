@@ -50,8 +50,11 @@ def remove_leftovers() -> list[Path]:
     progress is never touched. Returns what was removed.
     """
     now = time.time()
-    candidates = [*config.TRAINED_DIR.glob(".*"), *config.MODEL_CACHE.glob(".*"),
-                  *Path(tempfile.gettempdir()).glob(f"{config.SCRATCH_PREFIX}*")]
+    candidates = [
+        *config.TRAINED_DIR.glob(".*"),
+        *config.MODEL_CACHE.glob(".*"),
+        *Path(tempfile.gettempdir()).glob(f"{config.SCRATCH_PREFIX}*"),
+    ]
     removed = []
     for path in candidates:
         try:

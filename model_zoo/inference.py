@@ -79,12 +79,14 @@ def _activation(name) -> tuple[Forward, Callable[[np.ndarray, np.ndarray], np.nd
     if name == "relu":
         return (lambda z: np.maximum(z, 0.0)), (lambda y, g: g * (y > 0))
     if name == "softmax":
+
         def softmax(z):
             e = np.exp(z - z.max(axis=-1, keepdims=True))
             return e / e.sum(axis=-1, keepdims=True)
 
         def no_gradient(y, g):
             raise UnsupportedLayerError("a softmax inside the model: saliency reads logits before the last one")
+
         return softmax, no_gradient
     raise UnsupportedLayerError(f"activation {name!r} (the zoo uses linear, relu and softmax)")
 
@@ -105,16 +107,19 @@ def _dense(config, weights):
     kernel = weights[0]
     bias = weights[1] if len(weights) > 1 else np.float32(0)
     act, act_backward = _activation(config["activation"])
-    return (lambda x: act(x @ kernel + bias),
-            lambda x, y, g: act_backward(y, g) @ kernel.T)
+    return (lambda x: act(x @ kernel + bias), lambda x, y, g: act_backward(y, g) @ kernel.T)
 
 
 def _conv_shapes(config, shape):
     _check(len(shape) == 3, f"a Conv2D layer on {len(shape)}-d input")
-    _check(tuple(config.get("strides", (1, 1))) == (1, 1) and tuple(config.get("dilation_rate", (1, 1))) == (1, 1)
-           and config.get("groups", 1) == 1 and config.get("data_format", "channels_last") == "channels_last"
-           and config.get("padding") in ("valid", "same"),
-           "a Conv2D other than stride 1, dilation 1, one group, channels last, valid or same padding")
+    _check(
+        tuple(config.get("strides", (1, 1))) == (1, 1)
+        and tuple(config.get("dilation_rate", (1, 1))) == (1, 1)
+        and config.get("groups", 1) == 1
+        and config.get("data_format", "channels_last") == "channels_last"
+        and config.get("padding") in ("valid", "same"),
+        "a Conv2D other than stride 1, dilation 1, one group, channels last, valid or same padding",
+    )
     _activation(config.get("activation"))
     kh, kw = config["kernel_size"]
     filters = int(config["filters"])
@@ -133,7 +138,7 @@ def _conv2d(config, weights):
     act, act_backward = _activation(config["activation"])
     # Keras/TF put the odd extra pixel of 'same' padding at the bottom/right.
     top, left = ((kh - 1) // 2, (kw - 1) // 2) if config["padding"] == "same" else (0, 0)
-    bottom, right = ((kh - 1 - top, kw - 1 - left) if config["padding"] == "same" else (0, 0))
+    bottom, right = (kh - 1 - top, kw - 1 - left) if config["padding"] == "same" else (0, 0)
 
     def forward(x):  # (N, H, W, C) → (N, H', W', F)
         x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0))) if top or bottom or left or right else x
@@ -149,8 +154,8 @@ def _conv2d(config, weights):
         padded = np.zeros((n, x.shape[1] + top + bottom, x.shape[2] + left + right, channels), np.float32)
         for i in range(kh):
             for j in range(kw):  # one offset at a time: ~2× faster than all windows' shares at once
-                padded[:, i:i + h, j:j + w] += g @ kernel[i, j].T
-        return padded[:, top:top + x.shape[1], left:left + x.shape[2]]
+                padded[:, i : i + h, j : j + w] += g @ kernel[i, j].T
+        return padded[:, top : top + x.shape[1], left : left + x.shape[2]]
 
     return forward, backward
 
@@ -159,9 +164,12 @@ def _pool_shapes(config, shape):
     _check(len(shape) == 3, f"a MaxPooling2D layer on {len(shape)}-d input")
     size = tuple(config["pool_size"])
     strides = tuple(config.get("strides") or size)
-    _check(size == strides and config.get("padding") == "valid"
-           and config.get("data_format", "channels_last") == "channels_last",
-           "a MaxPooling2D other than non-overlapping, valid, channels last")
+    _check(
+        size == strides
+        and config.get("padding") == "valid"
+        and config.get("data_format", "channels_last") == "channels_last",
+        "a MaxPooling2D other than non-overlapping, valid, channels last",
+    )
     return (shape[0] // size[0], shape[1] // size[1], shape[2]), []
 
 
@@ -171,8 +179,12 @@ def _max_pool(config, weights):
     def windows(x):  # (N, H, W, C) → (N, H/ph, W/pw, C, ph·pw); 'valid' drops the remainder
         n, h, w, c = x.shape
         h, w = h // ph * ph, w // pw * pw
-        return x[:, :h, :w].reshape(n, h // ph, ph, w // pw, pw, c).transpose(0, 1, 3, 5, 2, 4) \
+        return (
+            x[:, :h, :w]
+            .reshape(n, h // ph, ph, w // pw, pw, c)
+            .transpose(0, 1, 3, 5, 2, 4)
             .reshape(n, h // ph, w // pw, c, ph * pw)
+        )
 
     def backward(x, y, g):  # to the first maximum of each window, as TensorFlow does
         pooled = windows(x)
@@ -181,8 +193,9 @@ def _max_pool(config, weights):
         np.put_along_axis(routed, first, g[..., np.newaxis], axis=-1)
         n, hp, wp, c, _ = routed.shape
         out = np.zeros_like(x)
-        out[:, :hp * ph, :wp * pw] = routed.reshape(n, hp, wp, c, ph, pw).transpose(0, 1, 4, 2, 5, 3) \
-            .reshape(n, hp * ph, wp * pw, c)
+        out[:, : hp * ph, : wp * pw] = (
+            routed.reshape(n, hp, wp, c, ph, pw).transpose(0, 1, 4, 2, 5, 3).reshape(n, hp * ph, wp * pw, c)
+        )
         return out
 
     def forward(x):  # no copy, unlike windows(): the fast path's pooling
@@ -299,8 +312,9 @@ def plan(config: dict) -> Plan:
             name = str(layer_config.get("name", kind))
             if kind not in _KINDS or node.get("module") != "keras.layers":
                 where = "" if node.get("module") == "keras.layers" else f" from {node.get('module')!r}"
-                raise UnsupportedLayerError(f"layer {name!r} is a {kind}{where}, which this app does not run "
-                                            f"(it runs {', '.join(_KINDS)})")
+                raise UnsupportedLayerError(
+                    f"layer {name!r} is a {kind}{where}, which this app does not run (it runs {', '.join(_KINDS)})"
+                )
             try:
                 out, weight_shapes = _KINDS[kind][0](layer_config, shape)
             except UnsupportedLayerError as error:
@@ -310,8 +324,10 @@ def plan(config: dict) -> Plan:
         # HDF5 can compress: the weights file's size does not bound what the config makes us unpack.
         declared = 4 * sum(math.prod(s) for step in layers for s in step.weight_shapes)  # float32 bytes
         if declared > MAX_WEIGHTS_BYTES:
-            raise ArchiveError(f"its layers declare {declared // 2**20} MB of weights; at most "
-                               f"{MAX_WEIGHTS_BYTES // 2**20} MB are read")
+            raise ArchiveError(
+                f"its layers declare {declared // 2**20} MB of weights; at most "
+                f"{MAX_WEIGHTS_BYTES // 2**20} MB are read"
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, ArchiveError):
             raise
@@ -389,12 +405,24 @@ def read_archive(path: str | Path) -> FastModel:
                 variables = stored.get(step.name)
                 found = [variables[str(i)] for i in range(len(variables))] if variables is not None else []
                 if [tuple(v.shape) for v in found] != step.weight_shapes:
-                    raise ArchiveError(f"the weights of layer {step.name!r} are {[tuple(v.shape) for v in found]}, "
-                                       f"where its config needs {step.weight_shapes}")
+                    raise ArchiveError(
+                        f"the weights of layer {step.name!r} are {[tuple(v.shape) for v in found]}, "
+                        f"where its config needs {step.weight_shapes}"
+                    )
                 weights = tuple(np.asarray(v[()], np.float32) for v in found)
                 forward, backward = _KINDS[step.kind][1](step.config, weights)
-                layers.append(Layer(step.name, step.kind, step.input_shape, step.output_shape, step.config,
-                                    weights, forward, backward))
+                layers.append(
+                    Layer(
+                        step.name,
+                        step.kind,
+                        step.input_shape,
+                        step.output_shape,
+                        step.config,
+                        weights,
+                        forward,
+                        backward,
+                    )
+                )
     except (OSError, KeyError, TypeError, ValueError) as error:
         if isinstance(error, ArchiveError):
             raise
@@ -448,8 +476,7 @@ class FastModel:
         """(N, 28, 28) → (N, 10), ``CHUNK`` images at a time."""
         if len(images) <= CHUNK:
             return self._forward(images)
-        return np.concatenate([self._forward(images[start:start + CHUNK])
-                               for start in range(0, len(images), CHUNK)])
+        return np.concatenate([self._forward(images[start : start + CHUNK]) for start in range(0, len(images), CHUNK)])
 
     def layer_outputs(self, images: np.ndarray) -> list[np.ndarray]:
         """(N, 28, 28) → every layer's output, one array per entry of ``layers`` (for the Inside page)."""
@@ -465,8 +492,10 @@ class FastModel:
         last = self.layers[-1] if self.layers else None
         if last is None or last.kind != "Dense" or last.config.get("activation") != "softmax":
             ends = f"{last.kind} {last.name!r}" if last else "no layer"
-            raise ValueError(f"Saliency needs a model ending in a softmax Dense layer (the zoo's contract); "
-                             f"{self.name} ends in {ends}.")
+            raise ValueError(
+                f"Saliency needs a model ending in a softmax Dense layer (the zoo's contract); "
+                f"{self.name} ends in {ends}."
+            )
         return last
 
     def _features(self, images: np.ndarray) -> list[np.ndarray]:

@@ -114,16 +114,16 @@ def occlusion(model: FastModel, image: np.ndarray, digits: list[int]) -> np.ndar
     covered = np.zeros((size, size), np.float32)  # by how many squares, empty ones included
     for r in starts:
         for c in starts:
-            covered[r:r + PATCH, c:c + PATCH] += 1
-    corners = [(r, c) for r in starts for c in starts if image[r:r + PATCH, c:c + PATCH].max() > INK]
+            covered[r : r + PATCH, c : c + PATCH] += 1
+    corners = [(r, c) for r in starts for c in starts if image[r : r + PATCH, c : c + PATCH].max() > INK]
     erased = np.repeat(image[np.newaxis], len(corners) + 1, axis=0)  # the first stays whole
     for i, (r, c) in enumerate(corners, start=1):
-        erased[i, r:r + PATCH, c:c + PATCH] = 0
+        erased[i, r : r + PATCH, c : c + PATCH] = 0
     probabilities = model.predict_batch(erased)[:, digits]  # (1 + squares, len(digits))
     log_p = np.log(np.maximum(probabilities, 1e-30))  # softmax in float32 can round to 0
     drop = np.zeros((len(digits), size, size), np.float32)
     for (r, c), p in zip(corners, log_p[1:]):
-        drop[:, r:r + PATCH, c:c + PATCH] += (log_p[0] - p)[:, None, None]
+        drop[:, r : r + PATCH, c : c + PATCH] += (log_p[0] - p)[:, None, None]
     return drop / covered
 
 
@@ -204,7 +204,7 @@ def grid(tiles: np.ndarray, columns: int, zoom: tuple[int, int], gap: int = 2) -
     picture = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), _GAP, np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        picture[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+        picture[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
     return picture
 
 

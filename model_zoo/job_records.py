@@ -102,21 +102,37 @@ class JobProgress(training.TrainingProgress):
             if self._started is not None:
                 seconds = (self._ended or time.perf_counter()) - self._started
             steps, loss, smoothed = self._curve.points()
-            return {"phase": self.phase, "epoch": self._epoch, "step": self._step,
-                    "steps_per_epoch": self._steps_per_epoch, "train_digits": self._train_digits,
-                    "batch_steps": steps, "batch_loss": loss, "batch_loss_smoothed": smoothed,
-                    "history": {k: list(v) for k, v in self._history.items()},
-                    "seconds": round(seconds, 3)}
+            return {
+                "phase": self.phase,
+                "epoch": self._epoch,
+                "step": self._step,
+                "steps_per_epoch": self._steps_per_epoch,
+                "train_digits": self._train_digits,
+                "batch_steps": steps,
+                "batch_loss": loss,
+                "batch_loss_smoothed": smoothed,
+                "history": {k: list(v) for k, v in self._history.items()},
+                "seconds": round(seconds, 3),
+            }
 
 
 def worker_started(job_id: str, database: str) -> bool:
     """Claim a queued job for this worker; False if it left the queue meanwhile."""
     now = time.time()
     with db.engine(database).begin() as connection:
-        return bool(connection.execute(db.jobs.update().where(
-            db.jobs.c.id == job_id, db.jobs.c.state == JobState.QUEUED.value).values(
-            state=JobState.RUNNING.value, phase="loading the digits and building the model",
-            worker=f"{socket.gethostname()}:{os.getpid()}", started_at=now, heartbeat_at=now)).rowcount)
+        return bool(
+            connection.execute(
+                db.jobs.update()
+                .where(db.jobs.c.id == job_id, db.jobs.c.state == JobState.QUEUED.value)
+                .values(
+                    state=JobState.RUNNING.value,
+                    phase="loading the digits and building the model",
+                    worker=f"{socket.gethostname()}:{os.getpid()}",
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            ).rowcount
+        )
 
 
 def worker_report(job_id: str, progress: JobProgress | None, database: str) -> bool:
@@ -126,62 +142,114 @@ def worker_report(job_id: str, progress: JobProgress | None, database: str) -> b
         snapshot = progress.snapshot()
         values |= {"progress": snapshot, "phase": snapshot["phase"]}
     with db.engine(database).begin() as connection:
-        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id,
-                                                  db.jobs.c.state == JobState.RUNNING.value)
-                           .values(**values))
-        return bool(connection.execute(sa.select(db.jobs.c.stop_requested)
-                                       .where(db.jobs.c.id == job_id)).scalar())
+        connection.execute(
+            db.jobs.update().where(db.jobs.c.id == job_id, db.jobs.c.state == JobState.RUNNING.value).values(**values)
+        )
+        return bool(connection.execute(sa.select(db.jobs.c.stop_requested).where(db.jobs.c.id == job_id)).scalar())
 
 
-def worker_finished(job_id: str, progress: JobProgress, result: training.TrainingResult, tensorboard_dir, *,
-                    trained_in: str, owner: str, requested_name: str, database: str) -> None:
+def worker_finished(
+    job_id: str,
+    progress: JobProgress,
+    result: training.TrainingResult,
+    tensorboard_dir,
+    *,
+    trained_in: str,
+    owner: str,
+    requested_name: str,
+    database: str,
+) -> None:
     """Record the end of a run: a finished one becomes a version, a stopped one waits."""
     record = store.result_record(result, trained_in=trained_in, extra={"job": job_id, "owner": owner})
     content = model_files.model_bytes(result.model)
     logs = model_files.zip_folder(tensorboard_dir)
-    common = dict(progress=progress.snapshot(), ended_at=time.time(), heartbeat_at=time.time(),
-                  test_accuracy=result.test_accuracy, stopped_early=result.stopped_early)
+    common = dict(
+        progress=progress.snapshot(),
+        ended_at=time.time(),
+        heartbeat_at=time.time(),
+        test_accuracy=result.test_accuracy,
+        stopped_early=result.stopped_early,
+    )
     running = (db.jobs.c.id == job_id) & (db.jobs.c.state == JobState.RUNNING.value)
     if not result.stopped_early:
         try:
             with db.engine(database).begin() as connection:
                 entry = store.insert_version(connection, requested_name, record, content, logs)
-                connection.execute(db.jobs.update().where(running).values(
-                    state=JobState.SAVED.value, phase=f"saved as {entry.name}", saved_name=entry.name,
-                    **common))
+                connection.execute(
+                    db.jobs.update()
+                    .where(running)
+                    .values(state=JobState.SAVED.value, phase=f"saved as {entry.name}", saved_name=entry.name, **common)
+                )
             return
         except (sa.exc.SQLAlchemyError, ValueError) as error:  # e.g. a full disk: its owner saves again
-            keep = dict(state=JobState.FINISHED.value, phase="finished, not saved",
-                        error=f"Training finished, but saving failed: {error}")
+            keep = dict(
+                state=JobState.FINISHED.value,
+                phase="finished, not saved",
+                error=f"Training finished, but saving failed: {error}",
+            )
     else:
         keep = dict(state=JobState.STOPPED.value, phase="stopped: save or discard what it learned")
     with db.engine(database).begin() as connection:
-        connection.execute(db.jobs.update().where(running).values(
-            result_record=record, result_model=content, result_tensorboard=logs, **keep, **common))
+        connection.execute(
+            db.jobs.update()
+            .where(running)
+            .values(result_record=record, result_model=content, result_tensorboard=logs, **keep, **common)
+        )
 
 
 def worker_lost(job_id: str, reason: str, database: str) -> None:
     """The dispatcher's word that a job's worker process died."""
     with db.engine(database).begin() as connection:
-        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id, db.jobs.c.state.in_(ACTIVE))
-                           .values(state=JobState.LOST.value, phase="lost", ended_at=time.time(),
-                                   error=f"Lost: {reason}. Start it again."))
+        connection.execute(
+            db.jobs.update()
+            .where(db.jobs.c.id == job_id, db.jobs.c.state.in_(ACTIVE))
+            .values(
+                state=JobState.LOST.value, phase="lost", ended_at=time.time(), error=f"Lost: {reason}. Start it again."
+            )
+        )
 
 
 def worker_failed(job_id: str, progress: JobProgress | None, error: BaseException, database: str) -> None:
     snapshot = progress.snapshot() if progress is not None else None
-    end(job_id, JobState.FAILED, phase="failed", error=f"{type(error).__name__}: {error}",
-        only_from=[JobState.RUNNING.value], progress=snapshot, database=database)
+    end(
+        job_id,
+        JobState.FAILED,
+        phase="failed",
+        error=f"{type(error).__name__}: {error}",
+        only_from=[JobState.RUNNING.value],
+        progress=snapshot,
+        database=database,
+    )
 
 
-def end(job_id: str, state: JobState, *, phase: str, error: str = "",
-        only_from: list[str] | None = None, database: str | None = None, **values) -> bool:
+def end(
+    job_id: str,
+    state: JobState,
+    *,
+    phase: str,
+    error: str = "",
+    only_from: list[str] | None = None,
+    database: str | None = None,
+    **values,
+) -> bool:
     """Move a job to an ended state if it is still in one of ``only_from``; True if it was."""
     condition = db.jobs.c.id == job_id
     if only_from is not None:
         condition &= db.jobs.c.state.in_(only_from)
     values = {k: v for k, v in values.items() if v is not None}
     with db.engine(database).begin() as connection:
-        return bool(connection.execute(db.jobs.update().where(condition).values(
-            state=state.value, phase=phase, error=error, ended_at=time.time(),
-            result_model=None, result_tensorboard=None, **values)).rowcount)
+        return bool(
+            connection.execute(
+                db.jobs.update()
+                .where(condition)
+                .values(
+                    state=state.value,
+                    phase=phase,
+                    error=error,
+                    ended_at=time.time(),
+                    result_model=None,
+                    result_tensorboard=None,
+                    **values,
+                )
+            ).rowcount
+        )

@@ -113,8 +113,15 @@ class JobView:
 # ------------------------------------------------------------------ the page's API
 
 
-def submit(settings: TrainingSettings, owner: str, name: str = "", limits: TrainingLimits | None = None,
-           trained_in: str = "app", key: str | None = None, learner: str | None = None) -> str:
+def submit(
+    settings: TrainingSettings,
+    owner: str,
+    name: str = "",
+    limits: TrainingLimits | None = None,
+    trained_in: str = "app",
+    key: str | None = None,
+    learner: str | None = None,
+) -> str:
     """Queue a job on the Ray cluster; its id.
 
     With a ``key`` (a secret in its owner's link), only that key's holder or
@@ -135,20 +142,23 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
     try:
         connection_info = cluster.connect()
     except cluster.RayUnavailable as error:
-        raise ClusterError(f"Training cannot start: {error}. Nothing was queued; tell the teacher (RAY_ADDRESS "
-                           "names the cluster; unset, the server trains on its own machine).") from error
+        raise ClusterError(
+            f"Training cannot start: {error}. Nothing was queued; tell the teacher (RAY_ADDRESS "
+            "names the cluster; unset, the server trains on its own machine)."
+        ) from error
     job_id = uuid.uuid4().hex[:10]
     try:
         _queue(job_id, settings, owner, name, key, learner, connection_info.cluster, maximum)
     except sa.exc.OperationalError as error:  # e.g. a read-only database file, a full disk
         LOG.error("Could not record job %s: %s", job_id, error)
-        raise JobError("Training cannot start: the database refuses to record the job (read-only, or "
-                       "its disk is full). Tell the teacher; nothing was queued.") from None
+        raise JobError(
+            "Training cannot start: the database refuses to record the job (read-only, or "
+            "its disk is full). Tell the teacher; nothing was queued."
+        ) from None
     try:
         cluster.start_job(job_id, settings, limits, trained_in=trained_in, owner=owner, requested_name=name)
     except Exception as error:  # the row must not stay queued for a job Ray never got
-        job_records.end(job_id, JobState.FAILED, phase="not started",
-                        error=f"Could not start on Ray: {error}")
+        job_records.end(job_id, JobState.FAILED, phase="not started", error=f"Could not start on Ray: {error}")
         raise
     with db.engine().begin() as connection:  # from now on, a Ray instance that does not know it lost it
         connection.execute(db.jobs.update().where(db.jobs.c.id == job_id).values(handed_at=time.time()))
@@ -156,8 +166,16 @@ def submit(settings: TrainingSettings, owner: str, name: str = "", limits: Train
     return job_id
 
 
-def _queue(job_id: str, settings: TrainingSettings, owner: str, name: str, key: str | None,
-           learner: str | None, cluster_name: str, maximum: int) -> None:
+def _queue(
+    job_id: str,
+    settings: TrainingSettings,
+    owner: str,
+    name: str,
+    key: str | None,
+    learner: str | None,
+    cluster_name: str,
+    maximum: int,
+) -> None:
     """The job's row, queued, if its learner has no other job and the class has fewer than ``maximum``.
 
     The checks and the insert are one step (``db.one_writer_at_a_time``); the
@@ -169,27 +187,44 @@ def _queue(job_id: str, settings: TrainingSettings, owner: str, name: str, key: 
         with db.engine().begin() as connection:
             db.one_writer_at_a_time(connection)
             if learner_key is not None:
-                mine = connection.execute(sa.select(db.jobs.c.state, db.jobs.c.settings).where(
-                    db.jobs.c.learner_key == learner_key, db.jobs.c.state.in_(ACTIVE))).first()
+                mine = connection.execute(
+                    sa.select(db.jobs.c.state, db.jobs.c.settings).where(
+                        db.jobs.c.learner_key == learner_key, db.jobs.c.state.in_(ACTIVE)
+                    )
+                ).first()
                 if mine is not None:
                     raise _one_each(owner, f" {mine.state} ({mine.settings['arch']})")
-            active = connection.execute(sa.select(sa.func.count()).select_from(db.jobs)
-                                        .where(db.jobs.c.state.in_(ACTIVE))).scalar()
+            active = connection.execute(
+                sa.select(sa.func.count()).select_from(db.jobs).where(db.jobs.c.state.in_(ACTIVE))
+            ).scalar()
             if active >= maximum:
-                raise JobLimitError(f"The class's queue is full ({active} jobs waiting or training, "
-                                    f"at most {maximum}): try again when one has ended.")
-            connection.execute(db.jobs.insert().values(
-                id=job_id, owner=owner, owner_key=db.hashed_key(key), learner_key=learner_key,
-                settings=dataclasses.asdict(settings), requested_name=name,
-                state=JobState.QUEUED.value, phase="waiting for a free training slot",
-                cluster=cluster_name, submitted_at=time.time()))
+                raise JobLimitError(
+                    f"The class's queue is full ({active} jobs waiting or training, "
+                    f"at most {maximum}): try again when one has ended."
+                )
+            connection.execute(
+                db.jobs.insert().values(
+                    id=job_id,
+                    owner=owner,
+                    owner_key=db.hashed_key(key),
+                    learner_key=learner_key,
+                    settings=dataclasses.asdict(settings),
+                    requested_name=name,
+                    state=JobState.QUEUED.value,
+                    phase="waiting for a free training slot",
+                    cluster=cluster_name,
+                    submitted_at=time.time(),
+                )
+            )
     except sa.exc.IntegrityError:  # the index: another submit of this learner's got in first
         raise _one_each(owner, "") from None
 
 
 def _one_each(owner: str, which: str) -> JobLimitError:
-    return JobLimitError(f"{owner} already has a job{which}: one job per learner at a time, so the queue "
-                         "stays fair. Stop it or wait for it to end.")
+    return JobLimitError(
+        f"{owner} already has a job{which}: one job per learner at a time, so the queue "
+        "stays fair. Stop it or wait for it to end."
+    )
 
 
 NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tapir", "koala", "newt")
@@ -199,8 +234,7 @@ def nickname(learner: str) -> str:
     """The learner's name in the queue, e.g. "otter-17": the same on every visit, nobody else's."""
     learner_key = db.hashed_key(learner)
     with db.engine().connect() as connection:
-        known = connection.execute(sa.select(db.learners.c.nickname)
-                                   .where(db.learners.c.key == learner_key)).scalar()
+        known = connection.execute(sa.select(db.learners.c.nickname).where(db.learners.c.key == learner_key)).scalar()
     if known is not None:
         return known
     numbers = 90  # otter-10 … otter-99, then three digits once the short ones are mostly taken
@@ -211,13 +245,13 @@ def nickname(learner: str) -> str:
         name = f"{secrets.choice(NICKNAMES)}-{10 + secrets.randbelow(numbers)}"
         try:
             with db.engine().begin() as connection:  # the unique nickname decides, not a look first
-                connection.execute(db.learners.insert().values(key=learner_key, nickname=name,
-                                                               created=time.time()))
+                connection.execute(db.learners.insert().values(key=learner_key, nickname=name, created=time.time()))
             return name
         except sa.exc.IntegrityError:  # taken, or this learner's other tab named them a moment ago
             with db.engine().connect() as connection:
-                known = connection.execute(sa.select(db.learners.c.nickname)
-                                           .where(db.learners.c.key == learner_key)).scalar()
+                known = connection.execute(
+                    sa.select(db.learners.c.nickname).where(db.learners.c.key == learner_key)
+                ).scalar()
             if known is not None:
                 return known
     raise JobError("No free nickname left for a new learner: ask the teacher.")
@@ -239,8 +273,12 @@ def views() -> list[JobView]:
     with db.engine().connect() as connection:
         positions = _positions(connection)
         active = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.state.in_(ACTIVE))).all()
-        ended = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.state.not_in(ACTIVE))
-                                   .order_by(db.jobs.c.submitted_at.desc()).limit(KEEP_ENDED_JOBS)).all()
+        ended = connection.execute(
+            sa.select(*_VIEW_COLUMNS)
+            .where(db.jobs.c.state.not_in(ACTIVE))
+            .order_by(db.jobs.c.submitted_at.desc())
+            .limit(KEEP_ENDED_JOBS)
+        ).all()
     rows = sorted([*active, *ended], key=lambda row: row.submitted_at)
     return [_view(row, positions.get(row.id), live=False) for row in rows]
 
@@ -254,8 +292,10 @@ def owns(job_id: str, key: str | None, teacher: bool = False) -> bool:
 
 def _authorise(job_id: str, key: str | None, teacher: bool, action: str) -> None:
     if not owns(job_id, key, teacher):
-        raise JobError(f"Only the learner who started job {job_id}, or the teacher, can {action} it "
-                       "(from the link its Train page gave them).")
+        raise JobError(
+            f"Only the learner who started job {job_id}, or the teacher, can {action} it "
+            "(from the link its Train page gave them)."
+        )
 
 
 def stop(job_id: str, *, key: str | None = None, teacher: bool = False) -> None:
@@ -263,14 +303,18 @@ def stop(job_id: str, *, key: str | None = None, teacher: bool = False) -> None:
     from model_zoo import cluster
 
     _authorise(job_id, key, teacher, "stop")
-    left = job_records.end(job_id, JobState.DISCARDED, phase="left the queue before it started",
-                           only_from=[JobState.QUEUED.value])
+    left = job_records.end(
+        job_id, JobState.DISCARDED, phase="left the queue before it started", only_from=[JobState.QUEUED.value]
+    )
     if left:
         cluster.cancel(job_id)
         return
     with db.engine().begin() as connection:
-        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id, db.jobs.c.state.in_(ACTIVE))
-                           .values(stop_requested=True, phase="stopping after this batch"))
+        connection.execute(
+            db.jobs.update()
+            .where(db.jobs.c.id == job_id, db.jobs.c.state.in_(ACTIVE))
+            .values(stop_requested=True, phase="stopping after this batch")
+        )
     cluster.stop(job_id)  # at once through Ray; the worker also reads the flag above
 
 
@@ -281,16 +325,32 @@ def save(job_id: str, name: str = "", *, key: str | None = None, teacher: bool =
         row = connection.execute(sa.select(db.jobs).where(db.jobs.c.id == job_id)).first()
         if row is None:
             raise JobError(f"Job {job_id} is not in the database.")
-        claimed = connection.execute(db.jobs.update().where(
-            db.jobs.c.id == job_id, db.jobs.c.state.in_(UNDECIDED), db.jobs.c.result_model.is_not(None))
-            .values(state=JobState.SAVED.value)).rowcount  # a second click finds it saved
+        claimed = connection.execute(
+            db.jobs.update()
+            .where(db.jobs.c.id == job_id, db.jobs.c.state.in_(UNDECIDED), db.jobs.c.result_model.is_not(None))
+            .values(state=JobState.SAVED.value)
+        ).rowcount  # a second click finds it saved
         if not claimed:
             raise JobError(f"Job {job_id} is {row.state}: there is no model to save.")
-        entry = store.insert_version(connection, name or row.requested_name, row.result_record,
-                                     row.result_model, row.result_tensorboard, owner_key=row.owner_key)
-        connection.execute(db.jobs.update().where(db.jobs.c.id == job_id).values(
-            saved_name=entry.name, phase=f"saved as {entry.name}", error="",
-            result_model=None, result_tensorboard=None))
+        entry = store.insert_version(
+            connection,
+            name or row.requested_name,
+            row.result_record,
+            row.result_model,
+            row.result_tensorboard,
+            owner_key=row.owner_key,
+        )
+        connection.execute(
+            db.jobs.update()
+            .where(db.jobs.c.id == job_id)
+            .values(
+                saved_name=entry.name,
+                phase=f"saved as {entry.name}",
+                error="",
+                result_model=None,
+                result_tensorboard=None,
+            )
+        )
     return entry
 
 
@@ -348,8 +408,11 @@ def capacity() -> str | None:
 
 # ------------------------------------------------------------------ reading rows
 
-_VIEW_COLUMNS = [column for column in db.jobs.c
-                 if column.name not in ("owner_key", "result_record", "result_model", "result_tensorboard")]
+_VIEW_COLUMNS = [
+    column
+    for column in db.jobs.c
+    if column.name not in ("owner_key", "result_record", "result_model", "result_tensorboard")
+]
 
 
 def _view(row, position: int | None, *, live: bool) -> JobView:
@@ -373,20 +436,38 @@ def _view(row, position: int | None, *, live: bool) -> JobView:
         if state == JobState.RUNNING:
             left = seconds * (settings.epochs * steps_per_epoch - done) / done
     return JobView(
-        id=row.id, owner=row.owner, settings=settings, requested_name=row.requested_name, state=state,
-        phase=phase, position=position, worker=row.worker, epoch=epoch, epochs=settings.epochs,
-        step=step, steps_per_epoch=steps_per_epoch, batch_steps=snapshot.get("batch_steps", []),
+        id=row.id,
+        owner=row.owner,
+        settings=settings,
+        requested_name=row.requested_name,
+        state=state,
+        phase=phase,
+        position=position,
+        worker=row.worker,
+        epoch=epoch,
+        epochs=settings.epochs,
+        step=step,
+        steps_per_epoch=steps_per_epoch,
+        batch_steps=snapshot.get("batch_steps", []),
         batch_loss=snapshot.get("batch_loss", []),
         batch_loss_smoothed=snapshot.get("batch_loss_smoothed", []),
-        history=snapshot.get("history", {}), digits_per_second=rate, seconds=seconds, seconds_left=left,
-        stop_requested=row.stop_requested, error=row.error, saved_name=row.saved_name,
-        test_accuracy=row.test_accuracy, stopped_early=row.stopped_early)
+        history=snapshot.get("history", {}),
+        digits_per_second=rate,
+        seconds=seconds,
+        seconds_left=left,
+        stop_requested=row.stop_requested,
+        error=row.error,
+        saved_name=row.saved_name,
+        test_accuracy=row.test_accuracy,
+        stopped_early=row.stopped_early,
+    )
 
 
 def _positions(connection: sa.Connection) -> dict[str, int]:
     """0 for every training job, then 1, 2, … for the queue in the order of submission."""
-    rows = connection.execute(sa.select(db.jobs.c.id, db.jobs.c.state).where(db.jobs.c.state.in_(ACTIVE))
-                              .order_by(db.jobs.c.submitted_at)).all()
+    rows = connection.execute(
+        sa.select(db.jobs.c.id, db.jobs.c.state).where(db.jobs.c.state.in_(ACTIVE)).order_by(db.jobs.c.submitted_at)
+    ).all()
     positions = {row.id: 0 for row in rows if row.state == JobState.RUNNING.value}
     queued = [row.id for row in rows if row.state == JobState.QUEUED.value]
     return positions | {job_id: i for i, job_id in enumerate(queued, start=1)}
@@ -413,9 +494,16 @@ def _reconcile() -> None:
             return
         _last_reconcile = time.monotonic()
     with db.engine().connect() as connection:
-        rows = connection.execute(sa.select(db.jobs.c.id, db.jobs.c.state, db.jobs.c.cluster,
-                                            db.jobs.c.heartbeat_at, db.jobs.c.submitted_at, db.jobs.c.handed_at)
-                                  .where(db.jobs.c.state.in_(ACTIVE))).all()
+        rows = connection.execute(
+            sa.select(
+                db.jobs.c.id,
+                db.jobs.c.state,
+                db.jobs.c.cluster,
+                db.jobs.c.heartbeat_at,
+                db.jobs.c.submitted_at,
+                db.jobs.c.handed_at,
+            ).where(db.jobs.c.state.in_(ACTIVE))
+        ).all()
     now = time.time()
     for row in rows:
         if row.state == JobState.QUEUED.value and row.handed_at is None:
@@ -425,13 +513,17 @@ def _reconcile() -> None:
             reason = "the server that queued it stopped before handing it to Ray"
         else:
             reason = cluster.why_gone(row.id, row.cluster)
-        if reason is None and row.state == JobState.RUNNING.value and row.heartbeat_at is not None \
-                and now - row.heartbeat_at > LOST_AFTER_SECONDS:
-            reason = (f"no word from its worker for {now - row.heartbeat_at:.0f} s: its machine or "
-                      "Ray instance stopped")
+        if (
+            reason is None
+            and row.state == JobState.RUNNING.value
+            and row.heartbeat_at is not None
+            and now - row.heartbeat_at > LOST_AFTER_SECONDS
+        ):
+            reason = f"no word from its worker for {now - row.heartbeat_at:.0f} s: its machine or Ray instance stopped"
         if reason is not None:
-            job_records.end(row.id, JobState.LOST, phase="lost", error=f"Lost: {reason}. Start it again.",
-                            only_from=[row.state])
+            job_records.end(
+                row.id, JobState.LOST, phase="lost", error=f"Lost: {reason}. Start it again.", only_from=[row.state]
+            )
 
 
 def _forget_undecided(learner: str | None) -> None:
@@ -439,9 +531,19 @@ def _forget_undecided(learner: str | None) -> None:
     if learner is None:  # a script's job: its owner is at the terminal
         return
     with db.engine().connect() as connection:
-        undecided = connection.execute(sa.select(db.jobs.c.id).where(
-            db.jobs.c.state.in_(UNDECIDED), db.jobs.c.learner_key == db.hashed_key(learner))
-            .order_by(db.jobs.c.ended_at.desc())).scalars().all()
+        undecided = (
+            connection.execute(
+                sa.select(db.jobs.c.id)
+                .where(db.jobs.c.state.in_(UNDECIDED), db.jobs.c.learner_key == db.hashed_key(learner))
+                .order_by(db.jobs.c.ended_at.desc())
+            )
+            .scalars()
+            .all()
+        )
     for job_id in undecided[KEEP_UNDECIDED_JOBS:]:
-        job_records.end(job_id, JobState.DISCARDED, phase="discarded: its learner started others, not saving it",
-                        only_from=UNDECIDED)
+        job_records.end(
+            job_id,
+            JobState.DISCARDED,
+            phase="discarded: its learner started others, not saving it",
+            only_from=UNDECIDED,
+        )

@@ -65,8 +65,7 @@ def read_model(path: str | os.PathLike) -> inference.FastModel:
     except inference.UnsupportedLayerError as error:
         raise ModelFileError(f"{path.name} is refused: {error}.") from None
     except inference.ArchiveError as error:
-        raise ModelFileError(f"Model file is damaged: {path.name} ({error}). Delete it, or train it again.") \
-            from None
+        raise ModelFileError(f"Model file is damaged: {path.name} ({error}). Delete it, or train it again.") from None
     if problem := check_contract(model.input_shape, model.output_shape):
         raise ModelFileError(f"{path.name} {problem}.")
     return model
@@ -87,8 +86,9 @@ def load_model(path: str | os.PathLike):
         if "Lambda" in str(error):  # safe_mode's refusal to deserialise Python code
             raise ModelFileError(f"{path.name} is refused: {inference.CONTAINS_CODE}.") from None
         reason = str(error).replace(str(path.parent), "…")[:200]
-        raise ModelFileError(f"Model file is damaged: {path.name} ({type(error).__name__}: {reason}). "
-                             "Delete it, or train it again.") from None
+        raise ModelFileError(
+            f"Model file is damaged: {path.name} ({type(error).__name__}: {reason}). Delete it, or train it again."
+        ) from None
     if problem := check_contract(tuple(model.input_shape[1:]), tuple(model.output_shape[1:])):
         raise ModelFileError(f"{path.name} {problem}.")
     return model
@@ -112,8 +112,10 @@ def contract_problem(path: str | os.PathLike) -> str | None:
 def check_contract(takes: tuple, gives: tuple) -> str | None:
     """Every zoo model takes (N, 28, 28) and gives (N, 10): anything else would be misread."""
     if takes != architectures.INPUT_SHAPE or gives != (architectures.NUM_CLASSES,):
-        return (f"does not fit the zoo: it takes {takes} and gives {gives}, where every zoo model takes "
-                f"{architectures.INPUT_SHAPE} digits and gives {architectures.NUM_CLASSES} probabilities")
+        return (
+            f"does not fit the zoo: it takes {takes} and gives {gives}, where every zoo model takes "
+            f"{architectures.INPUT_SHAPE} digits and gives {architectures.NUM_CLASSES} probabilities"
+        )
     return None
 
 
@@ -145,8 +147,9 @@ def zip_folder(folder: str | os.PathLike | None) -> bytes | None:
 
 def write_atomically(target: Path, content: bytes) -> None:
     """Write beside the target under a hidden name, then rename: readers see old or new, never half."""
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix,
-                                     delete=False) as handle:
+    with tempfile.NamedTemporaryFile(
+        dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix, delete=False
+    ) as handle:
         temporary = Path(handle.name)
     try:
         temporary.write_bytes(content)

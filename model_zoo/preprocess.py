@@ -84,8 +84,10 @@ def to_mnist(image: np.ndarray | Image.Image) -> np.ndarray:
     mask = digit > 0.5
     width = stroke_width(mask)
     if max(digit.shape) < _MIN_PEN_WIDTHS * width:  # a model would read any round blob as a 0
-        raise NoInkError(f"No digit found: the ink in the {received} is a dot, about as tall as the pen "
-                         "is wide. Draw the whole digit, several pen widths tall.")
+        raise NoInkError(
+            f"No digit found: the ink in the {received} is a dot, about as tall as the pen "
+            "is wide. Draw the whole digit, several pen widths tall."
+        )
     return _place(_fit_box(_even_out_strokes(digit, mask, width)))
 
 
@@ -116,13 +118,11 @@ def _grey(image: np.ndarray | Image.Image) -> np.ndarray:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ValueError(
-            f"Expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); "
-            f"got an array shaped {array.shape}."
+            f"Expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got an array shaped {array.shape}."
         )
     if min(array.shape[:2]) < _MIN_SIDE:
         raise ValueError(
-            f"Expected an image at least {_MIN_SIDE}x{_MIN_SIDE} pixels; "
-            f"got an array shaped {array.shape}."
+            f"Expected an image at least {_MIN_SIDE}x{_MIN_SIDE} pixels; got an array shaped {array.shape}."
         )
     if _is_opaque_grey_uint8(array):  # every canvas drawing: skip the float RGB maths
         return array[:, :, 0].astype(np.float32) / 255.0  # as _unit_range
@@ -144,8 +144,13 @@ def _grey(image: np.ndarray | Image.Image) -> np.ndarray:
 
 def _is_opaque_grey_uint8(array: np.ndarray) -> bool:
     """An RGBA array with red = green = blue and no transparency: its grey is its red channel."""
-    if (array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 4
-            or not array.flags.c_contiguous or not np.little_endian):
+    if (
+        array.dtype != np.uint8
+        or array.ndim != 3
+        or array.shape[2] != 4
+        or not array.flags.c_contiguous
+        or not np.little_endian
+    ):
         return False
     pixels = array.view(np.uint32)  # R | G << 8 | B << 16 | A << 24: one compare per pixel, not four
     return bool((pixels == (pixels & 0xFF) * 0x010101 + 0xFF000000).all())
@@ -174,14 +179,11 @@ def _unit_range(array: np.ndarray) -> np.ndarray:
     if array.dtype == bool:
         return array.astype(np.float32)
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(
-            f"Expected uint8 (0-255), uint16 or float pixels in [0, 1]; got dtype {array.dtype}."
-        )
+        raise ValueError(f"Expected uint8 (0-255), uint16 or float pixels in [0, 1]; got dtype {array.dtype}.")
     low, high = float(np.min(array)), float(np.max(array))
     if not (np.isfinite(low) and np.isfinite(high)) or low < -1e-3 or high > 1 + 1e-3:
         raise ValueError(
-            f"Expected float pixels in [0, 1]; got values from {low} to {high}"
-            " (divide 0-255 images by 255)."
+            f"Expected float pixels in [0, 1]; got values from {low} to {high} (divide 0-255 images by 255)."
         )
     return np.clip(array, 0.0, 1.0).astype(np.float32)
 
@@ -227,8 +229,7 @@ def _background(grey: np.ndarray) -> tuple[np.ndarray, float]:
     inner = np.s_[frame:-frame]
     strips = (np.s_[:frame], np.s_[-frame:], (inner, np.s_[:frame]), (inner, np.s_[-frame:]))
     rows, cols, values = (
-        np.concatenate([a[s].ravel() for s in strips]).astype(np.float64)
-        for a in (row_of, col_of, grey)
+        np.concatenate([a[s].ravel() for s in strips]).astype(np.float64) for a in (row_of, col_of, grey)
     )
     if values.min() == values.max():  # an untouched border (every canvas drawing): the paper is flat
         return np.full((1, 1), values[0], np.float32), 0.0

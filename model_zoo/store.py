@@ -76,7 +76,7 @@ class ZooEntry:
 
     @property
     def origin(self) -> str:
-        """"tutorial", "beyond the tutorial" or "your version of <arch>": where it comes from."""
+        """ "tutorial", "beyond the tutorial" or "your version of <arch>": where it comes from."""
         if not self.shipped:
             return f"your version of {self.arch.name}"
         return "tutorial" if self.arch.in_tutorial else "beyond the tutorial"
@@ -100,8 +100,7 @@ class ZooListing:
         for entry in self.entries:
             if entry.name == name:
                 return entry
-        raise architectures.UnknownModelError(
-            f"Unknown model {name!r}. Expected one of: {', '.join(self.names)}.")
+        raise architectures.UnknownModelError(f"Unknown model {name!r}. Expected one of: {', '.join(self.names)}.")
 
 
 # ------------------------------------------------------------------ listing
@@ -113,8 +112,9 @@ def scan() -> ZooListing:
     Raises ``db.DatabaseError`` when the database cannot be opened.
     """
     listing = scan_shipped()
-    query = sa.select(db.versions.c.name, db.versions.c.record, db.versions.c.model_sha256) \
-        .order_by(db.versions.c.created, db.versions.c.name)
+    query = sa.select(db.versions.c.name, db.versions.c.record, db.versions.c.model_sha256).order_by(
+        db.versions.c.created, db.versions.c.name
+    )
     with db.engine().connect() as connection:
         for name, record, sha256 in connection.execute(query):
             try:
@@ -148,8 +148,7 @@ def _materialise(name: str, sha256: str) -> Path:
     if target.is_file():
         return target
     with db.engine().connect() as connection:
-        content = connection.execute(sa.select(db.versions.c.model)
-                                     .where(db.versions.c.name == name)).scalar()
+        content = connection.execute(sa.select(db.versions.c.model).where(db.versions.c.name == name)).scalar()
     if content is None:
         raise model_files.ModelFileError(f"Version {name} is no longer in the database (deleted?).")
     config.MODEL_CACHE.mkdir(parents=True, exist_ok=True)
@@ -160,16 +159,21 @@ def _materialise(name: str, sha256: str) -> Path:
 def tensorboard_zip(name: str) -> bytes | None:
     """A version's TensorBoard logs as a zip, if its run kept them."""
     with db.engine().connect() as connection:
-        return connection.execute(sa.select(db.versions.c.tensorboard)
-                                  .where(db.versions.c.name == name)).scalar()
+        return connection.execute(sa.select(db.versions.c.tensorboard).where(db.versions.c.name == name)).scalar()
 
 
 # ------------------------------------------------------------------ saving
 
 
-def save_result(result: TrainingResult, *, name: str = "", trained_in: str,
-                tensorboard_dir: str | os.PathLike | None = None, shipped_dir: Path | None = None,
-                extra: dict | None = None) -> ZooEntry:
+def save_result(
+    result: TrainingResult,
+    *,
+    name: str = "",
+    trained_in: str,
+    tensorboard_dir: str | os.PathLike | None = None,
+    shipped_dir: Path | None = None,
+    extra: dict | None = None,
+) -> ZooEntry:
     """A training result → a zoo model: a user version, or a shipped file in ``shipped_dir``.
 
     The one home for saving (the Train page's jobs, ``scripts.train``,
@@ -178,7 +182,10 @@ def save_result(result: TrainingResult, *, name: str = "", trained_in: str,
     record = result_record(result, trained_in=trained_in, extra=extra)
     if shipped_dir is not None:
         return save_shipped(result.model, record, shipped_dir, name or result.settings.arch)
-    content, logs = model_files.model_bytes(result.model), model_files.zip_folder(tensorboard_dir)  # slow: before the transaction
+    content, logs = (
+        model_files.model_bytes(result.model),
+        model_files.zip_folder(tensorboard_dir),
+    )  # slow: before the transaction
     with db.engine().begin() as connection:
         return insert_version(connection, name, record, content, logs)
 
@@ -186,13 +193,17 @@ def save_result(result: TrainingResult, *, name: str = "", trained_in: str,
 def result_record(result: TrainingResult, *, trained_in: str, extra: dict | None = None) -> dict:
     """The training record plus timings and where it was trained."""
     seconds = sum(result.seconds_per_epoch)
-    return result.record() | {
-        "train_seconds": round(seconds, 2),
-        "digits_per_second": round(result.digits_trained / seconds, 1) if seconds else None,
-        "params": int(result.model.count_params()),
-        "trained_in": trained_in,
-        "trained_on": f"{socket.gethostname()} ({os.cpu_count()} cores)",
-    } | (extra or {})
+    return (
+        result.record()
+        | {
+            "train_seconds": round(seconds, 2),
+            "digits_per_second": round(result.digits_trained / seconds, 1) if seconds else None,
+            "params": int(result.model.count_params()),
+            "trained_in": trained_in,
+            "trained_on": f"{socket.gethostname()} ({os.cpu_count()} cores)",
+        }
+        | (extra or {})
+    )
 
 
 def save_shipped(model, record: dict, folder: Path, name: str) -> ZooEntry:
@@ -205,8 +216,15 @@ def save_shipped(model, record: dict, folder: Path, name: str) -> ZooEntry:
     return ZooEntry(name, record, shipped=folder.resolve() == config.TRAINED_DIR, file=target)
 
 
-def insert_version(connection: sa.Connection, requested_name: str, record: dict, content: bytes,
-                   tensorboard: bytes | None = None, *, owner_key: str | None = None) -> ZooEntry:
+def insert_version(
+    connection: sa.Connection,
+    requested_name: str,
+    record: dict,
+    content: bytes,
+    tensorboard: bytes | None = None,
+    *,
+    owner_key: str | None = None,
+) -> ZooEntry:
     """Add a user version inside the caller's transaction, under a name nobody has.
 
     The name is claimed by the insert itself (the primary key), so two
@@ -222,9 +240,18 @@ def insert_version(connection: sa.Connection, requested_name: str, record: dict,
         named = _file_facts(record, record["params"], name)
         try:
             with connection.begin_nested():  # a savepoint: a taken name leaves the transaction usable
-                connection.execute(db.versions.insert().values(
-                    name=name, arch=named["arch"], created=named["created"], record=named,
-                    model=content, model_sha256=sha256, tensorboard=tensorboard, owner_key=owner_key))
+                connection.execute(
+                    db.versions.insert().values(
+                        name=name,
+                        arch=named["arch"],
+                        created=named["created"],
+                        record=named,
+                        model=content,
+                        model_sha256=sha256,
+                        tensorboard=tensorboard,
+                        owner_key=owner_key,
+                    )
+                )
             return ZooEntry(name, model_files.checked_record(named), False, sha256=sha256)
         except sa.exc.IntegrityError:  # saved by someone else a moment ago
             taken.add(name)
@@ -256,8 +283,9 @@ def may_delete(entry: ZooEntry, keys: Iterable[str] = (), *, teacher: bool = Fal
     if teacher:
         return True
     with db.engine().connect() as connection:
-        owner_key = connection.execute(sa.select(db.versions.c.owner_key)
-                                       .where(db.versions.c.name == entry.name)).scalar()
+        owner_key = connection.execute(
+            sa.select(db.versions.c.owner_key).where(db.versions.c.name == entry.name)
+        ).scalar()
     return owner_key is not None and any(hmac.compare_digest(owner_key, db.hashed_key(key)) for key in keys)
 
 
@@ -277,8 +305,7 @@ def update_record(entry: ZooEntry, **fields) -> ZooEntry:
         model_files.write_record(entry.record_path, record)
     else:
         with db.engine().begin() as connection:
-            connection.execute(db.versions.update().where(db.versions.c.name == entry.name)
-                               .values(record=record))
+            connection.execute(db.versions.update().where(db.versions.c.name == entry.name).values(record=record))
     return entry.with_record(record)
 
 
@@ -288,6 +315,9 @@ def _file_facts(record: dict, params: int, name: str) -> dict:
         "params": int(params),
         "created": record.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         # Read from the installed packages: the web server saves versions without importing them.
-        "versions": {"python": sys.version.split()[0], "keras": importlib.metadata.version("keras"),
-                     "tensorflow": importlib.metadata.version("tensorflow-cpu")},
+        "versions": {
+            "python": sys.version.split()[0],
+            "keras": importlib.metadata.version("keras"),
+            "tensorflow": importlib.metadata.version("tensorflow-cpu"),
+        },
     }

@@ -58,8 +58,10 @@ _TINY_LOOP = 6 * _UPSAMPLE  # closed skeleton loops with fewer pixels are pinhol
 _STRAIGHT_ON = 0.5  # through a crossing a line runs on if it turns by less than 60° (cos > 0.5)
 _SMOOTH = 5  # moving-average window over skeleton pixels: stairs → a hand's curve
 
-INSTALL_HINT = ("Rendering training digits as pen strokes needs scikit-image: "
-                "pip install -r requirements-dev.txt (or pip install scikit-image==0.26.0).")
+INSTALL_HINT = (
+    "Rendering training digits as pen strokes needs scikit-image: "
+    "pip install -r requirements-dev.txt (or pip install scikit-image==0.26.0)."
+)
 
 
 @dataclass(frozen=True)
@@ -235,9 +237,11 @@ def trace(image: np.ndarray) -> list[Stroke]:
         degree_of_node[a] = degree_of_node.get(a, 0) + 1
         degree_of_node[b] = degree_of_node.get(b, 0) + 1
     # Short branches from a junction to a free end are skeleton artefacts.
-    kept = [(a, b, path) for a, b, path in edges
-            if not ((degree_of_node[a] == 1) != (degree_of_node[b] == 1)
-                    and _length(xy[path]) * _UPSAMPLE < _SPUR)]
+    kept = [
+        (a, b, path)
+        for a, b, path in edges
+        if not ((degree_of_node[a] == 1) != (degree_of_node[b] == 1) and _length(xy[path]) * _UPSAMPLE < _SPUR)
+    ]
     if not kept:  # a dot or a short dash: keep its longest piece
         kept = [max(edges, key=lambda e: len(e[2]))] if edges else []
 
@@ -248,9 +252,10 @@ def trace(image: np.ndarray) -> list[Stroke]:
         ends.setdefault(b, []).append((i, 1))
     partner: dict[tuple[int, int], tuple[int, int]] = {}
     for node_ends in ends.values():
-        outward = {e: _direction_out(xy[kept[e[0]][2]][::(1 if e[1] == 0 else -1)]) for e in node_ends}
-        pairs = sorted(((float(outward[p] @ outward[q]), p, q)
-                        for k, p in enumerate(node_ends) for q in node_ends[k + 1:]))
+        outward = {e: _direction_out(xy[kept[e[0]][2]][:: (1 if e[1] == 0 else -1)]) for e in node_ends}
+        pairs = sorted(
+            ((float(outward[p] @ outward[q]), p, q) for k, p in enumerate(node_ends) for q in node_ends[k + 1 :])
+        )
         for cosine, p, q in pairs:  # most nearly opposite first
             if -cosine > _STRAIGHT_ON and p not in partner and q not in partner:
                 partner[p], partner[q] = q, p
@@ -282,9 +287,13 @@ def trace(image: np.ndarray) -> list[Stroke]:
         if first_node == last_node and len(ends[first_node]) == 2:  # round and back: a loop
             strokes.append(Stroke(_smooth(xy[path], closed=True), closed=True))
             continue
-        strokes.append(Stroke(_smooth(xy[path], closed=False),
-                              start_joined=first_node in joined_node,
-                              end_joined=last_node in joined_node))
+        strokes.append(
+            Stroke(
+                _smooth(xy[path], closed=False),
+                start_joined=first_node in joined_node,
+                end_joined=last_node in joined_node,
+            )
+        )
     for edge in range(len(kept)):  # what is left runs round through junctions: loops
         if not used[edge]:
             path, _ = walk(edge, 0)
@@ -349,7 +358,7 @@ def _vary_loop(points: np.ndarray, size: float, rng: np.random.Generator, hand: 
     roll = rng.random()
     if roll < hand.loop_overshoot:
         overlap = int(rng.uniform(0, 0.2) * len(ring))
-        path = np.concatenate([path, ring[1:overlap + 1]])
+        path = np.concatenate([path, ring[1 : overlap + 1]])
         path = np.concatenate([path, _tail(path, rng.uniform(*hand.tail) * size, rng.uniform(-0.7, 0.7))])
         if rng.random() < hand.loop_lead_in:  # started outside: the two ends cross
             lead = _tail(path[::-1], rng.uniform(*hand.tail) * size, rng.uniform(-0.7, 0.7))
@@ -363,8 +372,7 @@ def _vary_end(points: np.ndarray, size: float, rng: np.random.Generator, hand: H
     """The end of a stroke that meets another line: run past it, stop short, or meet it."""
     roll = rng.random()
     if roll < hand.joint_tail:
-        return np.concatenate([points, _tail(points, rng.uniform(*hand.tail) * size,
-                                             rng.uniform(-0.4, 0.4))])
+        return np.concatenate([points, _tail(points, rng.uniform(*hand.tail) * size, rng.uniform(-0.4, 0.4))])
     if roll < hand.joint_tail + hand.joint_gap:
         return _cut(points, rng.uniform(0.02, 0.08) * size)
     return points
@@ -400,8 +408,9 @@ def _european_one(strokes: list[Stroke], rng: np.random.Generator, hand: Hand) -
     return out
 
 
-def drawn_strokes(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND, *, european_one: bool = False
-                  ) -> tuple[list[np.ndarray], int]:
+def drawn_strokes(
+    image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND, *, european_one: bool = False
+) -> tuple[list[np.ndarray], int]:
     """A digit as a hand would draw it on the canvas: mouse paths in canvas px, and the pen width.
 
     With ``european_one`` the digit is a 1, and gets a flag (see ``_european_one``).
@@ -430,8 +439,7 @@ def drawn_strokes(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND
     return on_canvas(paths, rng, hand)
 
 
-def on_canvas(paths: list[np.ndarray], rng: np.random.Generator, hand: Hand = HAND
-              ) -> tuple[list[np.ndarray], int]:
+def on_canvas(paths: list[np.ndarray], rng: np.random.Generator, hand: Hand = HAND) -> tuple[list[np.ndarray], int]:
     """Pen paths in any units → as a hand draws them on the canvas: swayed, slanted, turned,
     stretched (as far as ``hand`` allows), at a random height, place and pen width; canvas px."""
     every = np.concatenate(paths)
@@ -495,9 +503,15 @@ def pen_digit_image(digit: data.PenDigit, rng: np.random.Generator, hand: Hand =
     return preprocess.to_mnist(render(paths, pen))
 
 
-def pen_digit_images(digits: list[data.PenDigit], *, seed: int, hand: Hand = AS_WRITTEN, renders: int = 1,
-                     cache: bool = False, cache_dir: str | os.PathLike | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def pen_digit_images(
+    digits: list[data.PenDigit],
+    *,
+    seed: int,
+    hand: Hand = AS_WRITTEN,
+    renders: int = 1,
+    cache: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Real pen-stroke digits, each drawn ``renders`` times with its own random hand: uint8 (N * renders,
     28, 28) in render-major order, and the labels. The same seed gives the same images.
 
@@ -529,8 +543,9 @@ def pen_digit_images(digits: list[data.PenDigit], *, seed: int, hand: Hand = AS_
     return x, y
 
 
-def pen_version(image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND, *,
-                european_one: bool = False) -> np.ndarray:
+def pen_version(
+    image: np.ndarray, rng: np.random.Generator, hand: Hand = HAND, *, european_one: bool = False
+) -> np.ndarray:
     """One digit redrawn with the canvas's pen: (28, 28) float32 in [0, 1], as the app sees it."""
     paths, pen = drawn_strokes(image, rng, hand, european_one=european_one)
     return preprocess.to_mnist(render(paths, pen))
@@ -551,8 +566,9 @@ def _render(x: np.ndarray, seed: int, european_ones: bool) -> np.ndarray:
     return out
 
 
-def cached_block(x: np.ndarray, seed: int, cache_dir: str | os.PathLike | None,
-                 european_ones: bool = False) -> np.ndarray:
+def cached_block(
+    x: np.ndarray, seed: int, cache_dir: str | os.PathLike | None, european_ones: bool = False
+) -> np.ndarray:
     """Pen versions of one block of digits, read from or written to the cache."""
     if cache_dir is None:
         return _render(x, seed, european_ones)
@@ -574,11 +590,17 @@ def cached_block(x: np.ndarray, seed: int, cache_dir: str | os.PathLike | None,
 
 def blocks(x: np.ndarray) -> list[np.ndarray]:
     """The blocks ``pen_versions`` caches ``x`` in (a second process can fill them from the end)."""
-    return [x[start:start + BLOCK] for start in range(0, len(x), BLOCK)]
+    return [x[start : start + BLOCK] for start in range(0, len(x), BLOCK)]
 
 
-def pen_versions(x: np.ndarray, *, seed: int = 0, european_ones: bool = False, cache: bool = True,
-                 cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+def pen_versions(
+    x: np.ndarray,
+    *,
+    seed: int = 0,
+    european_ones: bool = False,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> np.ndarray:
     """(N, 28, 28) uint8 digits → the same digits redrawn with the canvas's pen, uint8.
 
     With ``european_ones`` the digits are 1s, drawn with a flag where they

@@ -60,12 +60,14 @@ class TrainingLimits:
 
     @classmethod
     def from_env(cls) -> TrainingLimits:
-        env = {"max_epochs": "DIGIT_ZOO_MAX_EPOCHS", "max_width": "DIGIT_ZOO_MAX_WIDTH",
-               "max_hidden_layers": "DIGIT_ZOO_MAX_HIDDEN_LAYERS",
-               "max_train_size": "DIGIT_ZOO_MAX_TRAIN_SIZE"}
+        env = {
+            "max_epochs": "DIGIT_ZOO_MAX_EPOCHS",
+            "max_width": "DIGIT_ZOO_MAX_WIDTH",
+            "max_hidden_layers": "DIGIT_ZOO_MAX_HIDDEN_LAYERS",
+            "max_train_size": "DIGIT_ZOO_MAX_TRAIN_SIZE",
+        }
         defaults = cls()
-        return cls(**{name: whole_number_from_env(variable, getattr(defaults, name))
-                      for name, variable in env.items()})
+        return cls(**{name: whole_number_from_env(variable, getattr(defaults, name)) for name, variable in env.items()})
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,19 @@ class TrainingSettings:
     @classmethod
     def for_architecture(cls, arch: str, **overrides) -> TrainingSettings:
         spec = architectures.get(arch)
-        defaults = dict(arch=arch, epochs=spec.epochs, batch_size=spec.batch_size,
-                        learning_rate=spec.learning_rate, lr_decay=spec.lr_decay, dropout=spec.dropout,
-                        width=spec.width, hidden_layers=spec.hidden_layers, augment=spec.augment,
-                        usps=spec.usps, strokes=spec.strokes)
+        defaults = dict(
+            arch=arch,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            learning_rate=spec.learning_rate,
+            lr_decay=spec.lr_decay,
+            dropout=spec.dropout,
+            width=spec.width,
+            hidden_layers=spec.hidden_layers,
+            augment=spec.augment,
+            usps=spec.usps,
+            strokes=spec.strokes,
+        )
         return cls(**(defaults | overrides))
 
     def validate(self, limits: TrainingLimits | None = None) -> TrainingSettings:
@@ -129,6 +140,7 @@ class TrainingSettings:
 
 
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit
+
 
 class TrainingProgress:
     """Receives progress from ``train``; subclass and override what you need.
@@ -175,21 +187,24 @@ class TrainingResult:
 
     def record(self) -> dict:
         """The training part of a zoo record (the store adds file facts)."""
-        return {
-            "arch": self.settings.arch,
-            "settings": dataclasses.asdict(self.settings),
-            "epochs_done": self.epochs_done,  # as Keras ran them: a stopped epoch ends early, and counts
-            "epochs_trained": round(self.epochs_trained, 3),
-            "stopped_early": self.stopped_early,
-            "history": self.history,
-            "batch_loss": self.batch_loss,
-            "seconds_per_epoch": self.seconds_per_epoch,
-            "test_accuracy": self.test_accuracy,
-            "train_digits": self.train_digits,
-            "val_digits": self.val_digits,
-            "data_sha256": self.data_sha256,
-        } | ({"class_digits": self.class_record} if self.class_record else {}) | (
-            {"pen_digits": self.pen_record} if self.pen_record else {})
+        return (
+            {
+                "arch": self.settings.arch,
+                "settings": dataclasses.asdict(self.settings),
+                "epochs_done": self.epochs_done,  # as Keras ran them: a stopped epoch ends early, and counts
+                "epochs_trained": round(self.epochs_trained, 3),
+                "stopped_early": self.stopped_early,
+                "history": self.history,
+                "batch_loss": self.batch_loss,
+                "seconds_per_epoch": self.seconds_per_epoch,
+                "test_accuracy": self.test_accuracy,
+                "train_digits": self.train_digits,
+                "val_digits": self.val_digits,
+                "data_sha256": self.data_sha256,
+            }
+            | ({"class_digits": self.class_record} if self.class_record else {})
+            | ({"pen_digits": self.pen_record} if self.pen_record else {})
+        )
 
 
 class LossCurve:
@@ -225,8 +240,11 @@ class LossCurve:
     def points(self) -> tuple[list[int], list[float], list[float]]:
         """(steps, loss, smoothed), the newest point included."""
         extra = [self._last] if self._last else []
-        return ([*self.steps, *(p[0] for p in extra)], [*self.loss, *(p[1] for p in extra)],
-                [*self.smoothed, *(p[2] for p in extra)])
+        return (
+            [*self.steps, *(p[0] for p in extra)],
+            [*self.loss, *(p[1] for p in extra)],
+            [*self.smoothed, *(p[2] for p in extra)],
+        )
 
 
 class _Reporter:
@@ -259,14 +277,16 @@ class _Reporter:
     def callback(self) -> keras.callbacks.Callback:
         import keras
 
-        return keras.callbacks.LambdaCallback(on_epoch_begin=self.on_epoch_begin,
-                                              on_train_batch_end=self.on_train_batch_end,
-                                              on_epoch_end=self.on_epoch_end)
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=self.on_epoch_begin,
+            on_train_batch_end=self.on_train_batch_end,
+            on_epoch_end=self.on_epoch_end,
+        )
 
 
 def split_train_validation(x, y, settings: TrainingSettings):
     """A seeded subset of the training digits, split into train and validation."""
-    order = np.random.default_rng(settings.seed).permutation(len(x))[:settings.train_size]
+    order = np.random.default_rng(settings.seed).permutation(len(x))[: settings.train_size]
     n_val = max(1, round(len(order) * settings.val_fraction))
     val, train = order[:n_val], order[n_val:]
     return (x[train], y[train]), (x[val], y[val])
@@ -285,10 +305,19 @@ def _optimizer(settings: TrainingSettings, total_steps: int) -> keras.optimizers
     return keras.optimizers.Adam(rate)
 
 
-def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], usps=None, pen=None,
-          class_set=None, shipped: bytes | None = None,
-          progress: TrainingProgress | None = None, stop: threading.Event | None = None,
-          limits: TrainingLimits | None = None, tensorboard_dir: str | os.PathLike | None = None) -> TrainingResult:
+def train(
+    settings: TrainingSettings,
+    *,
+    mnist: tuple[data.Split, data.Split],
+    usps=None,
+    pen=None,
+    class_set=None,
+    shipped: bytes | None = None,
+    progress: TrainingProgress | None = None,
+    stop: threading.Event | None = None,
+    limits: TrainingLimits | None = None,
+    tensorboard_dir: str | os.PathLike | None = None,
+) -> TrainingResult:
     """Train one model on the digits given, and score it on MNIST's test set.
 
     The caller hands over everything trained on (``training_inputs.gather``
@@ -305,10 +334,16 @@ def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], u
     accuracy. A set ``stop`` event ends training after the current batch; the
     partly trained model is returned.
     """
-    missing = [name for name, asked, given in (("usps", settings.usps, usps), ("pen", settings.unipen, pen),
-                                               ("class_set", settings.class_digits, class_set),
-                                               ("shipped", settings.fine_tune, shipped))
-               if asked and given is None]
+    missing = [
+        name
+        for name, asked, given in (
+            ("usps", settings.usps, usps),
+            ("pen", settings.unipen, pen),
+            ("class_set", settings.class_digits, class_set),
+            ("shipped", settings.fine_tune, shipped),
+        )
+        if asked and given is None
+    ]
     if missing:
         raise TypeError(f"train() needs {', '.join(missing)} for these settings (training_inputs.gather reads them).")
     import keras
@@ -327,10 +362,12 @@ def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], u
         from model_zoo import strokes  # scikit-image: a training-time dependency only
 
         # The 1s once more, with a flag: the tracer finds few in American handwriting.
-        pen_train = np.concatenate([strokes.pen_versions(x_train),
-                                    strokes.pen_versions(x_train[y_train == 1], european_ones=True)])
-        pen_val = np.concatenate([strokes.pen_versions(x_val),
-                                  strokes.pen_versions(x_val[y_val == 1], european_ones=True)])
+        pen_train = np.concatenate(
+            [strokes.pen_versions(x_train), strokes.pen_versions(x_train[y_train == 1], european_ones=True)]
+        )
+        pen_val = np.concatenate(
+            [strokes.pen_versions(x_val), strokes.pen_versions(x_val[y_val == 1], european_ones=True)]
+        )
         y_pen_train = np.concatenate([y_train, y_train[y_train == 1]])
         y_pen_val = np.concatenate([y_val, y_val[y_val == 1]])
         x_all, y_all = np.concatenate([x_all, pen_train, pen_val]), np.concatenate([y_all, y_pen_train, y_pen_val])
@@ -341,16 +378,19 @@ def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], u
         from model_zoo import strokes  # training-time only, as above
 
         pen_parts = data.pen_split(pen)
-        x_pen, y_pen = strokes.pen_digit_images(pen_parts["train"], seed=settings.seed, renders=PEN_RENDERS,
-                                                hand=strokes.PEN_TRAINING_HAND, cache=True)
+        x_pen, y_pen = strokes.pen_digit_images(
+            pen_parts["train"], seed=settings.seed, renders=PEN_RENDERS, hand=strokes.PEN_TRAINING_HAND, cache=True
+        )
         x_pen_val, y_pen_val = strokes.pen_digit_images(pen_parts["validation"], seed=settings.seed, cache=True)
         x_all, y_all = np.concatenate([x_all, x_pen, x_pen_val]), np.concatenate([y_all, y_pen, y_pen_val])
         x_train, y_train = np.concatenate([x_train, x_pen]), np.concatenate([y_train, y_pen])
     if settings.class_digits:
         (x_class, y_class), (x_held, y_held) = class_set
         if not len(x_class):
-            raise SettingsError(f"The class {settings.class_digits!r} has no digits to train on yet: "
-                                "keep some on Draw or Compare first.")
+            raise SettingsError(
+                f"The class {settings.class_digits!r} has no digits to train on yet: "
+                "keep some on Draw or Compare first."
+            )
         # A class's 150 digits among 54,000 would be 0.3 % of an epoch and change nothing:
         # repeated, they make about a quarter of it, and MNIST's three quarters keep it from forgetting.
         repeats = max(1, round(len(x_train) / (3 * len(x_class))))
@@ -366,11 +406,13 @@ def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], u
     if settings.fine_tune:
         model = _load_bytes(shipped)
     else:
-        model = spec.build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
-                           dropout=settings.dropout)
+        model = spec.build(
+            width=settings.width or None, hidden_layers=settings.hidden_layers or None, dropout=settings.dropout
+        )
     steps = -(-len(x_train) // settings.batch_size)
-    model.compile(optimizer=_optimizer(settings, steps * settings.epochs),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=_optimizer(settings, steps * settings.epochs), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     reporter = _Reporter(model, progress, stop, steps)
     callbacks: list[keras.callbacks.Callback] = [reporter.callback()]
     class_record = None
@@ -379,15 +421,21 @@ def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], u
         before = None
         if shipped is not None and len(x_held):  # the fine-tuned model is the shipped one until it is fit
             before = _accuracy(model if settings.fine_tune else _load_bytes(shipped), x_held, y_held)
-        class_record = {"class": settings.class_digits, "train": int(len(x_class)), "held_out": int(len(x_held)),
-                        "repeats": repeats, "held_out_accuracy_before": before}
+        class_record = {
+            "class": settings.class_digits,
+            "train": int(len(x_class)),
+            "held_out": int(len(x_held)),
+            "repeats": repeats,
+            "held_out_accuracy_before": before,
+        }
         if len(x_held):  # first: the reporter and the history see its metric
             callbacks.insert(0, _held_out_accuracy(model, x_held, y_held))
     pen_record = None
     if pen_parts is not None:
         x_pen_val = data.to_float(x_pen_val)
         pen_record = {
-            "split": data.PEN_SPLIT_RULE, "renders": PEN_RENDERS,
+            "split": data.PEN_SPLIT_RULE,
+            "renders": PEN_RENDERS,
             "digits_sha256": data.pen_digits_sha256([d for part in pen_parts.values() for d in part]),
             **{f"{part}_writers": len({d.writer for d in digits}) for part, digits in pen_parts.items()},
             **{f"{part}_digits": len(digits) for part, digits in pen_parts.items()},
@@ -403,8 +451,9 @@ def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], u
         fit_args = dict(x=train_data, shuffle=False)  # the dataset shuffles itself
     else:
         fit_args = dict(x=x_train, y=y_train, batch_size=settings.batch_size, shuffle=True)
-    fitted = model.fit(**fit_args, epochs=settings.epochs, validation_data=(x_val, y_val),
-                       callbacks=callbacks, verbose=0)
+    fitted = model.fit(
+        **fit_args, epochs=settings.epochs, validation_data=(x_val, y_val), callbacks=callbacks, verbose=0
+    )
 
     test_accuracy = _accuracy(model, x_test, y_test)
     if pen_record is not None:
@@ -412,17 +461,24 @@ def train(settings: TrainingSettings, *, mnist: tuple[data.Split, data.Split], u
     if class_record is not None:
         class_record["held_out_accuracy"] = _accuracy(model, x_held, y_held) if len(x_held) else None
     return TrainingResult(
-        model=model, settings=settings,
+        model=model,
+        settings=settings,
         history={k: [float(v) for v in values] for k, values in fitted.history.items()},
         batch_loss=[[step, loss] for step, loss, _ in zip(*reporter.batch_loss.points())],
         seconds_per_epoch=[round(s, 3) for s in reporter.seconds],
-        test_accuracy=test_accuracy, stopped_early=reporter.stopped,
-        data_sha256=data_sha256, train_digits=len(x_train), val_digits=len(x_val), class_record=class_record,
-        pen_record=pen_record)
+        test_accuracy=test_accuracy,
+        stopped_early=reporter.stopped,
+        data_sha256=data_sha256,
+        train_digits=len(x_train),
+        val_digits=len(x_val),
+        class_record=class_record,
+        pen_record=pen_record,
+    )
 
 
-def _held_out_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray,
-                       key: str = "class_accuracy") -> keras.callbacks.Callback:
+def _held_out_accuracy(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, key: str = "class_accuracy"
+) -> keras.callbacks.Callback:
     """Adds ``key`` (accuracy on held-out digits: the class's, the validation writers') to each epoch's metrics."""
     import keras
 

@@ -18,13 +18,21 @@ def shipped_weights(arch: str, *, required: bool) -> bytes | None:
     if not path.is_file():
         if not required:
             return None
-        raise SettingsError(f"There is no shipped {arch} to start from on this server "
-                            "(python -m scripts.train_zoo trains it).")
+        raise SettingsError(
+            f"There is no shipped {arch} to start from on this server (python -m scripts.train_zoo trains it)."
+        )
     return path.read_bytes()
 
 
-def gather(settings: TrainingSettings, *, mnist=None, usps=None, pen=None, shipped: bytes | None = None,
-           database: str | None = None) -> dict:
+def gather(
+    settings: TrainingSettings,
+    *,
+    mnist=None,
+    usps=None,
+    pen=None,
+    shipped: bytes | None = None,
+    database: str | None = None,
+) -> dict:
     """``training.train``'s inputs for ``settings``, as keyword arguments.
 
     Arrays already in hand (a dispatcher keeps MNIST, USPS and the pen strokes
@@ -39,6 +47,7 @@ def gather(settings: TrainingSettings, *, mnist=None, usps=None, pen=None, shipp
     if settings.class_digits:
         inputs["class_set"] = class_digits.split_arrays(settings.class_digits, database)
     if settings.fine_tune or settings.class_digits:
-        inputs["shipped"] = shipped if shipped is not None else shipped_weights(settings.arch,
-                                                                                required=settings.fine_tune)
+        inputs["shipped"] = (
+            shipped if shipped is not None else shipped_weights(settings.arch, required=settings.fine_tune)
+        )
     return inputs

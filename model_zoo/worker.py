@@ -52,9 +52,12 @@ class Dispatcher:
     """
 
     def __init__(self, mnist, usps, pen, shipped):
-        self._digits = {"mnist": ray.put(mnist), "usps": ray.put(usps) if usps is not None else None,
-                        "pen": ray.put(pen) if pen is not None else None,
-                        "shipped": {name: ray.put(content) for name, content in shipped.items()}}
+        self._digits = {
+            "mnist": ray.put(mnist),
+            "usps": ray.put(usps) if usps is not None else None,
+            "pen": ray.put(pen) if pen is not None else None,
+            "shipped": {name: ray.put(content) for name, content in shipped.items()},
+        }
         self._lock = threading.Lock()
         self._tasks: dict[str, tuple[ray.ObjectRef, str]] = {}  # job → (its task, its database)
         self._progress: dict[str, dict] = {}
@@ -63,8 +66,7 @@ class Dispatcher:
 
     def submit(self, order: JobOrder) -> None:
         me = ray.get_runtime_context().current_actor
-        task = train_job.options(num_cpus=CPUS_PER_SLOT, name=f"job-{order.job_id}").remote(
-            order, self._digits, me)
+        task = train_job.options(num_cpus=CPUS_PER_SLOT, name=f"job-{order.job_id}").remote(order, self._digits, me)
         with self._lock:
             self._tasks[order.job_id] = (task, order.database)
             self._stops[order.job_id] = threading.Event()
@@ -166,20 +168,37 @@ def train_job(order: JobOrder, digits: dict, dispatcher) -> None:
             try:
                 shipped = digits["shipped"].get(order.settings.arch)
                 inputs = training_inputs.gather(
-                    order.settings, mnist=ray.get(digits["mnist"]),
+                    order.settings,
+                    mnist=ray.get(digits["mnist"]),
                     usps=ray.get(digits["usps"]) if digits["usps"] is not None else None,
                     pen=ray.get(digits["pen"]) if digits["pen"] is not None else None,
-                    shipped=ray.get(shipped) if shipped is not None else None, database=database)
-                result = training.train(order.settings, **inputs, progress=reporter, stop=stop_event,
-                                        limits=order.limits, tensorboard_dir=logs)
+                    shipped=ray.get(shipped) if shipped is not None else None,
+                    database=database,
+                )
+                result = training.train(
+                    order.settings,
+                    **inputs,
+                    progress=reporter,
+                    stop=stop_event,
+                    limits=order.limits,
+                    tensorboard_dir=logs,
+                )
             except Exception as error:  # any failure is the job's: recorded, shown to its owner
                 progress.ended("failed")
                 job_records.worker_failed(job_id, progress, error, database)
                 return
             progress.ended("saving")
             reporter.push()
-            job_records.worker_finished(job_id, progress, result, logs, trained_in=order.trained_in, owner=order.owner,
-                                        requested_name=order.requested_name, database=database)
+            job_records.worker_finished(
+                job_id,
+                progress,
+                result,
+                logs,
+                trained_in=order.trained_in,
+                owner=order.owner,
+                requested_name=order.requested_name,
+                database=database,
+            )
     finally:
         done.set()
 

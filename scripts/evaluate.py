@@ -31,19 +31,22 @@ from model_zoo import architectures, data, evaluation, model_files, store
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     # defaults ---------------------------------------------------------------
     parser.add_argument("--models", default="", help="comma-separated model names (default: all in the zoo)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument("--robustness", action="store_true", help="also print the robustness curves")
-    parser.add_argument("--update-records", action="store_true",
-                        help="write the computed fields into the models' records (shipped ones too)")
+    parser.add_argument(
+        "--update-records",
+        action="store_true",
+        help="write the computed fields into the models' records (shipped ones too)",
+    )
     parser.add_argument("--recompute", action="store_true", help="ignore results cached in the records")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
     parser.add_argument("--usps", default=None, help="usps.npz (default: USPS_PATH, data/usps.npz)")
-    parser.add_argument("--pen", default=None,
-                        help="unipen_pen.json.gz (default: UNIPEN_PATH, data/, ../shared/data/)")
+    parser.add_argument("--pen", default=None, help="unipen_pen.json.gz (default: UNIPEN_PATH, data/, ../shared/data/)")
     # ------------------------------------------------------------------------
     args = parser.parse_args(argv)
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -67,14 +70,16 @@ def evaluate_all(args: argparse.Namespace) -> tuple[list[store.ZooEntry], list[s
             if mnist is None and {"robustness", "confusion_matrix"} & set(fields):
                 mnist = evaluation.mnist_test(args.mnist)
             model = model_files.load_model(entry.model_file())
-            computed = evaluation.evaluate_fields(model, fields, mnist=mnist, usps_path=args.usps,
-                                                  pen_path=args.pen)
+            computed = evaluation.evaluate_fields(model, fields, mnist=mnist, usps_path=args.usps, pen_path=args.pen)
             if args.update_records:
                 entry = store.update_record(entry, **computed)
             else:
                 entry = entry.with_record(entry.record | computed)
-            print(f"{entry.name}: {', '.join(fields)} in {time.perf_counter() - started:.1f} s"
-                  + (" (saved)" if args.update_records else ""), file=sys.stderr)
+            print(
+                f"{entry.name}: {', '.join(fields)} in {time.perf_counter() - started:.1f} s"
+                + (" (saved)" if args.update_records else ""),
+                file=sys.stderr,
+            )
         done.append(entry)
     return done, listing.problems
 
@@ -93,8 +98,10 @@ def _cell(key: str, value) -> str:
 
 def markdown_table(rows: list[dict], headers: dict[str, str]) -> str:
     numeric = {key for key in headers if any(isinstance(row.get(key), (int, float)) for row in rows)}
-    lines = ["| " + " | ".join(headers.values()) + " |",
-             "|" + "|".join("---:" if key in numeric else "---" for key in headers) + "|"]
+    lines = [
+        "| " + " | ".join(headers.values()) + " |",
+        "|" + "|".join("---:" if key in numeric else "---" for key in headers) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(key, row.get(key)) for key in headers) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -112,8 +119,11 @@ def main(argv=None) -> None:
     for column in ("usps_test", "drawn", "pen"):
         if all(row[column] is None for row in rows):
             headers.pop(column)
-    overshoot = [{"model": entry.name} | entry.record["drawn_overshoot_accuracy"]
-                 for entry in entries if "drawn_overshoot_accuracy" in entry.record]
+    overshoot = [
+        {"model": entry.name} | entry.record["drawn_overshoot_accuracy"]
+        for entry in entries
+        if "drawn_overshoot_accuracy" in entry.record
+    ]
 
     if args.json:
         output = {"models": rows, "drawn_overshoot": overshoot}
@@ -129,8 +139,10 @@ def main(argv=None) -> None:
         print(markdown_table(overshoot, {"model": "model"} | {d: d for d in evaluation.OVERSHOOT_DIGITS}))
     if args.robustness:
         setup = evaluation.ROBUSTNESS_SETUP
-        print(f"\nRobustness: accuracy on {setup['digits']:,} MNIST test digits "
-              f"(seeded subset, seed {setup['seed']}), distorted.")
+        print(
+            f"\nRobustness: accuracy on {setup['digits']:,} MNIST test digits "
+            f"(seeded subset, seed {setup['seed']}), distorted."
+        )
         for distortion in evaluation.DISTORTIONS:
             table = evaluation.robustness_rows(entries, distortion)
             values = [f"{v:g}" for v in setup[distortion]]

@@ -19,8 +19,11 @@ from model_zoo import db, teacher
 def main(argv=None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     if teacher.from_environment():
-        print(f"{teacher.PASSWORD_VARIABLE} is set: the server uses it, not the database's password. "
-              "Change it there and restart the server.", file=sys.stderr)
+        print(
+            f"{teacher.PASSWORD_VARIABLE} is set: the server uses it, not the database's password. "
+            "Change it there and restart the server.",
+            file=sys.stderr,
+        )
         return 2
     print(f"Teacher password for the {db.describe()}: {teacher.reset()}")
     return 0

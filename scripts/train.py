@@ -22,8 +22,8 @@ say what is allowed.
 from __future__ import annotations
 
 import argparse
-import secrets
 import getpass
+import secrets
 import sys
 import tempfile
 import time
@@ -39,8 +39,13 @@ class BatchBar(training.TrainingProgress):
 
     def on_start(self, settings, steps_per_epoch, train_digits):
         self.steps_per_epoch = steps_per_epoch
-        self.bar = tqdm(total=settings.epochs * steps_per_epoch, desc=settings.arch, unit="batch",
-                        file=sys.stdout, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=settings.epochs * steps_per_epoch,
+            desc=settings.arch,
+            unit="batch",
+            file=sys.stdout,
+            dynamic_ncols=True,
+        )
         self.postfix = {}
 
     def on_batch(self, epoch, step, loss):
@@ -57,54 +62,99 @@ class BatchBar(training.TrainingProgress):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     # defaults: None means "the architecture's own" (model_zoo.architectures) --------
     parser.add_argument("--arch", required=True, choices=list(architectures.ZOO), help="starting point")
     parser.add_argument("--epochs", type=int, help="passes over the training digits")
     parser.add_argument("--batch-size", type=int, help="digits per update (tutorial: 128)")
     parser.add_argument("--lr", type=float, dest="learning_rate", help="learning rate (tutorial: 0.001)")
-    parser.add_argument("--lr-decay", action=argparse.BooleanOptionalAction, default=None,
-                        help="cosine decay of the learning rate to 0")
+    parser.add_argument(
+        "--lr-decay", action=argparse.BooleanOptionalAction, default=None, help="cosine decay of the learning rate to 0"
+    )
     parser.add_argument("--optimizer", choices=training.OPTIMIZERS, help="adam (tutorial), sgd (momentum 0.9), rmsprop")
     parser.add_argument("--dropout", type=float, help="dropout rate after each hidden layer")
     parser.add_argument("--width", type=int, help="units per hidden layer (MLPs only)")
     parser.add_argument("--hidden-layers", type=int, help="number of hidden layers (MLPs only)")
     parser.add_argument("--train-size", type=int, help="training digits taken from the 60,000 (default: all)")
     parser.add_argument("--val-fraction", type=float, help="share of them held out for validation (default 0.1)")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="random shifts, rotations, zoom and stroke width")
-    parser.add_argument("--usps", action=argparse.BooleanOptionalAction, default=None,
-                        help="add USPS's training digits (USPS_PATH or data/usps.npz)")
-    parser.add_argument("--strokes", action=argparse.BooleanOptionalAction, default=None,
-                        help="add the training digits redrawn with the canvas's pen, and every 1 with a "
-                             "European flag (model_zoo.strokes: scikit-image from requirements-dev.txt; "
-                             "~10 ms a digit the first time, then cached in data/strokes/)")
-    parser.add_argument("--unipen", action=argparse.BooleanOptionalAction, default=None,
-                        help="add the real pen strokes of UNIPEN's train writers, each drawn "
-                             f"{training.PEN_RENDERS} times with the canvas's pen by a varied hand "
-                             "(UNIPEN_PATH, data/ or ../shared/data/unipen_pen.json.gz; ~10 ms a digit "
-                             "the first time, then cached in data/strokes/)")
-    parser.add_argument("--fine-tune", action=argparse.BooleanOptionalAction, default=None,
-                        help="start from the shipped model's weights instead of random ones")
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random shifts, rotations, zoom and stroke width",
+    )
+    parser.add_argument(
+        "--usps",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add USPS's training digits (USPS_PATH or data/usps.npz)",
+    )
+    parser.add_argument(
+        "--strokes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the training digits redrawn with the canvas's pen, and every 1 with a "
+        "European flag (model_zoo.strokes: scikit-image from requirements-dev.txt; "
+        "~10 ms a digit the first time, then cached in data/strokes/)",
+    )
+    parser.add_argument(
+        "--unipen",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the real pen strokes of UNIPEN's train writers, each drawn "
+        f"{training.PEN_RENDERS} times with the canvas's pen by a varied hand "
+        "(UNIPEN_PATH, data/ or ../shared/data/unipen_pen.json.gz; ~10 ms a digit "
+        "the first time, then cached in data/strokes/)",
+    )
+    parser.add_argument(
+        "--fine-tune",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start from the shipped model's weights instead of random ones",
+    )
     parser.add_argument("--seed", type=int, help="random seed: weights, split, order (default 0)")
     parser.add_argument("--name", default="", help="version name (default: <arch>@<date>T<time>)")
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
-    parser.add_argument("--data", default=None,
-                        help="train on these digits instead of MNIST's training digits: a Kaggle Digit "
-                             "Recognizer or Analytics Vidhya train.csv, or a Keras-layout .npz; MNIST's "
-                             "test digits still score it")
-    parser.add_argument("--ray", action="store_true",
-                        help="queue it on Ray like the Train page (RAY_ADDRESS, or a local instance)")
-    parser.add_argument("--owner", default=f"{getpass.getuser()} (scripts.train)",
-                        help="who the job is for, in the class's queue (one job each at a time)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="train on these digits instead of MNIST's training digits: a Kaggle Digit "
+        "Recognizer or Analytics Vidhya train.csv, or a Keras-layout .npz; MNIST's "
+        "test digits still score it",
+    )
+    parser.add_argument(
+        "--ray", action="store_true", help="queue it on Ray like the Train page (RAY_ADDRESS, or a local instance)"
+    )
+    parser.add_argument(
+        "--owner",
+        default=f"{getpass.getuser()} (scripts.train)",
+        help="who the job is for, in the class's queue (one job each at a time)",
+    )
     # ----------------------------------------------------------------------------------
     return parser.parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
-    names = ("epochs", "batch_size", "learning_rate", "lr_decay", "optimizer", "dropout", "width",
-             "hidden_layers", "train_size", "val_fraction", "augment", "usps", "strokes", "unipen", "fine_tune", "seed")
+    names = (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "lr_decay",
+        "optimizer",
+        "dropout",
+        "width",
+        "hidden_layers",
+        "train_size",
+        "val_fraction",
+        "augment",
+        "usps",
+        "strokes",
+        "unipen",
+        "fine_tune",
+        "seed",
+    )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return training.TrainingSettings.for_architecture(args.arch, **overrides)
 
@@ -121,19 +171,21 @@ def train_here(settings: training.TrainingSettings, args: argparse.Namespace) ->
     bar = BatchBar()
     with tempfile.TemporaryDirectory(prefix="digit_zoo_cli_") as logs:
         try:
-            result = training.train(settings, **training_inputs.gather(settings, mnist=mnist), progress=bar,
-                                    tensorboard_dir=logs)
+            result = training.train(
+                settings, **training_inputs.gather(settings, mnist=mnist), progress=bar, tensorboard_dir=logs
+            )
         finally:
             bar.close()
-        return store.save_result(result, name=args.name, trained_in="scripts.train", tensorboard_dir=logs,
-                                 extra=extra)
+        return store.save_result(result, name=args.name, trained_in="scripts.train", tensorboard_dir=logs, extra=extra)
 
 
 def train_on_ray(settings: training.TrainingSettings, args: argparse.Namespace) -> store.ZooEntry | None:
     key = secrets.token_urlsafe(12)  # as the Train page's: only its holder (or the teacher) acts on the job
     job_id = jobs.submit(settings, owner=args.owner, name=args.name, trained_in="scripts.train --ray", key=key)
-    print(f"Job {job_id} queued on Ray; Ctrl-C leaves it running. Its page, where only you or the "
-          f"teacher can stop it: /train?job={job_id}&key={key}")
+    print(
+        f"Job {job_id} queued on Ray; Ctrl-C leaves it running. Its page, where only you or the "
+        f"teacher can stop it: /train?job={job_id}&key={key}"
+    )
     with tqdm(total=settings.epochs, desc=settings.arch, unit="epoch", file=sys.stdout) as bar:
         while True:
             view = jobs.view(job_id)
@@ -157,19 +209,26 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if settings.unipen and not data.pen_digits_available():
-        print(f"error: --unipen needs UNIPEN's pen strokes: put {data.PEN_FILE} in data/ or ../shared/data/, "
-              "or set UNIPEN_PATH=/path/to/it.", file=sys.stderr)
+        print(
+            f"error: --unipen needs UNIPEN's pen strokes: put {data.PEN_FILE} in data/ or ../shared/data/, "
+            "or set UNIPEN_PATH=/path/to/it.",
+            file=sys.stderr,
+        )
         return 2
     if args.ray and args.data:
-        print("error: --data trains in this process (Ray's workers train on the MNIST they hold): "
-              "drop --ray or --data.", file=sys.stderr)
+        print(
+            "error: --data trains in this process (Ray's workers train on the MNIST they hold): drop --ray or --data.",
+            file=sys.stderr,
+        )
         return 2
     entry = train_on_ray(settings, args) if args.ray else train_here(settings, args)
     if entry is None:
         return 1
     record = entry.record
-    print(f"Saved {entry.name}: MNIST test accuracy {entry.test_accuracy:.4f} after {record['epochs_done']} "
-          f"epochs in {record['train_seconds']:.1f} s ({record['digits_per_second']:,.0f} digits/s).")
+    print(
+        f"Saved {entry.name}: MNIST test accuracy {entry.test_accuracy:.4f} after {record['epochs_done']} "
+        f"epochs in {record['train_seconds']:.1f} s ({record['digits_per_second']:,.0f} digits/s)."
+    )
     return 0
 
 

@@ -44,12 +44,12 @@ class EpochBar(training.TrainingProgress):
     """One tqdm bar per model, advancing per epoch with the latest losses."""
 
     def on_start(self, settings, steps_per_epoch, train_digits):
-        self.bar = tqdm(total=settings.epochs, desc=f"{settings.arch:>22}", unit="epoch",
-                        file=sys.stdout, leave=True)
+        self.bar = tqdm(total=settings.epochs, desc=f"{settings.arch:>22}", unit="epoch", file=sys.stdout, leave=True)
 
     def on_epoch(self, epoch, metrics, seconds):
-        self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", val_acc=f"{metrics['val_accuracy']:.4f}",
-                             s=f"{seconds:.1f}")
+        self.bar.set_postfix(
+            loss=f"{metrics['loss']:.4f}", val_acc=f"{metrics['val_accuracy']:.4f}", s=f"{seconds:.1f}"
+        )
         self.bar.update(1)
 
     def close(self):
@@ -59,8 +59,14 @@ class EpochBar(training.TrainingProgress):
 def pen_finish_settings(arch: architectures.Architecture, seed: int) -> training.TrainingSettings:
     """The finishing stage: on from the first stage's weights, pen versions added, a tenth of the rate."""
     return training.TrainingSettings.for_architecture(
-        arch.name, seed=seed, strokes=True, unipen=True, fine_tune=True, epochs=arch.pen_finish_epochs,
-        learning_rate=arch.learning_rate / 10)
+        arch.name,
+        seed=seed,
+        strokes=True,
+        unipen=True,
+        fine_tune=True,
+        epochs=arch.pen_finish_epochs,
+        learning_rate=arch.learning_rate / 10,
+    )
 
 
 # How the finish's recipe (its USPS repeats) was chosen: on the USPS validation fifth, and on the
@@ -71,7 +77,8 @@ PEN_FINISH_CHOICE = (
     "(x3) (first stage 0.9986, which trained on it), UNIPEN validation writers 0.9853 vs 0.9853, MNIST + pen "
     "validation 0.9844 vs 0.9845; the rule, set before the trials: x3 if it reads the USPS fifth at least as "
     "well and neither other validation falls by more than 0.002. No test figure chose anything (the trials' "
-    "USPS test and pen test writers were not scored; the MNIST test their summary prints played no part).")
+    "USPS test and pen test writers were not scored; the MNIST test their summary prints played no part)."
+)
 
 
 def finish_usps(repeats: int, usps_path=None) -> tuple[tuple[data.Split, data.Split], data.Split]:
@@ -81,19 +88,24 @@ def finish_usps(repeats: int, usps_path=None) -> tuple[tuple[data.Split, data.Sp
     return ((np.tile(x_train, (repeats, 1, 1)), np.tile(y_train, repeats)), usps_test), held_out
 
 
-def usps_validation_record(model_bytes: bytes, result: training.TrainingResult, held_out: data.Split,
-                           repeats: int) -> dict:
+def usps_validation_record(
+    model_bytes: bytes, result: training.TrainingResult, held_out: data.Split, repeats: int
+) -> dict:
     """The USPS validation fifth read by the first stage (which trained on it) and by the finished model."""
     x_val, y_val = held_out
     with tempfile.TemporaryDirectory(prefix=f"{config.SCRATCH_PREFIX}first_") as folder:
         path = Path(folder) / "first.keras"
         path.write_bytes(model_bytes)
         before = evaluation.accuracy(model_files.load_model(path), data.to_float(x_val), y_val)
-    return {"split": data.USPS_SPLIT_RULE, "validation_digits": int(len(y_val)), "repeats": repeats,
-            "note": "the first stage trained on all of USPS's training digits; the finish holds this fifth out",
-            "accuracy_first_stage": round(before, 4),
-            "accuracy": round(evaluation.accuracy(result.model, data.to_float(x_val), y_val), 4),
-            "recipe_chosen": PEN_FINISH_CHOICE}
+    return {
+        "split": data.USPS_SPLIT_RULE,
+        "validation_digits": int(len(y_val)),
+        "repeats": repeats,
+        "note": "the first stage trained on all of USPS's training digits; the finish holds this fifth out",
+        "accuracy_first_stage": round(before, 4),
+        "accuracy": round(evaluation.accuracy(result.model, data.to_float(x_val), y_val), 4),
+        "recipe_chosen": PEN_FINISH_CHOICE,
+    }
 
 
 def train_with_bar(settings: training.TrainingSettings, mnist, *, usps=None, start_from: bytes | None = None):
@@ -105,15 +117,16 @@ def train_with_bar(settings: training.TrainingSettings, mnist, *, usps=None, sta
         bar.close()
 
 
-def first_stage(name: str, settings: training.TrainingSettings, mnist, folder: Path | None
-                ) -> tuple[bytes, dict]:
+def first_stage(name: str, settings: training.TrainingSettings, mnist, folder: Path | None) -> tuple[bytes, dict]:
     """The first stage's .keras bytes and record: read from ``folder``, or trained (and kept there)."""
     if folder is not None and (folder / f"{name}.keras").is_file():
         record = model_files.read_record(folder / f"{name}.json")
         defaults = {field.name: field.default for field in dataclasses.fields(settings)}  # fields added since
         if defaults | record.get("settings", {}) != dataclasses.asdict(settings):
-            sys.exit(f"train_zoo: {folder / name}.keras was trained with other settings than {name}'s first "
-                     "stage: remove it or give another --first-stage folder.")
+            sys.exit(
+                f"train_zoo: {folder / name}.keras was trained with other settings than {name}'s first "
+                "stage: remove it or give another --first-stage folder."
+            )
         print(f"{name}: first stage read from {folder}", file=sys.stderr)
         return (folder / f"{name}.keras").read_bytes(), record
     result = train_with_bar(settings, mnist)
@@ -123,25 +136,38 @@ def first_stage(name: str, settings: training.TrainingSettings, mnist, folder: P
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     # defaults ---------------------------------------------------------------
-    parser.add_argument("--models", default=",".join(architectures.ZOO),
-                        help="comma-separated zoo names (default: all)")
+    parser.add_argument(
+        "--models", default=",".join(architectures.ZOO), help="comma-separated zoo names (default: all)"
+    )
     parser.add_argument("--mnist", default=None, help="mnist.npz (default: MNIST_PATH, data/, Keras cache)")
-    parser.add_argument("--data", default=None,
-                        help="train on these digits instead of MNIST's training digits (Kaggle or Analytics "
-                             "Vidhya train.csv, as the tutorial did, or a Keras-layout .npz); MNIST's test "
-                             "digits score them")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="train on these digits instead of MNIST's training digits (Kaggle or Analytics "
+        "Vidhya train.csv, as the tutorial did, or a Keras-layout .npz); MNIST's test "
+        "digits score them",
+    )
     parser.add_argument("--out", type=Path, default=config.TRAINED_DIR, help="where to write the models")
     parser.add_argument("--seed", type=int, default=0, help="random seed (weights, split, order)")
-    parser.add_argument("--first-stage", type=Path, default=None,
-                        help="folder for the first stage of a two-stage model (cnn_robust): its <name>.keras "
-                             "and .json there are finished instead of trained again; if absent, they are "
-                             "trained and written there")
-    parser.add_argument("--usps-repeats", type=int, default=None,
-                        help="a two-stage usps model's finish: USPS's train four fifths this many times "
-                             "(default: the architecture's pen_finish_usps_repeats); for trying recipes")
+    parser.add_argument(
+        "--first-stage",
+        type=Path,
+        default=None,
+        help="folder for the first stage of a two-stage model (cnn_robust): its <name>.keras "
+        "and .json there are finished instead of trained again; if absent, they are "
+        "trained and written there",
+    )
+    parser.add_argument(
+        "--usps-repeats",
+        type=int,
+        default=None,
+        help="a two-stage usps model's finish: USPS's train four fifths this many times "
+        "(default: the architecture's pen_finish_usps_repeats); for trying recipes",
+    )
     # ------------------------------------------------------------------------
     args = parser.parse_args(argv)
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -165,21 +191,31 @@ def main(argv=None) -> None:
                 usps, held_out, repeats = None, None, args.usps_repeats or arch.pen_finish_usps_repeats
                 if arch.usps:
                     usps, held_out = finish_usps(repeats)
-                result = train_with_bar(pen_finish_settings(arch, args.seed), mnist, usps=usps,
-                                        start_from=first_model)
+                result = train_with_bar(pen_finish_settings(arch, args.seed), mnist, usps=usps, start_from=first_model)
                 extra = {"first_stage": {k: v for k, v in first_record.items() if k != "batch_loss"}}
                 if held_out is not None:
                     extra["usps_validation"] = usps_validation_record(first_model, result, held_out, repeats)
-                    print(f"{name}: USPS validation fifth {extra['usps_validation']['accuracy_first_stage']:.4f} "
-                          f"(first stage) → {extra['usps_validation']['accuracy']:.4f}", file=sys.stderr)
+                    print(
+                        f"{name}: USPS validation fifth {extra['usps_validation']['accuracy_first_stage']:.4f} "
+                        f"(first stage) → {extra['usps_validation']['accuracy']:.4f}",
+                        file=sys.stderr,
+                    )
             else:
                 result, first_record, extra = train_with_bar(settings, mnist), {}, None
         except (ImportError, data.DataError) as error:  # scikit-image for pen versions; USPS or UNIPEN missing
             sys.exit(f"train_zoo: {name}: {error}")
         store.save_result(result, name=name, trained_in="scripts.train_zoo", shipped_dir=args.out, extra=extra)
         seconds = first_record.get("seconds_per_epoch", []) + result.seconds_per_epoch
-        rows.append((name, result.model.count_params(), len(seconds), sum(seconds) / len(seconds),
-                     result.test_accuracy, arch.tutorial_accuracy))
+        rows.append(
+            (
+                name,
+                result.model.count_params(),
+                len(seconds),
+                sum(seconds) / len(seconds),
+                result.test_accuracy,
+                arch.tutorial_accuracy,
+            )
+        )
     print("\n| model | params | epochs | s/epoch | MNIST test | tutorial |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, params, epochs, seconds, accuracy, tutorial in rows:

@@ -53,11 +53,15 @@ def running_server() -> Iterator[str | None]:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     data, port = folder / "data", _free_port()
-    subprocess.run(_as_postgres([str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True,
+        capture_output=True,
+    )
     options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off"
-    start = _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
-                          "-l", str(folder / "log"), "start", "-w"])
+    start = _as_postgres(
+        [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "start", "-w"]
+    )
     subprocess.run(start, check=True, capture_output=True)
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     _controls[url] = (start, _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "stop", "-m", "fast"]))
@@ -65,8 +69,9 @@ def running_server() -> Iterator[str | None]:
         yield url
     finally:
         _controls.pop(url, None)
-        subprocess.run(_as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "stop", "-m", "immediate"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "stop", "-m", "immediate"]), capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -9,9 +9,13 @@ from model_zoo.architectures import ZOO
 
 # The tutorial's table (DESIGN.md): epochs and reported validation accuracy.
 TUTORIAL = {
-    "mlp_1x50": (5, 0.9470), "mlp_1x500": (5, 0.9713), "mlp_5x50": (5, 0.9541),
-    "mlp_5x50_dropout": (5, 0.9459), "mlp_5x50_dropout_50ep": (50, 0.9631),
-    "mlp_5x500_dropout": (25, 0.9774), "cnn": (5, 0.9797),
+    "mlp_1x50": (5, 0.9470),
+    "mlp_1x500": (5, 0.9713),
+    "mlp_5x50": (5, 0.9541),
+    "mlp_5x50_dropout": (5, 0.9459),
+    "mlp_5x50_dropout_50ep": (50, 0.9631),
+    "mlp_5x500_dropout": (25, 0.9774),
+    "cnn": (5, 0.9797),
 }
 
 
@@ -47,5 +51,7 @@ def test_mlp_dropout_and_width_overrides():
 
 
 def test_unknown_architecture_names_the_choices():
-    with pytest.raises(architectures.UnknownModelError, match="Unknown architecture 'mlp_5x5'. Expected one of: mlp_1x50"):
+    with pytest.raises(
+        architectures.UnknownModelError, match="Unknown architecture 'mlp_5x5'. Expected one of: mlp_1x50"
+    ):
         architectures.get("mlp_5x5")

@@ -65,15 +65,29 @@ def test_the_public_affine_transform_gives_the_pictures_of_the_raw_tensorflow_op
     """keras.ops.image.affine_transform replaced tf.raw_ops.ImageProjectiveTransformV3: same pixels."""
     images = tf.constant(mnist[1][0][:64] / 255.0, tf.float32)
     rng = np.random.default_rng(0)
-    transforms = np.concatenate([rng.uniform(0.8, 1.2, (64, 1)), rng.uniform(-0.3, 0.3, (64, 1)),
-                                 rng.uniform(-3, 3, (64, 1)), rng.uniform(-0.3, 0.3, (64, 1)),
-                                 rng.uniform(0.8, 1.2, (64, 1)), rng.uniform(-3, 3, (64, 1)),
-                                 np.zeros((64, 2))], axis=1).astype(np.float32)
+    transforms = np.concatenate(
+        [
+            rng.uniform(0.8, 1.2, (64, 1)),
+            rng.uniform(-0.3, 0.3, (64, 1)),
+            rng.uniform(-3, 3, (64, 1)),
+            rng.uniform(-0.3, 0.3, (64, 1)),
+            rng.uniform(0.8, 1.2, (64, 1)),
+            rng.uniform(-3, 3, (64, 1)),
+            np.zeros((64, 2)),
+        ],
+        axis=1,
+    ).astype(np.float32)
     raw = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images[..., tf.newaxis], transforms=transforms, output_shape=tf.constant([28, 28]),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")[..., 0]
+        images=images[..., tf.newaxis],
+        transforms=transforms,
+        output_shape=tf.constant([28, 28]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )[..., 0]
     ours = augment.distort(images.numpy(), rotation_deg=9.0, scale=1.1, shift=(1.5, -2.0), shear=0.2)
-    public = keras.ops.image.affine_transform(images[..., tf.newaxis], transforms, interpolation="bilinear",
-                                              fill_mode="constant", fill_value=0.0)[..., 0]
+    public = keras.ops.image.affine_transform(
+        images[..., tf.newaxis], transforms, interpolation="bilinear", fill_mode="constant", fill_value=0.0
+    )[..., 0]
     np.testing.assert_allclose(np.asarray(public), raw.numpy(), atol=1e-6)
     assert ours.shape == (64, 28, 28) and not np.allclose(ours, images.numpy())  # and distort uses it

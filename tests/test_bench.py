@@ -28,8 +28,11 @@ def test_drawing_and_training_parts_give_their_rows(mnist, capsys):
     assert total["baseline_name"] == "model.predict"
     assert total["met"] == (total["p50"] <= 3 and total["speedup"] >= 100)  # the target it states, not a timing
     assert "preprocessing (to_mnist)" in measures
-    assert {"mlp_1x50, 1 epochs: digits/s, ours", "mlp_1x50, 1 epochs: test accuracy, ours",
-            "mlp_1x50, 1 epochs: achieved GFLOP/s, ours"} <= set(measures)
+    assert {
+        "mlp_1x50, 1 epochs: digits/s, ours",
+        "mlp_1x50, 1 epochs: test accuracy, ours",
+        "mlp_1x50, 1 epochs: achieved GFLOP/s, ours",
+    } <= set(measures)
     assert all(math.isfinite(row["p50"]) and row["p50"] > 0 for row in rows)
 
 
@@ -49,19 +52,36 @@ def test_browser_parts_split_each_stroke_with_the_servers_log(mnist):
     """
     if not Path(bench_browser.CHROMIUM).exists():
         missing_service(f"no Chromium at {bench_browser.CHROMIUM}")
-    done = subprocess.run([sys.executable, "-m", "scripts.benchmarks.bench", "--quick", "--json", "--browser"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.benchmarks.bench", "--quick", "--json", "--browser"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(done.stdout)["rows"]
     measures = {row["measure"] for row in rows}
     for page in ("draw", "compare"):
-        assert {f"{page}: stroke → answer", f"{page}: server: received → last message",
-                f"{page}: mouse-up → request received"} <= measures
-    assert {"bare import tensorflow", "launch → first Prediction in the browser", "launch → the server answers",
-            f"launch → first Prediction, before ({bench.BEFORE})"} <= measures
+        assert {
+            f"{page}: stroke → answer",
+            f"{page}: server: received → last message",
+            f"{page}: mouse-up → request received",
+        } <= measures
+    assert {
+        "bare import tensorflow",
+        "launch → first Prediction in the browser",
+        "launch → the server answers",
+        f"launch → first Prediction, before ({bench.BEFORE})",
+    } <= measures
     memory = [row for row in rows if row["part"] == "4. server memory"]
-    assert [row["measure"] for row in memory] == ["after drawing on Draw", "after drawing on Compare",
-                                                  "after drawing on Inside", "after opening Class", "after opening Zoo"]
+    assert [row["measure"] for row in memory] == [
+        "after drawing on Draw",
+        "after drawing on Compare",
+        "after drawing on Inside",
+        "after opening Class",
+        "after opening Zoo",
+    ]
     assert all(row["p50"] > 0 and row["baseline"] > 0 and row["met"] in (True, False) for row in memory)
     classroom = [row for row in rows if row["part"].startswith("5.")]
     assert {row["measure"] for row in classroom} >= {"server's own share per run", "errors"}
@@ -72,13 +92,44 @@ def test_write_docs_replaces_only_the_measured_parts_tables():
     begin_1, end_1 = bench.docs_markers("1")
     begin_3, end_3 = bench.docs_markers("3")
     old_table_3 = "| 3. training | old row |"
-    text = "\n".join(["# Performance", "", "Hand-written: why part 1 is what it is.", begin_1, "| stale | row |",
-                      end_1, "", "Between the parts.", begin_3, old_table_3, end_3, "What limits part 3.", ""])
-    rows = [bench.Row("1. drawing → all models", "preprocessing (to_mnist)", 4.42, 17.6),
-            bench.Row("1. drawing → all models", "preprocessing + all 8 models", 7.54, 46.6, baseline=1455,
-                      baseline_name="model.predict", speedup=193, target="≤ 3 ms median, ≥ 100×", met=False)]
-    about = {"cpu": "Some CPU", "cores": 2, "python": "3.11.2", "load_average_at_start": 3.45,
-             "load_average_at_end": 6.42}
+    text = "\n".join(
+        [
+            "# Performance",
+            "",
+            "Hand-written: why part 1 is what it is.",
+            begin_1,
+            "| stale | row |",
+            end_1,
+            "",
+            "Between the parts.",
+            begin_3,
+            old_table_3,
+            end_3,
+            "What limits part 3.",
+            "",
+        ]
+    )
+    rows = [
+        bench.Row("1. drawing → all models", "preprocessing (to_mnist)", 4.42, 17.6),
+        bench.Row(
+            "1. drawing → all models",
+            "preprocessing + all 8 models",
+            7.54,
+            46.6,
+            baseline=1455,
+            baseline_name="model.predict",
+            speedup=193,
+            target="≤ 3 ms median, ≥ 100×",
+            met=False,
+        ),
+    ]
+    about = {
+        "cpu": "Some CPU",
+        "cores": 2,
+        "python": "3.11.2",
+        "load_average_at_start": 3.45,
+        "load_average_at_end": 6.42,
+    }
     written = bench.docs_with_rows(text, rows, about, "python -m scripts.benchmarks.bench")
 
     before_1, _, rest = written.partition(begin_1)
@@ -86,11 +137,15 @@ def test_write_docs_replaces_only_the_measured_parts_tables():
     assert before_1 == text.partition(begin_1)[0]
     assert after_1 == text.partition(end_1)[2]  # part 3, unmeasured, and every explanation: as they were
     assert "| stale | row |" not in inside_1
-    assert "Run: `python -m scripts.benchmarks.bench` on Some CPU, 2 cores, Python 3.11.2; load average 3.45 at the start, " \
-           "6.42 at the end." in inside_1
+    assert (
+        "Run: `python -m scripts.benchmarks.bench` on Some CPU, 2 cores, Python 3.11.2; "
+        "load average 3.45 at the start, 6.42 at the end." in inside_1
+    )
     assert bench.markdown(rows) in inside_1
-    assert "| 1. drawing → all models | preprocessing + all 8 models | 7.54 | 46.6 | ms | 1,455 (model.predict) " \
-           "| 193× | ≤ 3 ms median, ≥ 100× | **no** |" in inside_1
+    assert (
+        "| 1. drawing → all models | preprocessing + all 8 models | 7.54 | 46.6 | ms | 1,455 (model.predict) "
+        "| 193× | ≤ 3 ms median, ≥ 100× | **no** |" in inside_1
+    )
     assert bench.docs_with_rows(written, rows, about, "python -m scripts.benchmarks.bench") == written  # idempotent
 
     part_2 = [bench.Row("2. stroke → answer, one session", "draw: stroke → answer", 351, 537)]

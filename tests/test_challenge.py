@@ -67,8 +67,12 @@ def test_while_it_runs_learners_neither_see_nor_export_the_held_out_digits(monke
 def saved_version(name: str, seed: int, created: str | None = None) -> store.ZooEntry:
     keras.utils.set_random_seed(seed)
     model = architectures.ZOO["mlp_1x50"].build()
-    record = {"arch": "mlp_1x50", "test_accuracy": 0.1 + seed / 100, "settings": {"epochs": 1},
-              "params": model.count_params()} | ({"created": created} if created else {})
+    record = {
+        "arch": "mlp_1x50",
+        "test_accuracy": 0.1 + seed / 100,
+        "settings": {"epochs": 1},
+        "params": model.count_params(),
+    } | ({"created": created} if created else {})
     with db.engine().begin() as connection:
         return store.insert_version(connection, name, record, model_files.model_bytes(model))
 
@@ -92,6 +96,7 @@ def test_the_leaderboard_scores_each_version_of_the_challenge_on_the_held_out_di
         expected = np.mean(plain.predict(x.astype(np.float32) / 255, verbose=0).argmax(axis=1) == y)
         assert row.score == pytest.approx(expected)
     hardest = challenge.unbeaten(models, x, y)
-    right = np.array([model.predict_batch(x.astype(np.float32) / 255).argmax(axis=1) == y
-                      for model in models.values()])  # (models, digits)
+    right = np.array(
+        [model.predict_batch(x.astype(np.float32) / 255).argmax(axis=1) == y for model in models.values()]
+    )  # (models, digits)
     assert list(hardest) == list(np.flatnonzero(~right.any(axis=0)))

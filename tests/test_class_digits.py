@@ -120,7 +120,8 @@ def test_export_and_import_round_trip_in_both_formats(any_database, tmp_path):
         assert (report.added, report.already_there) == (12, 0)
         imported = class_digits.digits(f"from {fmt}")
         assert sorted((d.label, d.image.tobytes()) for d in imported) == sorted(
-            (int(label), pixels.tobytes()) for pixels, label in zip(x, y))
+            (int(label), pixels.tobytes()) for pixels, label in zip(x, y)
+        )
         assert {d.source for d in imported} == {f"imported from class.{fmt}"}
     again = class_digits.import_file("from npz", "class.npz", class_digits.export_npz("my class"))
     assert (again.added, again.already_there) == (0, 12)
@@ -147,22 +148,28 @@ def _zip(files: dict[str, bytes]) -> bytes:
 GOOD_X, GOOD_Y = np.zeros((3, 28, 28), np.uint8), np.array([1, 2, 3], np.uint8)
 
 
-@pytest.mark.parametrize("filename, content, reason", [
-    ("a.npz", b"not a zip at all", "not a readable .npz"),
-    ("a.npz", _npz(x=GOOD_X), "no 'y' array"),
-    ("a.npz", _npz(x=np.zeros((3, 20, 20), np.uint8), y=GOOD_Y), "must be 28x28"),
-    ("a.npz", _npz(x=GOOD_X, y=np.array([1, 2, 12])), "labels must be 0-9, found 12"),
-    ("a.npz", _npz(x=GOOD_X, y=np.array([1, 2])), "one label per image"),
-    ("a.npz", _npz(x=GOOD_X.astype(np.float32) + 0.5, y=GOOD_Y), "whole numbers 0-255"),
-    ("a.zip", b"PK garbage", "not a readable .zip"),
-    ("a.zip", _zip({"readme.txt": b"hi"}), "has no train.csv"),
-    ("a.zip", _zip({"train.csv": b"name,digit\n"}), "header filename,label"),
-    ("a.zip", _zip({"train.csv": b"filename,label\n1.png,3\n"}), "'1.png' is not in the zip"),
-    ("a.zip", _zip({"train.csv": b"filename,label\n1.png,x\n", "Images/train/1.png": b""}), "is not a digit"),
-    ("a.zip", _zip({"train.csv": b"filename,label\n1.png,3\n", "Images/train/1.png": b"nope"}),
-     "not a readable image"),
-    ("a.csv", b"filename,label\n", "neither .npz nor .zip"),
-])
+@pytest.mark.parametrize(
+    "filename, content, reason",
+    [
+        ("a.npz", b"not a zip at all", "not a readable .npz"),
+        ("a.npz", _npz(x=GOOD_X), "no 'y' array"),
+        ("a.npz", _npz(x=np.zeros((3, 20, 20), np.uint8), y=GOOD_Y), "must be 28x28"),
+        ("a.npz", _npz(x=GOOD_X, y=np.array([1, 2, 12])), "labels must be 0-9, found 12"),
+        ("a.npz", _npz(x=GOOD_X, y=np.array([1, 2])), "one label per image"),
+        ("a.npz", _npz(x=GOOD_X.astype(np.float32) + 0.5, y=GOOD_Y), "whole numbers 0-255"),
+        ("a.zip", b"PK garbage", "not a readable .zip"),
+        ("a.zip", _zip({"readme.txt": b"hi"}), "has no train.csv"),
+        ("a.zip", _zip({"train.csv": b"name,digit\n"}), "header filename,label"),
+        ("a.zip", _zip({"train.csv": b"filename,label\n1.png,3\n"}), "'1.png' is not in the zip"),
+        ("a.zip", _zip({"train.csv": b"filename,label\n1.png,x\n", "Images/train/1.png": b""}), "is not a digit"),
+        (
+            "a.zip",
+            _zip({"train.csv": b"filename,label\n1.png,3\n", "Images/train/1.png": b"nope"}),
+            "not a readable image",
+        ),
+        ("a.csv", b"filename,label\n", "neither .npz nor .zip"),
+    ],
+)
 def test_malformed_imports_are_refused_with_the_reason_and_store_nothing(database, filename, content, reason):
     with pytest.raises(ClassDigitsError, match=reason):
         class_digits.import_file("imports", filename, content)
@@ -191,7 +198,8 @@ def test_fine_tuning_on_a_class_starts_from_the_shipped_weights_and_scores_its_h
     (_, _), (x_test, y_test) = mnist
     class_digits.import_file("7B", "mnist_part.npz", _npz(x=x_test[:80], y=y_test[:80]))
     settings = training.TrainingSettings.for_architecture(
-        "mlp_1x50", epochs=1, train_size=1000, learning_rate=1e-4, class_digits="7B", fine_tune=True)
+        "mlp_1x50", epochs=1, train_size=1000, learning_rate=1e-4, class_digits="7B", fine_tune=True
+    )
     result = training.train(settings, **training_inputs.gather(settings, mnist=mnist))
     record = result.record()["class_digits"]
     (x_class, _), (x_held, _) = class_digits.split_arrays("7B")
@@ -212,7 +220,8 @@ def test_fine_tuning_on_a_class_starts_from_the_shipped_weights_and_scores_its_h
 def test_a_class_without_digits_cannot_be_trained_on(database, mnist):
     from model_zoo import training, training_inputs
 
-    settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=1000,
-                                                          class_digits="empty class")
+    settings = training.TrainingSettings.for_architecture(
+        "mlp_1x50", epochs=1, train_size=1000, class_digits="empty class"
+    )
     with pytest.raises(SettingsError, match="no digits to train on yet"):
         training.train(settings, **training_inputs.gather(settings, mnist=mnist))

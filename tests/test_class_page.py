@@ -187,8 +187,13 @@ def test_the_train_page_fine_tunes_on_the_class_and_shows_its_held_out_digits_be
     assert (result["train"], result["held_out"]) == (train, held_out)
     assert 0 <= result["held_out_accuracy_before"] <= 1 and 0 <= result["held_out_accuracy"] <= 1
     assert record["test_accuracy"] > 0.9  # one epoch on 1,000 digits: only the shipped start reads MNIST so well
-    assert any(info.value.startswith(f"On the {held_out} held-out digits of `my class`: the shipped mlp_1x50 "
-                                     f"read {result['held_out_accuracy_before']:.1%}") for info in at.info)
+    assert any(
+        info.value.startswith(
+            f"On the {held_out} held-out digits of `my class`: the shipped mlp_1x50 "
+            f"read {result['held_out_accuracy_before']:.1%}"
+        )
+        for info in at.info
+    )
 
 
 def test_the_teacher_deletes_a_whole_class(monkeypatch):

@@ -42,12 +42,16 @@ def two_nodes(tmp_path):
     nodes = []
     common = ["--num-cpus", "2", "--disable-usage-stats", "--block"]
     try:
-        for command in (["start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                         "--include-dashboard", "false"],
-                        ["start", "--address", address, "--node-ip-address", "127.0.0.1"]):
+        for command in (
+            ["start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--include-dashboard", "false"],
+            ["start", "--address", address, "--node-ip-address", "127.0.0.1"],
+        ):
             log = open(tmp_path / f"node{len(nodes)}.log", "wb")
-            nodes.append(subprocess.Popen(RAY + command + common, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+            nodes.append(
+                subprocess.Popen(
+                    RAY + command + common, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
             time.sleep(5)  # the head's GCS up before the second node joins
         yield address, env
     finally:
@@ -69,28 +73,61 @@ def test_two_nodes_train_two_learners_at_once(two_nodes, tmp_path, mnist):
     env = env | {"RAY_ADDRESS": address, db.URL_VARIABLE: database, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
     capacity = subprocess.run(
-        [sys.executable, "-c", "from model_zoo import cluster\n"
-                               "import time\n"
-                               "cluster.connect()\n"
-                               "for _ in range(60):\n"
-                               "    if cluster.capacity().slots == 2: break\n"
-                               "    time.sleep(1)\n"
-                               "print(cluster.capacity())"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert capacity.stdout.strip().endswith("2 training slots on 2 Ray nodes (1 machine)"), \
-        capacity.stderr[-2000:]
+        [
+            sys.executable,
+            "-c",
+            "from model_zoo import cluster\n"
+            "import time\n"
+            "cluster.connect()\n"
+            "for _ in range(60):\n"
+            "    if cluster.capacity().slots == 2: break\n"
+            "    time.sleep(1)\n"
+            "print(cluster.capacity())",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert capacity.stdout.strip().endswith("2 training slots on 2 Ray nodes (1 machine)"), capacity.stderr[-2000:]
 
-    learners = [subprocess.Popen([sys.executable, "-m", "scripts.train", "--ray", "--arch", "mlp_1x50",
-                                  "--epochs", "3", "--train-size", "20000", "--batch-size", "32",
-                                  "--name", f"learner {i}", "--owner", f"learner-{i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True) for i in (1, 2)]
+    learners = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scripts.train",
+                "--ray",
+                "--arch",
+                "mlp_1x50",
+                "--epochs",
+                "3",
+                "--train-size",
+                "20000",
+                "--batch-size",
+                "32",
+                "--name",
+                f"learner {i}",
+                "--owner",
+                f"learner-{i}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (1, 2)
+    ]
     outputs = [learner.communicate(timeout=JOB_SECONDS)[0] for learner in learners]
     assert [learner.returncode for learner in learners] == [0, 0], "\n\n".join(outputs)
     assert "Saved learner-1:" in outputs[0] and "Saved learner-2:" in outputs[1]
 
     with db.engine(database).connect() as connection:
-        rows = connection.execute(sa.select(db.jobs.c.worker, db.jobs.c.started_at, db.jobs.c.ended_at,
-                                            db.jobs.c.state)).all()
+        rows = connection.execute(
+            sa.select(db.jobs.c.worker, db.jobs.c.started_at, db.jobs.c.ended_at, db.jobs.c.state)
+        ).all()
     assert [row.state for row in rows] == ["saved", "saved"]
     first, second = sorted(rows, key=lambda row: row.started_at)
     assert second.started_at < first.ended_at, "the second job waited for the first: one slot only"
@@ -102,10 +139,28 @@ def test_a_job_on_the_cluster_outlives_the_process_that_submitted_it(two_nodes, 
     address, env = two_nodes
     database = f"sqlite:///{tmp_path / 'school.db'}"
     env = env | {"RAY_ADDRESS": address, db.URL_VARIABLE: database, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    submitter = subprocess.Popen([sys.executable, "-m", "scripts.train", "--ray", "--arch", "mlp_1x50",
-                                  "--epochs", "2", "--train-size", "20000", "--batch-size", "16",
-                                  "--name", "survivor"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+    submitter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scripts.train",
+            "--ray",
+            "--arch",
+            "mlp_1x50",
+            "--epochs",
+            "2",
+            "--train-size",
+            "20000",
+            "--batch-size",
+            "16",
+            "--name",
+            "survivor",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     engine = db.engine(database)
     deadline = time.monotonic() + JOB_SECONDS
     while True:  # until the job trains: it is then the cluster's, not the submitter's

@@ -232,21 +232,24 @@ def test_pen_digits_read_back(tmp_path):
     assert digits[0].strokes[1].dtype == np.float64 and digits[0].strokes[1].tolist() == [[100, 20], [100, 180]]
 
 
-@pytest.mark.parametrize("item, message", [
-    ("3", "digit 1 is not an object with label, writer and strokes"),
-    ({"label": 3, "writer": "w"}, "digit 1 is not an object with label, writer and strokes"),
-    (pen_item(label=10), "digit 1: label must be a whole number 0-9, found 10"),
-    (pen_item(label=True), "digit 1: label must be a whole number 0-9, found True"),
-    (pen_item(label=2.5), "digit 1: label must be a whole number 0-9, found 2.5"),
-    (pen_item(writer=""), "digit 1: writer must be a non-empty text id"),
-    (pen_item(writer=None), "digit 1: writer must be a non-empty text id"),
-    ({"label": 1, "writer": "w", "strokes": []}, "digit 1: strokes must be a non-empty list"),
-    (pen_item(strokes=[[]]), "digit 1: stroke 0 must be a list of 1 to 10,000 .x, y. number pairs"),
-    (pen_item(strokes=[[[1, 2], [3]]]), "digit 1: stroke 0 must be"),
-    (pen_item(strokes=[[[1, 2]], [["1", 2]]]), "digit 1: stroke 1 must be"),
-    (pen_item(strokes=[[[1, None]]]), "digit 1: stroke 0 must be"),
-    (pen_item(strokes=[[[1, 2]] * 6000] * 2), "digit 1 has more than 10,000 points"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("3", "digit 1 is not an object with label, writer and strokes"),
+        ({"label": 3, "writer": "w"}, "digit 1 is not an object with label, writer and strokes"),
+        (pen_item(label=10), "digit 1: label must be a whole number 0-9, found 10"),
+        (pen_item(label=True), "digit 1: label must be a whole number 0-9, found True"),
+        (pen_item(label=2.5), "digit 1: label must be a whole number 0-9, found 2.5"),
+        (pen_item(writer=""), "digit 1: writer must be a non-empty text id"),
+        (pen_item(writer=None), "digit 1: writer must be a non-empty text id"),
+        ({"label": 1, "writer": "w", "strokes": []}, "digit 1: strokes must be a non-empty list"),
+        (pen_item(strokes=[[]]), "digit 1: stroke 0 must be a list of 1 to 10,000 .x, y. number pairs"),
+        (pen_item(strokes=[[[1, 2], [3]]]), "digit 1: stroke 0 must be"),
+        (pen_item(strokes=[[[1, 2]], [["1", 2]]]), "digit 1: stroke 1 must be"),
+        (pen_item(strokes=[[[1, None]]]), "digit 1: stroke 0 must be"),
+        (pen_item(strokes=[[[1, 2]] * 6000] * 2), "digit 1 has more than 10,000 points"),
+    ],
+)
 def test_malformed_pen_digit_is_named(tmp_path, item, message):
     path = write_pen(tmp_path / "p.json.gz", [pen_item(), item])
     with pytest.raises(DataError, match=message):
@@ -260,7 +263,7 @@ def test_malformed_pen_files(tmp_path):
         data.load_pen_digits(not_gzip)
     whole = gzip.compress(json.dumps([pen_item()] * 50).encode())
     cut = tmp_path / "cut.json.gz"
-    cut.write_bytes(whole[:len(whole) // 2])
+    cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataError, match="cut.json.gz is damaged or truncated"):
         data.load_pen_digits(cut)
     bad_json = tmp_path / "bad.json.gz"
@@ -293,8 +296,7 @@ def test_pen_split_keeps_each_writer_in_one_part():
     parts = data.pen_split(digits)
     assert sum(len(p) for p in parts.values()) == len(digits)
     seen = {name: {d.writer for d in part} for name, part in parts.items()}
-    assert not (seen["train"] & seen["validation"] or seen["train"] & seen["test"]
-                or seen["validation"] & seen["test"])
+    assert not (seen["train"] & seen["validation"] or seen["train"] & seen["test"] or seen["validation"] & seen["test"])
     assert all(data.pen_part(d.writer) == name for name, part in parts.items() for d in part)
     # The parts' shares of writers follow the rule: a fifth for test, 15 % for validation.
     assert 0.15 < len(seen["test"]) / 500 < 0.25 and 0.10 < len(seen["validation"]) / 500 < 0.20

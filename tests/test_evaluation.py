@@ -26,8 +26,13 @@ def mlp(mnist):
     keras.utils.set_random_seed(0)
     model = architectures.build_mlp("mlp_tiny", 1, 50, 0.0)
     model.compile("adam", "categorical_crossentropy")
-    model.fit(data.to_float(x_train[:10_000]), keras.utils.to_categorical(y_train[:10_000], 10),
-              epochs=2, batch_size=128, verbose=0)
+    model.fit(
+        data.to_float(x_train[:10_000]),
+        keras.utils.to_categorical(y_train[:10_000], 10),
+        epochs=2,
+        batch_size=128,
+        verbose=0,
+    )
     return model
 
 
@@ -36,8 +41,14 @@ def model_copy(mnist, mlp, tmp_path):
     """A model file in tmp_path (never a shipped record), with a training-like record."""
     path = tmp_path / "copy.keras"
     mlp.save(path)
-    record = {"arch": "mlp_1x50", "name": "copy", "params": int(mlp.count_params()),
-              "test_accuracy": 0.95, "history": {}, "seconds_per_epoch": [1.0]}
+    record = {
+        "arch": "mlp_1x50",
+        "name": "copy",
+        "params": int(mlp.count_params()),
+        "test_accuracy": 0.95,
+        "history": {},
+        "seconds_per_epoch": [1.0],
+    }
     model_files.write_record(path.with_suffix(".json"), record)
     return store.ZooEntry("copy", record, shipped=False, file=path)
 
@@ -69,8 +80,9 @@ def test_mistakes_are_the_first_wrong_digits(mnist, mlp):
 def test_fast_model_and_keras_model_score_the_same(mnist, mlp):
     _, (x_test, y_test) = mnist
     fast = read_back(mlp)
-    assert evaluation.accuracy(fast, x_test[:SMALL], y_test[:SMALL]) == \
-        evaluation.accuracy(mlp, x_test[:SMALL], y_test[:SMALL])
+    assert evaluation.accuracy(fast, x_test[:SMALL], y_test[:SMALL]) == evaluation.accuracy(
+        mlp, x_test[:SMALL], y_test[:SMALL]
+    )
 
 
 def test_usps_accuracy_is_none_without_the_file(mlp, monkeypatch):
@@ -92,8 +104,12 @@ def test_robustness_curves_shape_and_the_mlp_lesson(mnist, mlp):
         assert [value for value, _ in curve] == setup[distortion]
         assert all(0 <= score <= 1 for _, score in curve)
     # The undistorted point is the same digits in all four curves.
-    plain = {dict(curves["shift"])[0], dict(curves["rotation"])[0], dict(curves["scale"])[1.0],
-             dict(curves["thickness"])[0]}
+    plain = {
+        dict(curves["shift"])[0],
+        dict(curves["rotation"])[0],
+        dict(curves["scale"])[1.0],
+        dict(curves["thickness"])[0],
+    }
     x_sub, y_sub = evaluation.robustness_subset(x_test, y_test)
     assert len(x_sub) == setup["digits"]
     assert plain == {round(evaluation.accuracy(mlp, x_sub, y_sub), 4)}
@@ -134,13 +150,22 @@ def test_ensure_evaluated_computes_once_and_stores_in_the_record(mnist, model_co
 
 
 def test_a_changed_robustness_setup_is_recomputed(model_copy):
-    record = model_copy.record | {"robustness": {}, "robustness_setup": {"version": 0},
-                                  "confusion_matrix": [], "mistakes": [], "usps_accuracy": 0.9,
-                                  "drawn_set_sha256": evaluation.drawn_set().sha256}
+    record = model_copy.record | {
+        "robustness": {},
+        "robustness_setup": {"version": 0},
+        "confusion_matrix": [],
+        "mistakes": [],
+        "usps_accuracy": 0.9,
+        "drawn_set_sha256": evaluation.drawn_set().sha256,
+    }
     entry = model_copy.with_record(record)
     assert evaluation.missing_fields(entry, usps=True) == ["robustness"]
     assert evaluation.missing_fields(entry, usps=True, recompute=True) == [
-        "robustness", "confusion_matrix", "usps_accuracy", "drawn"]
+        "robustness",
+        "confusion_matrix",
+        "usps_accuracy",
+        "drawn",
+    ]
     redrawn = entry.with_record(record | {"drawn_set_sha256": "another set"})
     assert evaluation.missing_fields(redrawn, usps=True) == ["robustness", "drawn"]
 
@@ -197,7 +222,6 @@ def test_evaluate_script_rejects_an_unknown_model(database):
         evaluate.main(["--models", "mlp_5x5"])
 
 
-
 def test_drawn_set_holds_the_styles_the_issue_asks_for():
     drawn = evaluation.drawn_set()
     assert len(drawn.x) >= 300 and drawn.x.shape[1:] == (28, 28)
@@ -222,7 +246,9 @@ def test_drawn_scores_count_the_overshooting_loops(mlp):
 def test_a_damaged_drawn_set_says_how_to_redraw_it(tmp_path):
     broken = tmp_path / "drawn_set.npz"
     broken.write_bytes(b"not an npz")
-    with pytest.raises(data.DataError, match=r"drawn_set\.npz is missing or damaged.*python -m tests\.browser\.drawn_set"):
+    with pytest.raises(
+        data.DataError, match=r"drawn_set\.npz is missing or damaged.*python -m tests\.browser\.drawn_set"
+    ):
         evaluation.drawn_set(broken)
 
 
@@ -231,7 +257,8 @@ def test_shipped_records_hold_their_drawn_scores(name):
     entry = store.scan_shipped().get(name)
     scores = evaluation.drawn_scores(model_files.load_model(entry.model_file()), evaluation.drawn_set())
     assert {key: entry.record.get(key) for key in scores} == scores, (
-        "stale drawn scores: python -m scripts.evaluate --update-records")
+        "stale drawn scores: python -m scripts.evaluate --update-records"
+    )
     assert min(scores["drawn_overshoot_accuracy"].values()) >= 0.98  # issue 12's floor for loops
 
 
@@ -242,8 +269,7 @@ def test_the_pen_column_scores_the_test_writers_only(model_copy, mlp, pen_digits
     few = parts["train"][:15] + parts["test"][:40] + parts["validation"][:15]
     path = tmp_path / "few.json.gz"
     with gzip.open(path, "wt") as f:
-        json.dump([{"label": d.label, "writer": d.writer, "strokes": [s.tolist() for s in d.strokes]}
-                   for d in few], f)
+        json.dump([{"label": d.label, "writer": d.writer, "strokes": [s.tolist() for s in d.strokes]} for d in few], f)
     assert "pen" not in evaluation.missing_fields(model_copy, usps=False)  # only when asked
     assert "pen" in evaluation.missing_fields(model_copy, usps=False, pen=True)
     scores = evaluation.evaluate_fields(mlp, ["pen"], pen_path=path)

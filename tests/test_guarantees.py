@@ -53,17 +53,30 @@ print("done", flush=True)
 
 
 def _job_row(job_id: str, state: JobState, **values) -> dict:
-    from model_zoo.training import TrainingSettings
     import dataclasses
 
+    from model_zoo.training import TrainingSettings
+
     settings = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=400)
-    return dict(id=job_id, owner="otter-1", settings=dataclasses.asdict(settings), state=state.value,
-                cluster="local:elsewhere:1:x", submitted_at=time.time(), **values)
+    return dict(
+        id=job_id,
+        owner="otter-1",
+        settings=dataclasses.asdict(settings),
+        state=state.value,
+        cluster="local:elsewhere:1:x",
+        submitted_at=time.time(),
+        **values,
+    )
 
 
 def _killed_between_steps(step: str, job_id: str) -> None:
-    child = subprocess.Popen([sys.executable, "-c", SAVE_THEN_PAUSE, step, job_id], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    child = subprocess.Popen(
+        [sys.executable, "-c", SAVE_THEN_PAUSE, step, job_id],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     try:
         lines = []
         for line in child.stdout:
@@ -100,8 +113,11 @@ def test_a_server_killed_between_the_jobs_claim_and_the_version_leaves_both_or_n
     model = ZOO["mlp_1x50"].build()
     record = {"arch": "mlp_1x50", "test_accuracy": 0.5, "params": model.count_params()}
     with db.engine().begin() as connection:
-        connection.execute(db.jobs.insert().values(**_job_row(
-            job_id, JobState.STOPPED, result_record=record, result_model=model_files.model_bytes(model))))
+        connection.execute(
+            db.jobs.insert().values(
+                **_job_row(job_id, JobState.STOPPED, result_record=record, result_model=model_files.model_bytes(model))
+            )
+        )
     _killed_between_steps("save", job_id)
     assert _saved_state(job_id) == (0, JobState.STOPPED.value)  # its learner can still save it
 
@@ -141,15 +157,17 @@ THREADS = 2  # per process: this one and two other server processes
 
 def _trial(children, learners: list[str], maximum: int) -> list[str]:
     """Every submitter (threads here and in the children) submits for its learner at the same moment."""
-    from model_zoo import jobs
-    from model_zoo.training import TrainingSettings
     import threading
 
+    from model_zoo import jobs
+    from model_zoo.training import TrainingSettings
+
     with db.engine().begin() as connection:  # the last trial's jobs end
-        connection.execute(db.jobs.update().where(db.jobs.c.state.in_(["queued", "running"]))
-                           .values(state=JobState.DISCARDED.value))
+        connection.execute(
+            db.jobs.update().where(db.jobs.c.state.in_(["queued", "running"])).values(state=JobState.DISCARDED.value)
+        )
     start = time.time() + 0.5
-    shares = [learners[i::len(children) + 1] for i in range(len(children) + 1)]
+    shares = [learners[i :: len(children) + 1] for i in range(len(children) + 1)]
     for child, share in zip(children, shares[1:]):
         child.stdin.write(f"{','.join(share)} {start} {maximum}\n")
         child.stdin.flush()
@@ -176,15 +194,31 @@ def _trial(children, learners: list[str], maximum: int) -> list[str]:
 
 def _active_per_learner() -> list[int]:
     with db.engine().connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(db.jobs).where(
-            db.jobs.c.state.in_(["queued", "running"])).group_by(db.jobs.c.learner_key)).scalars().all()
+        return (
+            connection.execute(
+                sa.select(sa.func.count())
+                .select_from(db.jobs)
+                .where(db.jobs.c.state.in_(["queued", "running"]))
+                .group_by(db.jobs.c.learner_key)
+            )
+            .scalars()
+            .all()
+        )
 
 
 def test_concurrent_submits_never_give_a_learner_two_jobs_nor_the_class_more_than_its_cap(any_database):
     db.engine()  # the schema, before the other processes open it
-    children = [subprocess.Popen([sys.executable, "-c", SUBMITTER], cwd=ROOT, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
-                for _ in range(2)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        for _ in range(2)
+    ]
     try:
         for child in children:
             assert child.stdout.readline().strip() == "ready"
@@ -275,14 +309,23 @@ print(f"{sent / 1e6:.2f} MB sent; refused: {said}; peak memory +{after - before:
 """
 
 
-@pytest.mark.parametrize("kind, says", [
-    ("npz", r"its x array is 400000 × 28 × 28 uint8, 314 MB unpacked; at most 20 MB are imported"),
-    ("zip", r"bomb.zip unpacks to more than 20 MB"),
-    ("canvas", r"The drawing could not be read: it is 9000 × 9000 pixels, and the canvas is 280 × 280"),
-])
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("npz", r"its x array is 400000 × 28 × 28 uint8, 314 MB unpacked; at most 20 MB are imported"),
+        ("zip", r"bomb.zip unpacks to more than 20 MB"),
+        ("canvas", r"The drawing could not be read: it is 9000 × 9000 pixels, and the canvas is 280 × 280"),
+    ],
+)
 def test_a_bomb_is_refused_before_it_is_unpacked(database, kind, says):
-    run = subprocess.run([sys.executable, "-c", BOMB, kind], cwd=ROOT, capture_output=True, text=True,
-                         env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", BOMB, kind],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     line = run.stdout.strip().splitlines()[-1]
     print(kind, line)
@@ -344,8 +387,11 @@ def test_postgresql_stopped_under_a_running_app_is_a_message_then_recovers_by_it
             seconds = time.monotonic() - started
             print(f"the Class page's message {seconds:.2f} s after PostgreSQL stopped")
             assert [e.value for e in page.error] == [e.value for e in page.error if "cannot be reached" in e.value]
-            assert any(e.value.startswith("The class's digits cannot be read: the database cannot be reached")
-                       and "works again by itself" in e.value for e in page.error), [e.value for e in page.error]
+            assert any(
+                e.value.startswith("The class's digits cannot be read: the database cannot be reached")
+                and "works again by itself" in e.value
+                for e in page.error
+            ), [e.value for e in page.error]
             assert not page.exception and seconds < 15
             draw_on_canvas(drawing, "draw", seven())  # drawing needs no database
             assert metrics(drawing)["Prediction"] == "7"
@@ -356,6 +402,7 @@ def test_postgresql_stopped_under_a_running_app_is_a_message_then_recovers_by_it
 
 def _three_digits() -> bytes:
     import io
+
     import numpy as np
 
     buffer = io.BytesIO()
@@ -398,8 +445,14 @@ def test_ray_unreachable_is_said_on_the_train_page_within_15_s_and_draw_still_an
         if ray == "not Ray":
             listener.listen()  # accepts, never answers: Ray's own client would retry for minutes
         address = f"127.0.0.1:{listener.getsockname()[1]}"
-        run = subprocess.run([sys.executable, "-c", RAY_AWAY], cwd=ROOT, capture_output=True, text=True,
-                             timeout=300, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "RAY_ADDRESS": address})
+        run = subprocess.run(
+            [sys.executable, "-c", RAY_AWAY],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "RAY_ADDRESS": address},
+        )
     assert run.returncode == 0, run.stderr[-3000:]
     print(run.stdout)
     shown, submitted, threads, draw = run.stdout.strip().splitlines()[-4:]
@@ -419,8 +472,9 @@ def test_a_job_being_handed_to_ray_is_not_lost_and_one_never_handed_over_is(monk
     monkeypatch.setattr(jobs, "RECONCILE_SECONDS", 0.0)  # every look checks, as a busy class's pages do
     job_id = uuid.uuid4().hex[:10]
     with db.engine().begin() as connection:  # as _queue leaves it, before cluster.start_job returns
-        connection.execute(db.jobs.insert().values(**_job_row(job_id, JobState.QUEUED) | {
-            "cluster": cluster.connect().cluster}))
+        connection.execute(
+            db.jobs.insert().values(**_job_row(job_id, JobState.QUEUED) | {"cluster": cluster.connect().cluster})
+        )
     assert jobs.view(job_id).state == JobState.QUEUED  # a classmate's page looked meanwhile: not lost
     monkeypatch.setattr(jobs, "HANDOVER_SECONDS", 0.0)  # its server died before handing it over
     view = jobs.view(job_id)
@@ -435,8 +489,9 @@ def test_retrained_shipped_models_get_a_new_dispatcher_and_fine_tuning_starts_fr
     from model_zoo.architectures import ZOO
     from model_zoo.training import TrainingSettings
 
-    fine_tune = TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=400, learning_rate=1e-4,
-                                                  lr_decay=False, fine_tune=True)
+    fine_tune = TrainingSettings.for_architecture(
+        "mlp_1x50", epochs=1, train_size=400, learning_rate=1e-4, lr_decay=False, fine_tune=True
+    )
     before = _run_job(jobs, fine_tune, "ada")
     assert before.test_accuracy > 0.9  # from the shipped mlp_1x50
     old = cluster.dispatcher_name()

@@ -47,8 +47,9 @@ def test_the_archive_reader_equals_load_model_for_every_architecture(name, tmp_p
     assert np.abs(single.probabilities - expected[3]).max() <= TOLERANCE
     assert single.digit == int(np.argmax(expected[3])) and single.seconds > 0
     assert fast.count_params() == loaded.count_params()
-    assert [(layer.name, layer.kind) for layer in fast.layers] == \
-        [(layer.name, type(layer).__name__) for layer in loaded.layers]
+    assert [(layer.name, layer.kind) for layer in fast.layers] == [
+        (layer.name, type(layer).__name__) for layer in loaded.layers
+    ]
 
 
 def test_the_archive_reader_equals_load_model_for_every_shipped_model(test_digits):
@@ -63,8 +64,9 @@ def test_the_archive_reader_equals_load_model_for_every_shipped_model(test_digit
 def test_the_archive_reader_equals_load_model_for_a_retrained_version(mnist, database, test_digits):
     """A version as the Train page makes it (other width and depth), saved to and read from the database."""
     (x_train, y_train), (x_test, y_test) = mnist
-    settings = training.TrainingSettings(arch="mlp_5x50_dropout", epochs=1, train_size=600, width=30,
-                                         hidden_layers=2, dropout=0.1)
+    settings = training.TrainingSettings(
+        arch="mlp_5x50_dropout", epochs=1, train_size=600, width=30, hidden_layers=2, dropout=0.1
+    )
     result = training.train(settings, mnist=((x_train, y_train), (x_test[:200], y_test[:200])))
     entry = store.save_result(result, name="retrained", trained_in="a test")
     assert not entry.shipped
@@ -75,9 +77,11 @@ def test_the_archive_reader_equals_load_model_for_a_retrained_version(mnist, dat
 
 
 def test_reading_a_model_never_imports_tensorflow():
-    code = ("import sys; from model_zoo import config, model_files; "
-            "m = model_files.read_model(config.TRAINED_DIR / 'cnn.keras'); import numpy as np; "
-            "m.predict(np.zeros((28, 28), np.float32)); print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    code = (
+        "import sys; from model_zoo import config, model_files; "
+        "m = model_files.read_model(config.TRAINED_DIR / 'cnn.keras'); import numpy as np; "
+        "m.predict(np.zeros((28, 28), np.float32)); print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
@@ -91,16 +95,40 @@ def _saved(layers, tmp_path, name="odd"):
     return path
 
 
-@pytest.mark.parametrize("layers, says", [
-    ([keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")],
-     "it contains code"),
-    ([keras.layers.Flatten(name="flat"), keras.layers.GaussianNoise(0.1, name="noise"),
-      keras.layers.Dense(10, activation="softmax")], "layer 'noise' is a GaussianNoise, which this app does not run"),
-    ([keras.layers.Flatten(), keras.layers.Dense(10, activation="tanh", name="odd_head")],
-     "layer 'odd_head': activation 'tanh'"),
-    ([keras.layers.Reshape((28, 28, 1)), keras.layers.Conv2D(4, 3, strides=2, name="strided"),
-      keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")], "layer 'strided': a Conv2D other than"),
-])
+@pytest.mark.parametrize(
+    "layers, says",
+    [
+        (
+            [
+                keras.layers.Lambda(lambda x: x * 2),
+                keras.layers.Flatten(),
+                keras.layers.Dense(10, activation="softmax"),
+            ],
+            "it contains code",
+        ),
+        (
+            [
+                keras.layers.Flatten(name="flat"),
+                keras.layers.GaussianNoise(0.1, name="noise"),
+                keras.layers.Dense(10, activation="softmax"),
+            ],
+            "layer 'noise' is a GaussianNoise, which this app does not run",
+        ),
+        (
+            [keras.layers.Flatten(), keras.layers.Dense(10, activation="tanh", name="odd_head")],
+            "layer 'odd_head': activation 'tanh'",
+        ),
+        (
+            [
+                keras.layers.Reshape((28, 28, 1)),
+                keras.layers.Conv2D(4, 3, strides=2, name="strided"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(10, activation="softmax"),
+            ],
+            "layer 'strided': a Conv2D other than",
+        ),
+    ],
+)
 def test_layers_the_app_does_not_run_are_refused_with_the_reason(layers, says, tmp_path):
     path = _saved(layers, tmp_path)
     with pytest.raises(model_files.ModelFileError, match=f"odd.keras is refused: .*{says}"):
@@ -144,8 +172,10 @@ def test_an_archive_is_bounded_before_it_is_unpacked(tmp_path):
 
 
 def test_a_config_that_declares_too_many_weights_is_refused_before_they_are_read(tmp_path):
-    path = _saved([keras.layers.Flatten(), keras.layers.Dense(50, name="hidden"),
-                   keras.layers.Dense(10, activation="softmax")], tmp_path)
+    path = _saved(
+        [keras.layers.Flatten(), keras.layers.Dense(50, name="hidden"), keras.layers.Dense(10, activation="softmax")],
+        tmp_path,
+    )
     with zipfile.ZipFile(path) as archive:
         config = archive.read("config.json").decode().replace('"units": 50,', '"units": 100000,')
     huge = _rewritten(path, tmp_path, **{"config.json": config.encode()})
@@ -155,11 +185,14 @@ def test_a_config_that_declares_too_many_weights_is_refused_before_they_are_read
         model_files.read_model(huge)
 
 
-@pytest.mark.parametrize("change, says", [
-    ({"assets/run.py": b"print('hi')"}, "it holds files a zoo model has not: assets/run.py"),
-    ({"config.json": b"{not json"}, "its config.json is damaged"),
-    ({"model.weights.h5": b"\x89HDF\r\n\x1a\n" + bytes(100)}, "its model.weights.h5 is damaged"),
-])
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"assets/run.py": b"print('hi')"}, "it holds files a zoo model has not: assets/run.py"),
+        ({"config.json": b"{not json"}, "its config.json is damaged"),
+        ({"model.weights.h5": b"\x89HDF\r\n\x1a\n" + bytes(100)}, "its model.weights.h5 is damaged"),
+    ],
+)
 def test_damaged_archives_give_one_clear_error(change, says, tmp_path):
     path = _saved([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")], tmp_path)
     with pytest.raises(model_files.ModelFileError, match=f"Model file is damaged: changed.keras \\({says}"):
@@ -167,10 +200,24 @@ def test_damaged_archives_give_one_clear_error(change, says, tmp_path):
 
 
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
-    small = _saved([keras.layers.Flatten(), keras.layers.Dense(20, name="hidden"),
-                    keras.layers.Dense(10, activation="softmax", name="out")], tmp_path, "small")
-    big = _saved([keras.layers.Flatten(), keras.layers.Dense(30, name="hidden"),
-                  keras.layers.Dense(10, activation="softmax", name="out")], tmp_path, "big")
+    small = _saved(
+        [
+            keras.layers.Flatten(),
+            keras.layers.Dense(20, name="hidden"),
+            keras.layers.Dense(10, activation="softmax", name="out"),
+        ],
+        tmp_path,
+        "small",
+    )
+    big = _saved(
+        [
+            keras.layers.Flatten(),
+            keras.layers.Dense(30, name="hidden"),
+            keras.layers.Dense(10, activation="softmax", name="out"),
+        ],
+        tmp_path,
+        "big",
+    )
     with zipfile.ZipFile(big) as archive:
         weights = archive.read("model.weights.h5")
     with pytest.raises(model_files.ModelFileError, match=r"the weights of layer 'hidden' are \[\(784, 30\), \(30,\)\]"):

@@ -66,8 +66,9 @@ def test_fast_path_layer_outputs_equal_keras_for_every_shipped_model(shipped, sh
         theirs = _keras_outputs(shipped_keras[name], x)
         assert [layer.name for layer in model.layers] == [layer.name for layer in shipped_keras[name].layers]
         for layer, mine, keras_output in zip(model.layers, model.layer_outputs(x), theirs):
-            assert np.abs(mine - keras_output).max() <= 1e-5 * max(1.0, np.abs(keras_output).max()), \
+            assert np.abs(mine - keras_output).max() <= 1e-5 * max(1.0, np.abs(keras_output).max()), (
                 f"{name}: {layer.name}"
+            )
 
 
 # ------------------------------------------------------------------ stages, filters, templates
@@ -77,16 +78,21 @@ def test_stages_take_names_and_shapes_from_the_model():
     image = _digits(1)[0]
     cnn = inside.stages(read_back(ZOO["cnn"].build()), image)
     assert [(s.kind, s.name, s.shape) for s in cnn] == [
-        ("conv", "conv_1", "(N, 24, 24, 25)"), ("pool", "pool_1", "(N, 12, 12, 25)"),
-        ("conv", "conv_2", "(N, 8, 8, 25)"), ("pool", "pool_2", "(N, 4, 4, 25)"),
-        ("conv", "conv_3", "(N, 1, 1, 25)"), ("dense", "hidden", "(N, 50)")]
+        ("conv", "conv_1", "(N, 24, 24, 25)"),
+        ("pool", "pool_1", "(N, 12, 12, 25)"),
+        ("conv", "conv_2", "(N, 8, 8, 25)"),
+        ("pool", "pool_2", "(N, 4, 4, 25)"),
+        ("conv", "conv_3", "(N, 1, 1, 25)"),
+        ("dense", "hidden", "(N, 50)"),
+    ]
     robust = inside.stages(read_back(ZOO["cnn_robust"].build()), image)
     assert robust[0].name == "conv_1_1 → bn_1_1 → relu_1_1"  # the maps after batch norm and ReLU
     assert robust[-1].name == "hidden → bn_hidden → relu_hidden → dropout"
     # A retrained version with other settings (as the Train page makes): its own names and widths.
     version = read_back(architectures.build_mlp("mlp@mine", hidden_layers=3, width=20, dropout=0.1))
     assert [(s.name, s.shape) for s in inside.stages(version, image)] == [
-        (f"hidden_{i} → dropout_{i}", "(N, 20)") for i in (1, 2, 3)]
+        (f"hidden_{i} → dropout_{i}", "(N, 20)") for i in (1, 2, 3)
+    ]
 
 
 def test_stages_sort_maps_by_strength():
@@ -119,12 +125,12 @@ def test_occlusion_equals_erasing_each_square_through_keras(shipped, shipped_ker
     squares = [(r, c) for r in starts for c in starts]
     erased = np.repeat(image[np.newaxis], len(squares) + 1, axis=0)
     for i, (r, c) in enumerate(squares, start=1):
-        erased[i, r:r + inside.PATCH, c:c + inside.PATCH] = 0
+        erased[i, r : r + inside.PATCH, c : c + inside.PATCH] = 0
     log_p = np.log(shipped_keras["cnn"].predict(erased, verbose=0)[:, digits])
     expected, covered = np.zeros((2, 28, 28)), np.zeros((28, 28))
     for (r, c), row in zip(squares, log_p[1:]):
-        expected[:, r:r + inside.PATCH, c:c + inside.PATCH] += (log_p[0] - row)[:, None, None]
-        covered[r:r + inside.PATCH, c:c + inside.PATCH] += 1
+        expected[:, r : r + inside.PATCH, c : c + inside.PATCH] += (log_p[0] - row)[:, None, None]
+        covered[r : r + inside.PATCH, c : c + inside.PATCH] += 1
     assert np.allclose(inside.occlusion(model, image, digits), expected / covered, atol=1e-3)
 
 
@@ -169,8 +175,14 @@ def test_saliency_of_the_shipped_cnn_points_inside_the_ink(shipped, mnist_digits
 
 
 def test_saliency_needs_a_softmax_output_layer():
-    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
-                              keras.layers.Dense(10, name="scores"), keras.layers.Activation("softmax", name="soft")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, name="scores"),
+            keras.layers.Activation("softmax", name="soft"),
+        ]
+    )
     with pytest.raises(ValueError, match="ends in Activation 'soft'"):
         inside.Saliency(read_back(model))
 

@@ -22,8 +22,8 @@ import pytest
 import sqlalchemy as sa
 
 from model_zoo import cluster, data, db, evaluation, housekeeping, jobs, model_files, store
-from model_zoo.jobs import JobState
 from model_zoo.config import SettingsError
+from model_zoo.jobs import JobState
 from model_zoo.training import TrainingLimits, TrainingSettings
 from scripts import train as train_script
 
@@ -103,8 +103,7 @@ def test_a_second_job_waits_in_the_queue_and_runs_after_the_first():
 def test_stop_ends_the_job_within_a_batch_or_two_and_keeps_what_it_learned():
     # Batches of 1,024 digits through the CNN. The stop is sent as soon as the worker has the job,
     # while it still loads the digits and builds the model: it must end within its first batches.
-    job_id = jobs.submit(TrainingSettings.for_architecture("cnn", **(LONG | {"batch_size": 1024})),
-                         owner="otter-1")
+    job_id = jobs.submit(TrainingSettings.for_architecture("cnn", **(LONG | {"batch_size": 1024})), owner="otter-1")
     until(job_id, lambda view: view.state == JobState.RUNNING)
     jobs.stop(job_id)
     view = ended(job_id)
@@ -153,9 +152,16 @@ def test_a_failing_job_shows_its_error_and_the_next_one_runs():
     # this reaches the worker directly, as a bug or a changed limit would).
     job_id, broken = uuid.uuid4().hex[:10], tiny(width=0)
     with db.engine().begin() as connection:
-        connection.execute(db.jobs.insert().values(
-            id=job_id, owner="otter-1", settings=dataclasses.asdict(broken), state="queued",
-            cluster=cluster.connect().cluster, submitted_at=time.time()))
+        connection.execute(
+            db.jobs.insert().values(
+                id=job_id,
+                owner="otter-1",
+                settings=dataclasses.asdict(broken),
+                state="queued",
+                cluster=cluster.connect().cluster,
+                submitted_at=time.time(),
+            )
+        )
     cluster.start_job(job_id, broken, TrainingLimits(), trained_in="app", owner="otter-1", requested_name="")
     failed = ended(job_id)
     assert failed.state == JobState.FAILED
@@ -189,35 +195,51 @@ def test_a_learners_oldest_stopped_jobs_are_discarded_and_nobody_elses():
     old = [f"left{i:02d}" for i in range(jobs.KEEP_UNDECIDED_JOBS + 2)]
     with db.engine().begin() as connection:
         for i, job_id in enumerate(old):  # the even ones are otter's, the odd ones heron's
-            connection.execute(db.jobs.insert().values(
-                id=job_id, owner=f"learner-{i % 2}", learner_key=db.hashed_key(["otter", "heron"][i % 2]),
-                settings=dataclasses.asdict(tiny()), state="stopped", cluster="local:elsewhere:1:x",
-                submitted_at=i, ended_at=i, result_model=b"model", result_record={"arch": "mlp_1x50"}))
+            connection.execute(
+                db.jobs.insert().values(
+                    id=job_id,
+                    owner=f"learner-{i % 2}",
+                    learner_key=db.hashed_key(["otter", "heron"][i % 2]),
+                    settings=dataclasses.asdict(tiny()),
+                    state="stopped",
+                    cluster="local:elsewhere:1:x",
+                    submitted_at=i,
+                    ended_at=i,
+                    result_model=b"model",
+                    result_record={"arch": "mlp_1x50"},
+                )
+            )
     ended(jobs.submit(tiny(), owner="otter-1", learner="otter"))
     states = {job_id: jobs.view(job_id).state for job_id in old}
     otters = [states[job_id] for job_id in old[::2]]  # oldest first
-    assert otters == [JobState.DISCARDED] * (len(otters) - jobs.KEEP_UNDECIDED_JOBS) + \
-        [JobState.STOPPED] * jobs.KEEP_UNDECIDED_JOBS
+    assert (
+        otters
+        == [JobState.DISCARDED] * (len(otters) - jobs.KEEP_UNDECIDED_JOBS)
+        + [JobState.STOPPED] * jobs.KEEP_UNDECIDED_JOBS
+    )
     assert {states[job_id] for job_id in old[1::2]} == {JobState.STOPPED}  # heron's are heron's to decide
 
 
 LIMITS = TrainingLimits(max_epochs=20, max_width=256, max_hidden_layers=4, max_train_size=30_000)
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"epochs": 0}, "epochs must be between 1 and 20, got 0"),
-    ({"epochs": 21}, "epochs must be between 1 and 20, got 21"),
-    ({"batch_size": 4096}, "batch size must be between 8 and 2048, got 4096"),
-    ({"learning_rate": 2.0}, "learning rate must be between 1e-05 and 1, got 2"),
-    ({"learning_rate": 0.0}, "learning rate must be between 1e-05 and 1, got 0"),
-    ({"dropout": 0.95}, "dropout must be between 0 and 0.9, got 0.95"),
-    ({"train_size": 50}, "training digits must be between 100 and 30000, got 50"),
-    ({"train_size": 60_000}, "training digits must be between 100 and 30000, got 60000"),
-    ({"val_fraction": 0.6}, "validation fraction must be between 0.01 and 0.5, got 0.6"),
-    ({"width": 512}, "width must be between 1 and 256, got 512"),
-    ({"hidden_layers": 5}, "hidden layers must be between 1 and 4, got 5"),
-    ({"optimizer": "adagrad"}, "optimizer must be one of adam, sgd, rmsprop, got 'adagrad'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"epochs": 0}, "epochs must be between 1 and 20, got 0"),
+        ({"epochs": 21}, "epochs must be between 1 and 20, got 21"),
+        ({"batch_size": 4096}, "batch size must be between 8 and 2048, got 4096"),
+        ({"learning_rate": 2.0}, "learning rate must be between 1e-05 and 1, got 2"),
+        ({"learning_rate": 0.0}, "learning rate must be between 1e-05 and 1, got 0"),
+        ({"dropout": 0.95}, "dropout must be between 0 and 0.9, got 0.95"),
+        ({"train_size": 50}, "training digits must be between 100 and 30000, got 50"),
+        ({"train_size": 60_000}, "training digits must be between 100 and 30000, got 60000"),
+        ({"val_fraction": 0.6}, "validation fraction must be between 0.01 and 0.5, got 0.6"),
+        ({"width": 512}, "width must be between 1 and 256, got 512"),
+        ({"hidden_layers": 5}, "hidden layers must be between 1 and 4, got 5"),
+        ({"optimizer": "adagrad"}, "optimizer must be one of adam, sgd, rmsprop, got 'adagrad'"),
+    ],
+)
 def test_settings_outside_the_limits_are_refused_before_queueing(override, message):
     settings = TrainingSettings.for_architecture("mlp_1x50", **({"train_size": 1000} | override))
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
@@ -251,8 +273,27 @@ def test_the_page_sees_the_cluster_through_jobs(monkeypatch):
 
 
 def test_the_cli_saves_a_version_the_app_lists(capsys):
-    assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--train-size", "400",
-                              "--optimizer", "sgd", "--lr", "0.01", "--width", "20", "--name", "from cli"]) == 0
+    assert (
+        train_script.main(
+            [
+                "--arch",
+                "mlp_1x50",
+                "--epochs",
+                "1",
+                "--train-size",
+                "400",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "0.01",
+                "--width",
+                "20",
+                "--name",
+                "from cli",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Saved from-cli: MNIST test accuracy 0." in out
     entry = store.scan().get("from-cli")
@@ -267,8 +308,25 @@ def test_the_cli_fine_tunes_with_pen_strokes(capsys, tmp_path, monkeypatch):
     from model_zoo import strokes  # scikit-image: a training-time dependency
 
     monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path)
-    assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--train-size", "400", "--strokes",
-                              "--fine-tune", "--lr", "1e-4", "--name", "pen finish"]) == 0
+    assert (
+        train_script.main(
+            [
+                "--arch",
+                "mlp_1x50",
+                "--epochs",
+                "1",
+                "--train-size",
+                "400",
+                "--strokes",
+                "--fine-tune",
+                "--lr",
+                "1e-4",
+                "--name",
+                "pen finish",
+            ]
+        )
+        == 0
+    )
     record = store.scan().get("pen-finish").record
     assert record["settings"]["strokes"] is True and record["settings"]["fine_tune"] is True
     assert record["train_digits"] > 2 * 360  # every digit's pen version, and the 1s once more
@@ -277,8 +335,10 @@ def test_the_cli_fine_tunes_with_pen_strokes(capsys, tmp_path, monkeypatch):
 
 
 def test_the_cli_trains_on_ray_like_the_app(capsys):
-    assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--train-size", "400",
-                              "--name", "via ray", "--ray"]) == 0
+    assert (
+        train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--train-size", "400", "--name", "via ray", "--ray"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Saved via-ray: MNIST test accuracy 0." in out
     entry = store.scan().get("via-ray")
@@ -308,8 +368,9 @@ def test_the_cli_trains_on_the_tutorials_csv(mnist, tmp_path, capsys):
     (x, y), _ = mnist
     csv = tmp_path / "train.csv"  # the Kaggle Digit Recognizer layout: label, pixel0…pixel783
     rows = np.column_stack([y[:500], x[:500].reshape(500, -1)])
-    np.savetxt(csv, rows, fmt="%d", delimiter=",", comments="",
-               header="label," + ",".join(f"pixel{i}" for i in range(784)))
+    np.savetxt(
+        csv, rows, fmt="%d", delimiter=",", comments="", header="label," + ",".join(f"pixel{i}" for i in range(784))
+    )
     assert train_script.main(["--arch", "mlp_1x50", "--epochs", "1", "--data", str(csv), "--name", "csv"]) == 0
     record = store.scan().get("csv").record
     assert record["training_data"] == "train.csv" and record["train_digits"] == 450  # 10 % validation
@@ -339,8 +400,11 @@ def test_only_the_owner_or_the_teacher_acts_on_a_job():
 
 def test_a_store_that_cannot_be_written_is_one_clear_message_before_anything_is_queued(monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", "/proc/1")  # read-only even for root
-    with pytest.raises(jobs.JobError, match=r"Training cannot start: nothing can be written in the server's "
-                                            r"temporary folder \(read-only\?\)\. Tell the teacher"):
+    with pytest.raises(
+        jobs.JobError,
+        match=r"Training cannot start: nothing can be written in the server's "
+        r"temporary folder \(read-only\?\)\. Tell the teacher",
+    ):
         jobs.submit(tiny(), owner="otter-1")
     assert jobs.views() == []
 

@@ -42,11 +42,18 @@ def test_a_shipped_models_card_names_its_data_accuracy_and_commonest_misreading(
 
 def test_a_versions_file_and_card_never_name_its_learner_or_machine(any_database, tmp_path):
     model = architectures.ZOO["mlp_1x50"].build()
-    record = {"arch": "mlp_1x50", "test_accuracy": 0.91, "settings": {"epochs": 2, "batch_size": 64},
-              "owner": "heron-42", "trained_on": "labpc-17 (2 cores)", "params": model.count_params()}
+    record = {
+        "arch": "mlp_1x50",
+        "test_accuracy": 0.91,
+        "settings": {"epochs": 2, "batch_size": 64},
+        "owner": "heron-42",
+        "trained_on": "labpc-17 (2 cores)",
+        "params": model.count_params(),
+    }
     with db.engine().begin() as connection:
-        store.insert_version(connection, "heron-42s-cnn", record, model_files.model_bytes(model),
-                             owner_key=db.hashed_key("secret"))
+        store.insert_version(
+            connection, "heron-42s-cnn", record, model_files.model_bytes(model), owner_key=db.hashed_key("secret")
+        )
     entry = store.scan().get("heron-42s-cnn")
     card = model_card.markdown(entry)
     assert "heron" in entry.name and "heron-42" not in card.replace(entry.name, "")

@@ -54,8 +54,12 @@ def seven(size: int = 280, *, ink=(255, 255, 255), paper=(0, 0, 0), mode: str = 
     image = Image.new(mode, (size, size), paper)
     pen = ImageDraw.Draw(image)
     s = size / 280
-    pen.line([(90 * s, 60 * s), (195 * s, 55 * s), (165 * s, 140 * s), (130 * s, 230 * s)],
-             fill=ink, width=round(22 * s), joint="curve")
+    pen.line(
+        [(90 * s, 60 * s), (195 * s, 55 * s), (165 * s, 140 * s), (130 * s, 230 * s)],
+        fill=ink,
+        width=round(22 * s),
+        joint="curve",
+    )
     return image
 
 
@@ -69,8 +73,7 @@ def draw_on_canvas(at: AppTest, key: str, image: Image.Image, strokes: int = 2) 
     """Put a drawing into the canvas as the browser component would send it."""
     url = "data:image/png;base64," + base64.b64encode(png_bytes(image.convert("RGBA"))).decode()
     objects = [{"type": "Path"} for _ in range(strokes)]
-    at.session_state[f"{key}_canvas_0"] = {
-        "drawing": {"raw": {"objects": objects}, "data": url}, "backgroundFit": None}
+    at.session_state[f"{key}_canvas_0"] = {"drawing": {"raw": {"objects": objects}, "data": url}, "backgroundFit": None}
     at.run()
     assert not at.exception, at.exception
 
@@ -140,10 +143,13 @@ def test_clear_brings_the_hint_back():
     assert any(info.value.startswith("Draw a digit") for info in at.info)
 
 
-@pytest.mark.parametrize("fmt, ink, paper", [
-    ("PNG", (255, 255, 255), (0, 0, 0)),  # light on dark
-    ("JPEG", (40, 30, 30), (235, 230, 220)),  # a dark pen on paper
-])
+@pytest.mark.parametrize(
+    "fmt, ink, paper",
+    [
+        ("PNG", (255, 255, 255), (0, 0, 0)),  # light on dark
+        ("JPEG", (40, 30, 30), (235, 230, 220)),  # a dark pen on paper
+    ],
+)
 def test_uploaded_picture_reaches_a_prediction(fmt, ink, paper):
     shipped()
     at = open_page(DRAW)
@@ -155,10 +161,13 @@ def test_uploaded_picture_reaches_a_prediction(fmt, ink, paper):
     assert metrics(at)["Prediction"] == "7"
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"this is not a picture", "Could not read"),
-    (None, "No digit found"),  # a blank page
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"this is not a picture", "Could not read"),
+        (None, "No digit found"),  # a blank page
+    ],
+)
 def test_unreadable_or_blank_upload_is_an_error_message(content, expected):
     shipped()
     at = open_page(DRAW)
@@ -172,8 +181,9 @@ def test_unreadable_or_blank_upload_is_an_error_message(content, expected):
 def test_a_file_that_is_no_picture_is_named_as_sent_without_python_reprs():
     shipped()
     at = open_page(DRAW)
-    at.file_uploader(key="draw_upload_0").set_value(("[x](https://evil.example).png", b"GIF89a nonsense",
-                                                    "image/png")).run()
+    at.file_uploader(key="draw_upload_0").set_value(
+        ("[x](https://evil.example).png", b"GIF89a nonsense", "image/png")
+    ).run()
     message = at.error[0].value
     assert "`[x](https://evil.example).png`" in message and "not a PNG or JPEG file" in message
     assert "BytesIO" not in message and "0x" not in message
@@ -234,8 +244,14 @@ def test_a_dot_is_no_digit_on_draw():
 def test_a_version_with_code_in_it_is_never_offered_and_the_zoo_says_why(database):
     import keras
 
-    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(lambda x: x * 2),
-                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Lambda(lambda x: x * 2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     with tempfile.TemporaryDirectory() as folder:
         model.save(Path(folder) / "clever.keras")
         content = (Path(folder) / "clever.keras").read_bytes()

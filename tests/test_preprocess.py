@@ -7,8 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from model_zoo.preprocess import (DIGIT_BOX, MNIST_SIZE, NoInkError, canvas_has_ink, ink_coverage,
-                                  stroke_width, to_mnist)
+from model_zoo.preprocess import DIGIT_BOX, MNIST_SIZE, NoInkError, canvas_has_ink, ink_coverage, stroke_width, to_mnist
 
 # A seven as polylines of (x, y) points in [0, 1].
 SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.45, 0.9)], [(0.35, 0.5), (0.7, 0.5)]]
@@ -63,12 +62,8 @@ INPUT_KINDS = {
     "grey_hw1": lambda: SEVEN_INK[..., None],
     "pil_rgba": lambda: Image.fromarray(transparent_canvas(SEVEN_INK)),
     "pil_grey": lambda: Image.fromarray(SEVEN_INK),
-    "pil_black_on_transparent": lambda: Image.fromarray(
-        np.dstack([np.zeros_like(SEVEN_INK)] * 3 + [SEVEN_INK])
-    ),
-    "photo_dark_on_light": lambda: photo(
-        draw(SEVEN, size=(640, 480), box=(220, 100, 444, 380), width=28)
-    ),
+    "pil_black_on_transparent": lambda: Image.fromarray(np.dstack([np.zeros_like(SEVEN_INK)] * 3 + [SEVEN_INK])),
+    "photo_dark_on_light": lambda: photo(draw(SEVEN, size=(640, 480), box=(220, 100, 444, 380), width=28)),
 }
 
 

@@ -7,8 +7,18 @@ import pytest
 from model_zoo import config, data, evaluation, model_files, store, strokes, training
 from model_zoo.architectures import ZOO
 
-RECORD_FIELDS = {"arch", "settings", "history", "seconds_per_epoch", "test_accuracy", "params",
-                 "versions", "data_sha256", "created", "epochs_done"}
+RECORD_FIELDS = {
+    "arch",
+    "settings",
+    "history",
+    "seconds_per_epoch",
+    "test_accuracy",
+    "params",
+    "versions",
+    "data_sha256",
+    "created",
+    "epochs_done",
+}
 
 
 def test_every_architecture_is_shipped_with_a_small_file():
@@ -35,8 +45,12 @@ def test_record_describes_the_training(name):
     if finished:  # on from the first stage's weights, with every digit's pen version and flagged 1s,
         # and UNIPEN's train writers' pen strokes, each drawn PEN_RENDERS times
         assert record["settings"] | {"epochs": 0} == first["settings"] | {
-            "epochs": 0, "strokes": True, "unipen": True, "fine_tune": True,
-            "learning_rate": ZOO[name].learning_rate / 10}
+            "epochs": 0,
+            "strokes": True,
+            "unipen": True,
+            "fine_tune": True,
+            "learning_rate": ZOO[name].learning_rate / 10,
+        }
         assert record["epochs_done"] == finished == len(record["history"]["val_accuracy"])
         assert len(record["history"]["pen_val_accuracy"]) == finished
         # USPS's train four fifths (5,833 digits, 785 of them 1s) ZOO[name].pen_finish_usps_repeats
@@ -46,8 +60,9 @@ def test_record_describes_the_training(name):
         pen = record["pen_digits"]
         assert (pen["train_writers"], pen["validation_writers"], pen["test_writers"]) == (88, 19, 29)
         assert pen["split"] == data.PEN_SPLIT_RULE and len(pen["test_writers_held_out"]) == 29
-        assert record["train_digits"] + record["val_digits"] == (2 * (60_000 + usps_finish) + ones
-                                                                 + training.PEN_RENDERS * pen["train_digits"])
+        assert record["train_digits"] + record["val_digits"] == (
+            2 * (60_000 + usps_finish) + ones + training.PEN_RENDERS * pen["train_digits"]
+        )
         if with_usps:
             validation = record["usps_validation"]
             assert validation["split"] == data.USPS_SPLIT_RULE and validation["validation_digits"] == 1_458

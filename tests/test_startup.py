@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_python(code: str, **env: str) -> str:
     environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | env
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
 

@@ -32,8 +32,13 @@ def _record(arch="mlp_1x50", accuracy=0.5):
 def save(model, record, name="", key: str | None = None) -> store.ZooEntry:
     """A user version, as a job's save makes it (``key``: its job's secret)."""
     with db.engine().begin() as connection:
-        return store.insert_version(connection, name, record | {"params": model.count_params()},
-                                    model_files.model_bytes(model), owner_key=db.hashed_key(key))
+        return store.insert_version(
+            connection,
+            name,
+            record | {"params": model.count_params()},
+            model_files.model_bytes(model),
+            owner_key=db.hashed_key(key),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +81,11 @@ def test_learners_saving_under_one_name_at_once_get_two_versions(tiny_model, any
         start.wait()
         try:
             with db.engine().begin() as connection:
-                names.append(store.insert_version(connection, "dup", _record(accuracy=accuracy) |
-                                                  {"params": 39_760}, content).name)
+                names.append(
+                    store.insert_version(
+                        connection, "dup", _record(accuracy=accuracy) | {"params": 39_760}, content
+                    ).name
+                )
         except Exception as error:  # noqa: BLE001 - the test reports whatever went wrong
             errors.append(error)
 
@@ -107,8 +115,13 @@ for i in range(1000):
 
 def test_a_server_killed_mid_save_leaves_whole_versions_only(any_database):
     """kill -9 a process that saves versions, at a random moment: no half version, ever."""
-    saver = subprocess.Popen([sys.executable, "-c", SAVER], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                             env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    saver = subprocess.Popen(
+        [sys.executable, "-c", SAVER],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     lines = []
     for line in saver.stdout:  # let it save a few, then kill it in the middle of the next
         lines.append(line)
@@ -123,8 +136,7 @@ def test_a_server_killed_mid_save_leaves_whole_versions_only(any_database):
         assert model_files.load_model(entry.model_file()).count_params() == entry.record["params"]
 
 
-def test_a_shipped_write_interrupted_before_replace_keeps_the_previous_file(tiny_model, tmp_path,
-                                                                             monkeypatch):
+def test_a_shipped_write_interrupted_before_replace_keeps_the_previous_file(tiny_model, tmp_path, monkeypatch):
     entry = store.save_shipped(tiny_model, _record(accuracy=0.1), tmp_path, "kept")
     before = entry.model_file().read_bytes()
 
@@ -148,17 +160,21 @@ def test_a_damaged_model_file_gives_one_clear_error(tiny_model, tmp_path, damage
     assert str(tmp_path) not in str(caught.value)  # users read it: no server paths
 
 
-@pytest.mark.parametrize("record, reason", [
-    ({"arch": "mlp_9x9", "test_accuracy": 0.5}, "names no known architecture"),
-    ({"test_accuracy": 0.5}, "names no known architecture"),
-    ({"arch": "cnn", "test_accuracy": "high"}, "has no test accuracy"),
-    (["not", "an", "object"], "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        ({"arch": "mlp_9x9", "test_accuracy": 0.5}, "names no known architecture"),
+        ({"test_accuracy": 0.5}, "names no known architecture"),
+        ({"arch": "cnn", "test_accuracy": "high"}, "has no test accuracy"),
+        (["not", "an", "object"], "not a JSON object"),
+    ],
+)
 def test_versions_with_an_unusable_record_are_skipped_with_a_reason(tiny_model, database, record, reason):
     save(tiny_model, _record(), "fine")
     with db.engine().begin() as connection:
-        connection.execute(db.versions.insert().values(
-            name="odd", arch="?", created=12345, record=record, model=b"", model_sha256="0"))
+        connection.execute(
+            db.versions.insert().values(name="odd", arch="?", created=12345, record=record, model=b"", model_sha256="0")
+        )
     listing = store.scan()
     assert "odd" not in listing.names and "fine" in listing.names
     assert [p for p in listing.problems if p.startswith("Skipped version odd: ") and reason in p]
@@ -178,8 +194,9 @@ def test_only_its_learner_or_the_teacher_deletes_a_version(tiny_model, any_datab
     scripted = save(tiny_model, _record(), "scripted")  # by scripts.train: nobody's key
     for entry, keys in ((version, []), (version, ["heron-secret"]), (scripted, ["otter-secret"])):
         assert not store.may_delete(entry, keys)
-        with pytest.raises(store.VersionError, match=f"Only the learner who trained {entry.name}, or the "
-                                                     "teacher, can delete it"):
+        with pytest.raises(
+            store.VersionError, match=f"Only the learner who trained {entry.name}, or the teacher, can delete it"
+        ):
             store.delete_version(entry, keys)
     assert {"otters", "scripted"} <= set(store.scan().names)
     store.delete_version(scripted, teacher=True)
@@ -228,35 +245,47 @@ def test_the_default_database_is_a_file_in_data(monkeypatch):
 def test_the_versions_table_keeps_the_bytes_a_plain_keras_can_load(tiny_model, any_database):
     entry = save(tiny_model, _record(), "bytes")
     with db.engine().connect() as connection:
-        content = connection.execute(sa.select(db.versions.c.model)
-                                     .where(db.versions.c.name == "bytes")).scalar()
+        content = connection.execute(sa.select(db.versions.c.model).where(db.versions.c.name == "bytes")).scalar()
     assert content == entry.model_file().read_bytes()
 
 
 def test_a_database_of_the_previous_schema_is_brought_up_to_date(database):
     with db.engine().begin() as connection:  # as the first schema made it: no keys, no learners
         connection.execute(sa.text("DROP INDEX one_active_job_per_learner"))
-        for table, column in [("jobs", "owner_key"), ("jobs", "learner_key"), ("jobs", "handed_at"),
-                              ("versions", "owner_key")]:
+        for table, column in [
+            ("jobs", "owner_key"),
+            ("jobs", "learner_key"),
+            ("jobs", "handed_at"),
+            ("versions", "owner_key"),
+        ]:
             connection.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         connection.execute(sa.text("DROP TABLE learners"))
         connection.execute(db.schema_version.update().values(version=1))
     db._engines.clear()  # as a new server process would
     with db.engine().connect() as connection:
         assert connection.execute(sa.select(db.schema_version.c.version)).scalar() == db.SCHEMA_VERSION
-        columns = {table: {column["name"] for column in sa.inspect(connection).get_columns(table)}
-                   for table in ("jobs", "versions", "learners")}
+        columns = {
+            table: {column["name"] for column in sa.inspect(connection).get_columns(table)}
+            for table in ("jobs", "versions", "learners")
+        }
         assert {"owner_key", "learner_key", "handed_at"} <= columns["jobs"] and "owner_key" in columns["versions"]
         assert "one_active_job_per_learner" in {index["name"] for index in sa.inspect(connection).get_indexes("jobs")}
     db._engines.clear()
 
 
-@pytest.mark.parametrize("layers, says", [
-    ([keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")],
-     r"takes \(32, 32\) and gives \(10,\)"),
-    ([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")],
-     r"takes \(28, 28\) and gives \(5,\)"),
-])
+@pytest.mark.parametrize(
+    "layers, says",
+    [
+        (
+            [keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")],
+            r"takes \(32, 32\) and gives \(10,\)",
+        ),
+        (
+            [keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")],
+            r"takes \(28, 28\) and gives \(5,\)",
+        ),
+    ],
+)
 def test_a_model_that_breaks_the_contract_is_refused_with_the_reason(tmp_path, layers, says):
     path = tmp_path / "odd.keras"
     keras.Sequential(layers).save(path)
@@ -265,19 +294,34 @@ def test_a_model_that_breaks_the_contract_is_refused_with_the_reason(tmp_path, l
 
 
 def lambda_model() -> keras.Model:
-    return keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(lambda x: x * 2),
-                             keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Lambda(lambda x: x * 2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
-@pytest.mark.parametrize("build, says", [
-    (lambda: ZOO["mlp_1x50"].build(), None),
-    (lambda: keras.Sequential([keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10)]),
-     r"does not fit the zoo: it takes \(32, 32\)"),
-    (lambda: keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
-                               keras.layers.Dense(5, activation="softmax")]), r"and gives \(5,\)"),
-    (lambda_model, "refused: it contains code"),
-    (None, "damaged: it is not a Keras model file"),
-])
+@pytest.mark.parametrize(
+    "build, says",
+    [
+        (lambda: ZOO["mlp_1x50"].build(), None),
+        (
+            lambda: keras.Sequential([keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10)]),
+            r"does not fit the zoo: it takes \(32, 32\)",
+        ),
+        (
+            lambda: keras.Sequential(
+                [keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")]
+            ),
+            r"and gives \(5,\)",
+        ),
+        (lambda_model, "refused: it contains code"),
+        (None, "damaged: it is not a Keras model file"),
+    ],
+)
 def test_the_contract_is_read_from_the_config_before_any_page_offers_a_model(tmp_path, build, says):
     path = tmp_path / "candidate.keras"
     if build is None:
@@ -299,8 +343,11 @@ def test_what_a_killed_process_left_is_removed_once_it_is_old(tmp_path, monkeypa
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # scratch folders go here in this test
     monkeypatch.setattr(config, "MODEL_CACHE", tmp_path / "models")
     monkeypatch.setattr(config, "TRAINED_DIR", tmp_path / "trained")
-    stale = [tmp_path / "trained" / ".cnn.x1y2.keras", tmp_path / "models" / ".abc.q9.keras",
-             tmp_path / f"{config.SCRATCH_PREFIX}job42_k3"]
+    stale = [
+        tmp_path / "trained" / ".cnn.x1y2.keras",
+        tmp_path / "models" / ".abc.q9.keras",
+        tmp_path / f"{config.SCRATCH_PREFIX}job42_k3",
+    ]
     fresh = [tmp_path / "trained" / ".cnn.a7b8.keras", tmp_path / f"{config.SCRATCH_PREFIX}job43_m1"]
     kept = [tmp_path / "trained" / "cnn.keras", tmp_path / "other_program_tmp"]
     for path in stale + fresh + kept:

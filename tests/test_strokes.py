@@ -45,8 +45,7 @@ def test_traced_strokes_cover_the_digit(mnist):
 
 
 def test_loops_overshoot_close_or_stay_open_as_the_hand_says(mnist):
-    zero = next(image for image in first_of(mnist, 0)
-                if [s.closed for s in strokes.trace(image)] == [True])
+    zero = next(image for image in first_of(mnist, 0) if [s.closed for s in strokes.trace(image)] == [True])
     exact = strokes.Hand(loop_overshoot=0, loop_gap=0, wobble=0)
     past = strokes.Hand(loop_overshoot=1, loop_lead_in=0, loop_gap=0, tail=(0.15, 0.2), wobble=0)
     gap = strokes.Hand(loop_overshoot=0, loop_gap=1, wobble=0)
@@ -125,7 +124,7 @@ def test_european_ones_get_a_flag_from_the_top_and_sometimes_a_foot(mnist):
         if path[0, 1] > path[-1, 1]:  # drawn from the stem's foot: the flag's end is higher
             path = path[::-1]
         top = int(np.argmin(path[:, 1]))
-        flag, stem = path[:top + 1], path[top:]
+        flag, stem = path[: top + 1], path[top:]
         stem_length = np.ptp(stem[:, 1])
         flag_vector = flag[0] - path[top]
         assert flag_vector[0] < 0 and flag_vector[1] > 0, "the flag hangs down and left of the top"
@@ -145,8 +144,7 @@ def test_european_ones_get_a_flag_from_the_top_and_sometimes_a_foot(mnist):
 
 def test_training_adds_the_pen_versions_of_training_and_validation_digits(mnist, tmp_path, monkeypatch):
     monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path)
-    settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300,
-                                                          strokes=True)
+    settings = training.TrainingSettings.for_architecture("mlp_1x50", epochs=1, train_size=300, strokes=True)
     result = training.train(settings, mnist=mnist)
     (_, y_train), (_, y_val) = training.split_train_validation(*mnist[0], settings)
     ones_train, ones_val = int((y_train == 1).sum()), int((y_val == 1).sum())
@@ -158,8 +156,10 @@ def test_training_adds_the_pen_versions_of_training_and_validation_digits(mnist,
 
 
 def test_the_app_and_training_without_strokes_never_import_scikit_image():
-    code = ("import sys, model_zoo.training, model_zoo.preprocess, model_zoo.inference, model_zoo.store;"
-            "sys.exit('skimage' in sys.modules)")
+    code = (
+        "import sys, model_zoo.training, model_zoo.preprocess, model_zoo.inference, model_zoo.store;"
+        "sys.exit('skimage' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
@@ -185,9 +185,11 @@ def test_grid_of_pen_versions_next_to_their_sources(mnist, usps_path):
             paths, pen = strokes.drawn_strokes(source, rng, european_one=row == 10)
             canvas = strokes.render(paths, pen)
             seen = preprocess.to_mnist(canvas)
-            triple = [np.kron(source, np.ones((3, 3), np.uint8)),
-                      np.asarray(Image.fromarray(canvas[..., 0]).resize((tile, tile), Image.BOX)),
-                      np.kron(np.rint(seen * 255).astype(np.uint8), np.ones((3, 3), np.uint8))]
+            triple = [
+                np.kron(source, np.ones((3, 3), np.uint8)),
+                np.asarray(Image.fromarray(canvas[..., 0]).resize((tile, tile), Image.BOX)),
+                np.kron(np.rint(seen * 255).astype(np.uint8), np.ones((3, 3), np.uint8)),
+            ]
             cells.append(np.concatenate([np.pad(t, ((0, 0), (0, 2)), constant_values=90) for t in triple], 1))
         rows.append(np.concatenate([np.pad(c, ((gap // 2,) * 2, (0, gap)), constant_values=255) for c in cells], 1))
     grid = np.concatenate(rows, 0)
@@ -225,18 +227,21 @@ def test_real_pen_digits_render_reproducibly_and_are_read_as_their_labels(pen_di
     assert np.array_equal(strokes.pen_digit_images(sample[3:6], seed=0)[0], x[3:6])
     assert not np.array_equal(strokes.pen_digit_images(sample, seed=1)[0], x)
     # Renders for training: each digit several times, each time by another varied hand; cached.
-    many, labels = strokes.pen_digit_images(sample[:10], seed=0, hand=strokes.PEN_TRAINING_HAND, renders=3,
-                                            cache=True, cache_dir=tmp_path)
+    many, labels = strokes.pen_digit_images(
+        sample[:10], seed=0, hand=strokes.PEN_TRAINING_HAND, renders=3, cache=True, cache_dir=tmp_path
+    )
     assert many.shape == (30, 28, 28) and labels.tolist() == [d.label for d in sample[:10]] * 3
     assert not np.array_equal(many[:10], many[10:20]) and not np.array_equal(many[:10], x[:10])
     assert len(list(tmp_path.glob("unipen-v*.npy"))) == 1
-    again = strokes.pen_digit_images(sample[:10], seed=0, hand=strokes.PEN_TRAINING_HAND, renders=3,
-                                     cache=True, cache_dir=tmp_path)
+    again = strokes.pen_digit_images(
+        sample[:10], seed=0, hand=strokes.PEN_TRAINING_HAND, renders=3, cache=True, cache_dir=tmp_path
+    )
     assert np.array_equal(again[0], many)
 
 
 def test_training_adds_the_train_writers_pen_digits_and_watches_the_validation_writers(
-        mnist, pen_digits, tmp_path, monkeypatch):
+    mnist, pen_digits, tmp_path, monkeypatch
+):
     monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path)
     parts = data.pen_split(pen_digits)
     few = parts["train"][:40] + parts["validation"][:30] + parts["test"][:20]

@@ -64,11 +64,17 @@ def test_the_form_starts_with_the_tutorial_settings_of_the_architecture():
     at = open_train()
     assert at.title[0].value == "Train"
     assert at.selectbox(key="train_arch").value == "mlp_1x50"
-    assert (at.number_input(key="train_epochs").value, at.number_input(key="train_width").value,
-            at.number_input(key="train_hidden_layers").value) == (5, 50, 1)
+    assert (
+        at.number_input(key="train_epochs").value,
+        at.number_input(key="train_width").value,
+        at.number_input(key="train_hidden_layers").value,
+    ) == (5, 50, 1)
     at.selectbox(key="train_arch").set_value("mlp_5x500_dropout").run()
-    assert (at.number_input(key="train_epochs").value, at.number_input(key="train_width").value,
-            at.number_input(key="train_dropout").value) == (25, 500, 0.2)
+    assert (
+        at.number_input(key="train_epochs").value,
+        at.number_input(key="train_width").value,
+        at.number_input(key="train_dropout").value,
+    ) == (25, 500, 0.2)
     at.selectbox(key="train_arch").set_value("cnn").run()
     labels = [n.label for n in at.number_input]
     assert "Width (units per hidden layer)" not in labels and "Hidden layers" not in labels
@@ -93,12 +99,15 @@ def test_pen_strokes_option_is_off_where_the_server_has_no_unipen_file(tmp_path,
     assert "no unipen_pen.json.gz" in at.checkbox(key="train_unipen").help
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("epochs", 500, "epochs must be between 1 and 100, got 500"),
-    ("width", 5000, "width must be between 1 and 1024, got 5000"),
-    ("train_size", 50, "training digits must be between 100 and 60000, got 50"),
-    ("learning_rate", 3.0, "learning rate must be between 1e-05 and 1, got 3"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("epochs", 500, "epochs must be between 1 and 100, got 500"),
+        ("width", 5000, "width must be between 1 and 1024, got 5000"),
+        ("train_size", 50, "training digits must be between 100 and 60000, got 50"),
+        ("learning_rate", 3.0, "learning rate must be between 1e-05 and 1, got 3"),
+    ],
+)
 def test_settings_outside_the_limits_are_an_error_and_start_nothing(key, value, message):
     at = start(open_train(), **{key: value})
     assert any(message in error for error in texts(at.error))
@@ -139,8 +148,9 @@ def test_a_job_queues_trains_with_live_progress_stops_and_is_saved_under_a_name(
     assert jobs.view(job_id).stop_requested
     wait_for(job_id, lambda view: view.state == JobState.STOPPED)
     at.run()
-    assert any(re.match(r"Stopped during epoch 1 of 1 \(batch [\d,]+ of 6,750\)\.", warning)
-               for warning in texts(at.warning)), texts(at.warning)  # a partial epoch, not "1 of 1 epochs"
+    assert any(
+        re.match(r"Stopped during epoch 1 of 1 \(batch [\d,]+ of 6,750\)\.", warning) for warning in texts(at.warning)
+    ), texts(at.warning)  # a partial epoch, not "1 of 1 epochs"
     at.text_input(key=f"train_save_name_{job_id}").input("my first model")
     at.button(key="train_save").click().run()
     assert not at.exception, at.exception
@@ -208,11 +218,14 @@ def test_a_reload_finds_the_job_by_its_link():
     assert any("There is no job `00000000` in the database" in info for info in texts(gone.info))
 
 
-@pytest.mark.parametrize("variable, value, message", [
-    ("DIGIT_ZOO_MAX_EPOCHS", "many", "DIGIT_ZOO_MAX_EPOCHS='many' is not a whole number"),
-    ("DIGIT_ZOO_TRAINING_SLOTS", "0", "DIGIT_ZOO_TRAINING_SLOTS must be at least 1, got 0"),
-    ("DIGIT_ZOO_MAX_ACTIVE_JOBS", "thirty", "DIGIT_ZOO_MAX_ACTIVE_JOBS='thirty' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("DIGIT_ZOO_MAX_EPOCHS", "many", "DIGIT_ZOO_MAX_EPOCHS='many' is not a whole number"),
+        ("DIGIT_ZOO_TRAINING_SLOTS", "0", "DIGIT_ZOO_TRAINING_SLOTS must be at least 1, got 0"),
+        ("DIGIT_ZOO_MAX_ACTIVE_JOBS", "thirty", "DIGIT_ZOO_MAX_ACTIVE_JOBS='thirty' is not a whole number"),
+    ],
+)
 def test_a_misconfigured_server_says_which_setting(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)
     at = open_train()

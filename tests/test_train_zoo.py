@@ -17,16 +17,18 @@ def few_pen_digits(pen_digits, folder) -> tuple[str, dict]:
     """A pen-stroke file of a few real digits of each part, and how many of each part it holds."""
     parts = data.pen_split(pen_digits)
     few = {"train": parts["train"][:30], "validation": parts["validation"][:20], "test": parts["test"][:10]}
-    items = [{"label": d.label, "writer": d.writer, "strokes": [s.tolist() for s in d.strokes]}
-             for part in few.values() for d in part]
+    items = [
+        {"label": d.label, "writer": d.writer, "strokes": [s.tolist() for s in d.strokes]}
+        for part in few.values()
+        for d in part
+    ]
     path = folder / "unipen_pen.json.gz"
     with gzip.open(path, "wt") as f:
         json.dump(items, f)
     return str(path), {name: len(part) for name, part in few.items()}
 
 
-def test_a_pen_finished_model_ships_with_both_stages_in_its_record(mnist, pen_digits, tmp_path, monkeypatch,
-                                                                    capsys):
+def test_a_pen_finished_model_ships_with_both_stages_in_its_record(mnist, pen_digits, tmp_path, monkeypatch, capsys):
     (x_train, y_train), (x_test, y_test) = mnist
     few = tmp_path / "few.npz"
     np.savez(few, x_train=x_train[:600], y_train=y_train[:600], x_test=x_test[:100], y_test=y_test[:100])
@@ -44,7 +46,11 @@ def test_a_pen_finished_model_ships_with_both_stages_in_its_record(mnist, pen_di
     assert first["train_digits"] + first["val_digits"] == 600
     assert record["epochs_done"] == 1
     assert record["settings"] | {"epochs": 2} == first["settings"] | {
-        "strokes": True, "unipen": True, "fine_tune": True, "learning_rate": quick.learning_rate / 10}
+        "strokes": True,
+        "unipen": True,
+        "fine_tune": True,
+        "learning_rate": quick.learning_rate / 10,
+    }
     ones = int((y_train[:600] == 1).sum())
     pen_train = training.PEN_RENDERS * pen_counts["train"]  # the train writers' digits, each drawn k times
     assert record["train_digits"] + record["val_digits"] == 2 * 600 + ones + pen_train  # pen versions, flagged 1s
@@ -92,8 +98,9 @@ def test_a_usps_model_finishes_without_its_usps_validation_fifth(mnist, pen_digi
     monkeypatch.setattr(strokes, "CACHE_DIR", tmp_path / "strokes")
     pen_file, pen_counts = few_pen_digits(pen_digits, tmp_path)
     monkeypatch.setenv("UNIPEN_PATH", pen_file)
-    quick = dataclasses.replace(architectures.ZOO["mlp_1x50"], epochs=1, pen_finish_epochs=1, usps=True,
-                                pen_finish_usps_repeats=2)
+    quick = dataclasses.replace(
+        architectures.ZOO["mlp_1x50"], epochs=1, pen_finish_epochs=1, usps=True, pen_finish_usps_repeats=2
+    )
     monkeypatch.setitem(architectures.ZOO, "mlp_1x50", quick)
     args = ["--models", "mlp_1x50", "--data", str(few), "--first-stage", str(tmp_path / "first")]
 

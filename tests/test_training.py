@@ -99,19 +99,22 @@ def test_defaults_come_from_the_architecture():
     assert not TrainingSettings.for_architecture("cnn").usps  # the tutorial's seven: MNIST only
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"epochs": 0}, "epochs must be between 1 and 100, got 0"),
-    ({"epochs": 101}, "epochs must be between 1 and 100, got 101"),
-    ({"width": 2000}, "width must be between 1 and 1024, got 2000"),
-    ({"hidden_layers": 9}, "hidden layers must be between 1 and 8, got 9"),
-    ({"train_size": 70_000}, "training digits must be between 100 and 60000, got 70000"),
-    ({"learning_rate": 5.0}, "learning rate must be between 1e-05 and 1, got 5"),
-    ({"batch_size": 4}, "batch size must be between 8 and 2048, got 4"),
-    ({"val_fraction": 0.9}, "validation fraction must be between 0.01 and 0.5, got 0.9"),
-    ({"dropout": 0.95}, "dropout must be between 0 and 0.9, got 0.95"),
-    ({"optimizer": "adagrad"}, "optimizer must be one of adam, sgd, rmsprop, got 'adagrad'"),
-    ({"seed": -1}, "seed must be between 0 and 4294967295, got -1"),  # refused before it is queued
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"epochs": 0}, "epochs must be between 1 and 100, got 0"),
+        ({"epochs": 101}, "epochs must be between 1 and 100, got 101"),
+        ({"width": 2000}, "width must be between 1 and 1024, got 2000"),
+        ({"hidden_layers": 9}, "hidden layers must be between 1 and 8, got 9"),
+        ({"train_size": 70_000}, "training digits must be between 100 and 60000, got 70000"),
+        ({"learning_rate": 5.0}, "learning rate must be between 1e-05 and 1, got 5"),
+        ({"batch_size": 4}, "batch size must be between 8 and 2048, got 4"),
+        ({"val_fraction": 0.9}, "validation fraction must be between 0.01 and 0.5, got 0.9"),
+        ({"dropout": 0.95}, "dropout must be between 0 and 0.9, got 0.95"),
+        ({"optimizer": "adagrad"}, "optimizer must be one of adam, sgd, rmsprop, got 'adagrad'"),
+        ({"seed": -1}, "seed must be between 0 and 4294967295, got -1"),  # refused before it is queued
+    ],
+)
 def test_settings_outside_the_limits_are_refused(override, message):
     settings = TrainingSettings.for_architecture("mlp_1x50", **override)
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):

@@ -42,8 +42,7 @@ def test_page_runs_on_the_shipped_models(mnist, shipped, database):
     assert table_models(at) == [entry.name for entry in shipped]
     trained_on = dict(zip(table_models(at), at.dataframe[0].value["trained on"]))
     assert {trained_on[name] for name in TUTORIAL_MODELS} == {"MNIST"}  # the lesson: MNIST only
-    assert trained_on["cnn_robust"] == ("MNIST + USPS train, then MNIST + USPS train + pen strokes "
-                                        "+ UNIPEN writers")
+    assert trained_on["cnn_robust"] == ("MNIST + USPS train, then MNIST + USPS train + pen strokes + UNIPEN writers")
     pen = dict(zip(table_models(at), at.dataframe[0].value["pen"]))  # UNIPEN's test writers, from the records
     assert pen == {entry.name: entry.record["pen_accuracy"] for entry in shipped}
     assert at.selectbox(key="zoo_model").options == [models.label(entry) for entry in shipped]
@@ -79,8 +78,13 @@ def test_deleting_a_user_version(mnist, shipped, database):
     source = shipped[0]
     version = f"{source.name}@test"
     with db.engine().begin() as connection:  # as a learner's saved job would be
-        store.insert_version(connection, version, source.record, source.model_file().read_bytes(),
-                             owner_key=db.hashed_key("learner-secret"))
+        store.insert_version(
+            connection,
+            version,
+            source.record,
+            source.model_file().read_bytes(),
+            owner_key=db.hashed_key("learner-secret"),
+        )
 
     at = run_page()
     assert table_models(at) == [entry.name for entry in shipped] + [version]

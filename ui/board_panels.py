@@ -51,11 +51,13 @@ def join_address() -> tuple[str, str | None]:
     if st.get_option("server.address") in LOOPBACK:
         return f"http://127.0.0.1:{port}", (
             "This server listens on this computer only: learners cannot reach it. Start it with `make run`, "
-            f"or set {ADDRESS_VARIABLE} to the address learners open.")
+            f"or set {ADDRESS_VARIABLE} to the address learners open."
+        )
     ip = net_util.get_internal_ip()
     if ip is None:
-        return f"http://localhost:{port}", (f"This computer's network address was not found: set "
-                                            f"{ADDRESS_VARIABLE} to the address learners open.")
+        return f"http://localhost:{port}", (
+            f"This computer's network address was not found: set {ADDRESS_VARIABLE} to the address learners open."
+        )
     return f"http://{ip}:{port}", None
 
 
@@ -73,8 +75,10 @@ def block(markup: str) -> None:
 def join_panel() -> None:
     address, warning = join_address()
     target = f"{address}/draw"
-    block("<h1>Join the class</h1><p>Scan the code, or open</p>"
-          f'<p class="address" data-testid="join-address">{html.escape(target)}</p>')
+    block(
+        "<h1>Join the class</h1><p>Scan the code, or open</p>"
+        f'<p class="address" data-testid="join-address">{html.escape(target)}</p>'
+    )
     st.image(qr_png(target), width=360)
     if warning:
         st.warning(warning, icon=":material/wifi_off:")
@@ -86,8 +90,10 @@ def tiles(images_and_captions: list[tuple[np.ndarray, str]]) -> str:
     for image, caption in images_and_captions:
         buffer = io.BytesIO()
         Image.fromarray(np.kron(image, np.ones((4, 4), np.uint8))).save(buffer, format="PNG")
-        figures.append(f'<figure><img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
-                       f"<figcaption>{caption}</figcaption></figure>")
+        figures.append(
+            f'<figure><img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
     return f'<div class="tiles">{"".join(figures)}</div>'
 
 
@@ -96,19 +102,34 @@ def class_now(class_name: str) -> None:
     since = (datetime.now(timezone.utc) - timedelta(minutes=RECENT_MINUTES)).isoformat(timespec="microseconds")
     recent = [digit for digit in digits if digit.created >= since]
     counts = np.bincount([digit.label for digit in digits], minlength=10)
-    block(f'<h2>Drawing now</h2><p><span class="big" data-testid="drawing-now">{presence.learners_drawing()}'
-          f"</span> learners · {len(digits)} digits kept in {html.escape(class_name)}, "
-          f"{len(recent)} in the last {RECENT_MINUTES} minutes</p>"
-          '<table class="counts"><tr>' + "".join(f"<td><b>{d}</b></td>" for d in range(10)) + "</tr><tr>"
-          + "".join(f"<td>{n}</td>" for n in counts) + "</tr></table>")
+    block(
+        f'<h2>Drawing now</h2><p><span class="big" data-testid="drawing-now">{presence.learners_drawing()}'
+        f"</span> learners · {len(digits)} digits kept in {html.escape(class_name)}, "
+        f"{len(recent)} in the last {RECENT_MINUTES} minutes</p>"
+        '<table class="counts"><tr>'
+        + "".join(f"<td><b>{d}</b></td>" for d in range(10))
+        + "</tr><tr>"
+        + "".join(f"<td>{n}</td>" for n in counts)
+        + "</tr></table>"
+    )
     if recent:
         st.html(tiles([(digit.image, f"<b>{digit.label}</b>") for digit in recent[-THUMBNAILS:][::-1]]))
-    misread = [(digit, model, read) for digit in reversed(recent)
-               for model, (read, _) in list(digit.readings.items())[:1] if read != digit.label][:MISREADINGS]
+    misread = [
+        (digit, model, read)
+        for digit in reversed(recent)
+        for model, (read, _) in list(digit.readings.items())[:1]
+        if read != digit.label
+    ][:MISREADINGS]
     if misread:
         block("<h2>Misread just now</h2>")
-        st.html(tiles([(digit.image, f"{html.escape(model)} read this {digit.label} as a <b>{read}</b>")
-                       for digit, model, read in misread]))
+        st.html(
+            tiles(
+                [
+                    (digit.image, f"{html.escape(model)} read this {digit.label} as a <b>{read}</b>")
+                    for digit, model, read in misread
+                ]
+            )
+        )
 
 
 def job_line(view: jobs.JobView) -> str:
@@ -120,7 +141,8 @@ def job_line(view: jobs.JobView) -> str:
         what = f"waiting, number {view.position} in the queue"
     elif view.state is jobs.JobState.SAVED:
         what = f"saved as <b>{html.escape(view.saved_name)}</b>" + (
-            f", {view.test_accuracy:.1%} on MNIST" if view.test_accuracy is not None else "")
+            f", {view.test_accuracy:.1%} on MNIST" if view.test_accuracy is not None else ""
+        )
     else:
         what = html.escape(view.state.value)
     return f"<tr><td>{who}</td><td>{what}</td></tr>"
@@ -128,9 +150,14 @@ def job_line(view: jobs.JobView) -> str:
 
 def class_jobs() -> None:
     shown = [view for view in jobs.views() if view.active or view.state is jobs.JobState.SAVED]
-    block("<h2>Training</h2>" + (f'<table data-testid="jobs">{"".join(job_line(view) for view in shown)}</table>'
-                                 if shown
-                                 else "<p>No jobs yet: start one on the Train page.</p>"))
+    block(
+        "<h2>Training</h2>"
+        + (
+            f'<table data-testid="jobs">{"".join(job_line(view) for view in shown)}</table>'
+            if shown
+            else "<p>No jobs yet: start one on the Train page.</p>"
+        )
+    )
 
 
 def challenge_board(class_name: str) -> None:
@@ -147,18 +174,29 @@ def challenge_board(class_name: str) -> None:
         rank += not row.reference
         place = "shipped" if row.reference else f"<b>{rank}</b>"
         style = ' style="color: #777"' if row.reference else ""
-        lines.append(f"<tr{style}><td>{place}</td><td>{html.escape(row.name)}</td>"
-                     f"<td><b>{row.score:.1%}</b></td><td>MNIST {row.mnist:.2%}</td></tr>")
+        lines.append(
+            f"<tr{style}><td>{place}</td><td>{html.escape(row.name)}</td>"
+            f"<td><b>{row.score:.1%}</b></td><td>MNIST {row.mnist:.2%}</td></tr>"
+        )
     state = "running" if current.running else "ended"
-    block(f"<h2>Challenge ({state}): who reads our handwriting best</h2>"
-          f"<p>Scored on {len(x)} held-out digit{'s' * (len(x) != 1)} of {html.escape(class_name)}"
-          + (", hidden until the teacher ends it" if current.running else "") + "</p>"
-          f'<table data-testid="leaderboard">{"".join(lines)}</table>')
+    block(
+        f"<h2>Challenge ({state}): who reads our handwriting best</h2>"
+        f"<p>Scored on {len(x)} held-out digit{'s' * (len(x) != 1)} of {html.escape(class_name)}"
+        + (", hidden until the teacher ends it" if current.running else "")
+        + "</p>"
+        f'<table data-testid="leaderboard">{"".join(lines)}</table>'
+    )
     if not current.running and len(x):
         hardest = set(challenge.unbeaten({row.name: loaded[row.name] for row in rows}, x, y))
         block(f"<h2>The held-out digits: {len(hardest)} beat every model</h2>")
-        st.html(tiles([(image, f"<b>{label}</b>" + (" beat them all" if i in hardest else ""))
-                       for i, (image, label) in enumerate(zip(x, y))]))
+        st.html(
+            tiles(
+                [
+                    (image, f"<b>{label}</b>" + (" beat them all" if i in hardest else ""))
+                    for i, (image, label) in enumerate(zip(x, y))
+                ]
+            )
+        )
 
 
 def unreadable(error: db.DatabaseError) -> None:

@@ -53,27 +53,51 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
     messages = st if messages is None else messages
     version = st.session_state.setdefault(f"{key}_version", 0)  # Clear bumps it
     source_key = f"{key}_source"
-    stroke_width = st.slider("Pen width", 6, 50, DEFAULT_STROKE_WIDTH, key=f"{key}_pen",
-                             help="Any width works for a big digit: the model sees strokes evened out to MNIST's "
-                                  "width. A fat pen fills in the loops of a small digit.")
+    stroke_width = st.slider(
+        "Pen width",
+        6,
+        50,
+        DEFAULT_STROKE_WIDTH,
+        key=f"{key}_pen",
+        help="Any width works for a big digit: the model sees strokes evened out to MNIST's "
+        "width. A fat pen fills in the loops of a small digit.",
+    )
     canvas = st_canvas(
-        stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
-        height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
-        return_image_data=True, key=f"{key}_canvas_{version}",
-        on_change=partial(_remember_source, source_key, "canvas"))
+        stroke_width=stroke_width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_SIZE,
+        width=CANVAS_SIZE,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=f"{key}_canvas_{version}",
+        on_change=partial(_remember_source, source_key, "canvas"),
+    )
     try:
         rgba = _canvas_rgba(canvas.image_bytes)  # decodes a PNG: once per run (docs/facts.md)
     except (ValueError, OSError, Image.DecompressionBombError) as error:  # a hand-made value, not the canvas
-        messages.error(f"The drawing could not be read: {_unreadable(error)}. Press Clear and draw again.",
-                       icon=":material/broken_image:")
+        messages.error(
+            f"The drawing could not be read: {_unreadable(error)}. Press Clear and draw again.",
+            icon=":material/broken_image:",
+        )
         return None
     # Written after the canvas: once it shows a new width, so does the canvas's pen.
     st.caption(f"Pen {stroke_width} px. One digit, any size, anywhere on the square.")
-    st.button("Clear", key=f"{key}_clear", icon=":material/ink_eraser:",
-              on_click=clear, args=(key,), help="Empty the canvas and forget the uploaded picture.")
+    st.button(
+        "Clear",
+        key=f"{key}_clear",
+        icon=":material/ink_eraser:",
+        on_click=clear,
+        args=(key,),
+        help="Empty the canvas and forget the uploaded picture.",
+    )
     upload = st.file_uploader(
-        "Or upload a photo or scan of one digit", type=["png", "jpg", "jpeg"],
-        key=f"{key}_upload_{version}", on_change=_remember_source, args=(source_key, "upload"))
+        "Or upload a photo or scan of one digit",
+        type=["png", "jpg", "jpeg"],
+        key=f"{key}_upload_{version}",
+        on_change=_remember_source,
+        args=(source_key, "upload"),
+    )
 
     # Painted over (even all of it): the unpainted rest, or nothing, would be read as the digit.
     covered = preprocess.ink_coverage(rgba) if rgba is not None else 0.0
@@ -85,16 +109,21 @@ def digit_from_canvas_or_upload(key: str, *, messages: DeltaGenerator | None = N
         except preprocess.NoInkError as error:
             messages.error(f"{name}: {error}", icon=":material/image_not_supported:")
         except (ValueError, OSError, Image.DecompressionBombError) as error:
-            messages.error(f"Could not read {name} as a picture: {_unreadable(error)}. "
-                           "Expected a PNG or JPEG photo or scan of one digit.",
-                           icon=":material/broken_image:")
+            messages.error(
+                f"Could not read {name} as a picture: {_unreadable(error)}. "
+                "Expected a PNG or JPEG photo or scan of one digit.",
+                icon=":material/broken_image:",
+            )
         return None
     if not drawn:
         messages.info(HINT, icon=":material/draw:")
         return None
     if covered > MAX_CANVAS_INK:
-        messages.info(f"{covered:.0%} of the square is ink: that is no digit. Press Clear and draw one "
-                      "digit with strokes, not a filled area.", icon=":material/ink_eraser:")
+        messages.info(
+            f"{covered:.0%} of the square is ink: that is no digit. Press Clear and draw one "
+            "digit with strokes, not a filled area.",
+            icon=":material/ink_eraser:",
+        )
         return None
     try:
         image = preprocess.to_mnist(rgba)
@@ -140,19 +169,22 @@ def drawing_layout(key: str, *, glance_height: int = 40, results_width: int = 48
 def glance_digit(glance: DeltaGenerator, prediction: inference.Prediction | None) -> None:
     """Draw's glance: the digit read and how sure the model is, or where they will show."""
     if prediction is None:
-        glance.markdown('<p class="glance-empty">Draw below: the reading shows here.</p>',
-                        unsafe_allow_html=True)
+        glance.markdown('<p class="glance-empty">Draw below: the reading shows here.</p>', unsafe_allow_html=True)
         return
-    glance.markdown(f'<p class="glance-digit"><b>{prediction.digit}</b> '
-                    f"<span>{prediction.confidence:.0%} sure</span></p>", unsafe_allow_html=True)
+    glance.markdown(
+        f'<p class="glance-digit"><b>{prediction.digit}</b> <span>{prediction.confidence:.0%} sure</span></p>',
+        unsafe_allow_html=True,
+    )
 
 
 def glance_list(glance: DeltaGenerator, predictions: dict[str, inference.Prediction | None]) -> None:
     """Compare's glance: one line per model (digit, confidence, name); dashes before a drawing."""
     rows = "".join(
-        f"<b>{p.digit}</b><span>{p.confidence:.0%}</span><span>{html.escape(name)}</span>" if p else
-        f"<b>–</b><span>–</span><span>{html.escape(name)}</span>"
-        for name, p in predictions.items())
+        f"<b>{p.digit}</b><span>{p.confidence:.0%}</span><span>{html.escape(name)}</span>"
+        if p
+        else f"<b>–</b><span>–</span><span>{html.escape(name)}</span>"
+        for name, p in predictions.items()
+    )
     glance.markdown(f'<div class="glance-list">{rows}</div>', unsafe_allow_html=True)
 
 
@@ -223,9 +255,12 @@ def _phone_css(key: str) -> str:
 def show_model_input(image: np.ndarray, *, zoom: int = 5) -> None:
     """The (28, 28) image a model sees, enlarged with square pixels so each one shows."""
     pixels = np.kron(np.clip(image, 0, 1) * 255, np.ones((zoom, zoom))).astype(np.uint8)
-    st.image(pixels, caption="What the model sees: 28 × 28 pixels, made the way MNIST's digits "
-                             "were (cropped, fitted into 20 px, centred by mass), strokes evened "
-                             "out to MNIST's width")
+    st.image(
+        pixels,
+        caption="What the model sees: 28 × 28 pixels, made the way MNIST's digits "
+        "were (cropped, fitted into 20 px, centred by mass), strokes evened "
+        "out to MNIST's width",
+    )
 
 
 def _remember_source(source_key: str, source: str) -> None:
@@ -271,7 +306,9 @@ def _picture_to_mnist(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as picture:  # reads the header only
         width, height = picture.size
         if width * height > MAX_PICTURE_PIXELS:  # a few hundred KB can unpack to gigabytes
-            raise ValueError(f"it is {width} × {height} pixels; at most {MAX_PICTURE_PIXELS // 10**6} million "
-                             "are read. Crop or shrink it")
+            raise ValueError(
+                f"it is {width} × {height} pixels; at most {MAX_PICTURE_PIXELS // 10**6} million "
+                "are read. Crop or shrink it"
+            )
         picture.load()  # a truncated file fails here, as OSError
         return preprocess.to_mnist(picture)

@@ -1,4 +1,4 @@
-"""The Train page's job monitor: the session's job (live curves, stop, save or discard), the class's queue, Ray's state."""
+"""The Train page's job monitor: the session's job (live curves, stop, save or discard), the queue, Ray's state."""
 
 from __future__ import annotations
 
@@ -13,9 +13,16 @@ from ui.quoting import literal
 HELD_OUT_CURVES = {"class_accuracy": "class, held out", "pen_val_accuracy": "pen, validation writers"}
 FAST_POLL, SLOW_POLL = 0.5, 2.0  # seconds: your job running / only other people's
 RAY_POLL = 2.0  # seconds: while Ray is starting or unavailable
-STATE_LABELS = {JobState.QUEUED: "waiting", JobState.RUNNING: "training", JobState.FINISHED: "finished",
-                JobState.STOPPED: "stopped", JobState.FAILED: "failed", JobState.SAVED: "saved",
-                JobState.DISCARDED: "discarded", JobState.LOST: "lost"}
+STATE_LABELS = {
+    JobState.QUEUED: "waiting",
+    JobState.RUNNING: "training",
+    JobState.FINISHED: "finished",
+    JobState.STOPPED: "stopped",
+    JobState.FAILED: "failed",
+    JobState.SAVED: "saved",
+    JobState.DISCARDED: "discarded",
+    JobState.LOST: "lost",
+}
 
 
 def owner() -> str:
@@ -43,8 +50,10 @@ def watched_job() -> jobs.JobView | None:
         st.session_state.train_key = job_key()
         people.remember_job_key(job_key())
     if wanted and view is None:
-        st.info(f"There is no job {literal(wanted)} in the database: check the link. "
-                "Every version ever saved is still in the zoo.")
+        st.info(
+            f"There is no job {literal(wanted)} in the database: check the link. "
+            "Every version ever saved is still in the zoo."
+        )
         st.query_params.pop("job", None)
         st.session_state.pop("train_job", None)
     if view is not None:
@@ -60,8 +69,14 @@ def _line(x, y, name, **style) -> go.Scatter:
 def _figure(title: str, traces: list, y_title: str, x_range: list[float], whole_epochs: bool) -> go.Figure:
     """A chart whose x axis spans the whole run from the start, so the curve grows into it."""
     figure = go.Figure(traces)
-    figure.update_layout(title=title, height=300, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", y=-0.25), xaxis_title="epoch", yaxis_title=y_title)
+    figure.update_layout(
+        title=title,
+        height=300,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", y=-0.25),
+        xaxis_title="epoch",
+        yaxis_title=y_title,
+    )
     figure.update_xaxes(range=x_range, dtick=1 if whole_epochs and x_range[1] <= 20 else None)
     return figure
 
@@ -70,24 +85,43 @@ def curves(view: jobs.JobView) -> None:
     """Per-batch loss (raw and smoothed) and per-epoch loss and accuracy, train and validation."""
     per_epoch = max(1, view.steps_per_epoch)
     x = [step / per_epoch for step in view.batch_steps]  # in epochs, so the charts line up
-    batch = _figure("Loss per batch", [
-        _line(x, view.batch_loss, "batch", line=dict(color="#c6d4e8", width=1)),
-        _line(x, view.batch_loss_smoothed, "smoothed", line=dict(color="#1f5fa8", width=2)),
-    ], "loss", [0, view.epochs], whole_epochs=False)
+    batch = _figure(
+        "Loss per batch",
+        [
+            _line(x, view.batch_loss, "batch", line=dict(color="#c6d4e8", width=1)),
+            _line(x, view.batch_loss_smoothed, "smoothed", line=dict(color="#1f5fa8", width=2)),
+        ],
+        "loss",
+        [0, view.epochs],
+        whole_epochs=False,
+    )
     epochs = list(range(1, len(view.history.get("loss", [])) + 1))
     whole_run = [0.8, view.epochs + 0.2]
-    loss = _figure("Loss per epoch", [
-        _line(epochs, view.history.get("loss", []), "train"),
-        _line(epochs, view.history.get("val_loss", []), "validation"),
-    ], "loss", whole_run, whole_epochs=True)
-    accuracy = _figure("Accuracy per epoch", [
-        _line(epochs, view.history.get("accuracy", []), "train"),
-        _line(epochs, view.history.get("val_accuracy", []), "validation"),
-        *(_line(epochs, view.history[key], label) for key, label in HELD_OUT_CURVES.items() if key in view.history),
-    ], "accuracy", whole_run, whole_epochs=True)
+    loss = _figure(
+        "Loss per epoch",
+        [
+            _line(epochs, view.history.get("loss", []), "train"),
+            _line(epochs, view.history.get("val_loss", []), "validation"),
+        ],
+        "loss",
+        whole_run,
+        whole_epochs=True,
+    )
+    accuracy = _figure(
+        "Accuracy per epoch",
+        [
+            _line(epochs, view.history.get("accuracy", []), "train"),
+            _line(epochs, view.history.get("val_accuracy", []), "validation"),
+            *(_line(epochs, view.history[key], label) for key, label in HELD_OUT_CURVES.items() if key in view.history),
+        ],
+        "accuracy",
+        whole_run,
+        whole_epochs=True,
+    )
     with st.container(key="train_curves"):
-        for column, figure, key in zip(st.columns(3), (batch, loss, accuracy),
-                                       ("train_batch_chart", "train_loss_chart", "train_accuracy_chart")):
+        for column, figure, key in zip(
+            st.columns(3), (batch, loss, accuracy), ("train_batch_chart", "train_loss_chart", "train_accuracy_chart")
+        ):
             column.plotly_chart(figure, width="stretch", key=key, config={"displayModeBar": False})
 
 
@@ -112,8 +146,11 @@ def job_panel(view: jobs.JobView) -> None:
     if not mine and (view.active or view.undecided):
         st.caption(f"This is {view.owner}'s job: only they, or the teacher, can stop, save or discard it.")
     if view.state == JobState.QUEUED:
-        st.info(f"Waiting in the queue at position {view.position}: each training slot trains one "
-                "job at a time, and yours starts when a slot is free.", icon=":material/hourglass:")
+        st.info(
+            f"Waiting in the queue at position {view.position}: each training slot trains one "
+            "job at a time, and yours starts when a slot is free.",
+            icon=":material/hourglass:",
+        )
         if mine:
             st.button("Leave the queue", key="train_cancel", on_click=_act, args=(jobs.stop, view.id))
     elif view.state == JobState.RUNNING:
@@ -126,33 +163,48 @@ def job_panel(view: jobs.JobView) -> None:
         if view.stop_requested:
             st.info("Stopping after this batch…", icon=":material/stop_circle:")
         elif mine:
-            st.button("Stop training", key="train_stop", icon=":material/stop_circle:",
-                      on_click=_act, args=(jobs.stop, view.id),
-                      help="Ends after the current batch; you can then save what it learned.")
+            st.button(
+                "Stop training",
+                key="train_stop",
+                icon=":material/stop_circle:",
+                on_click=_act,
+                args=(jobs.stop, view.id),
+                help="Ends after the current batch; you can then save what it learned.",
+            )
     elif view.state == JobState.FAILED:
         st.error(f"Training failed: {view.error}", icon=":material/error:")
     elif view.state == JobState.LOST:
         st.error(view.error, icon=":material/link_off:")
     elif view.state == JobState.SAVED:
-        st.success(f"Saved as **{view.saved_name}** — select it on Draw. "
-                   f"It reads {view.test_accuracy:.2%} of the 10,000 MNIST test digits correctly.",
-                   icon=":material/check_circle:")
+        st.success(
+            f"Saved as **{view.saved_name}** — select it on Draw. "
+            f"It reads {view.test_accuracy:.2%} of the 10,000 MNIST test digits correctly.",
+            icon=":material/check_circle:",
+        )
         try:
             saved = store.scan().get(view.saved_name)
         except (db.DatabaseError, ValueError):  # unreadable, or deleted since
             saved = None
         if saved is not None:
             class_result(saved)
-        st.page_link("app_pages/draw.py", label=f"Draw with {view.saved_name}", icon=":material/draw:",
-                     query_params={"model": view.saved_name})
+        st.page_link(
+            "app_pages/draw.py",
+            label=f"Draw with {view.saved_name}",
+            icon=":material/draw:",
+            query_params={"model": view.saved_name},
+        )
         if saved is not None:
             models.download_model(saved, key="train")
         logs = store.tensorboard_zip(view.saved_name)
         if logs:
-            st.download_button("TensorBoard logs (.zip)", logs, file_name=f"{view.saved_name}-tensorboard.zip",
-                               key="train_logs", icon=":material/download:",
-                               help="Unzip them into one folder per run and compare runs with "
-                                    "tensorboard --logdir <that folder>.")
+            st.download_button(
+                "TensorBoard logs (.zip)",
+                logs,
+                file_name=f"{view.saved_name}-tensorboard.zip",
+                key="train_logs",
+                icon=":material/download:",
+                help="Unzip them into one folder per run and compare runs with tensorboard --logdir <that folder>.",
+            )
     elif view.state == JobState.DISCARDED:
         st.info("Discarded.", icon=":material/delete:")
     elif view.undecided and mine:
@@ -169,8 +221,11 @@ def class_result(version: store.ZooEntry) -> None:
         return
     before = result.get("held_out_accuracy_before")
     before_text = f"the shipped {record['arch']} read {before:.1%}, " if before is not None else ""
-    st.info(f"On the {result['held_out']} held-out digits of {literal(result['class'])}: "
-            f"{before_text}{version.name} reads {result['held_out_accuracy']:.1%}.", icon=":material/groups:")
+    st.info(
+        f"On the {result['held_out']} held-out digits of {literal(result['class'])}: "
+        f"{before_text}{version.name} reads {result['held_out_accuracy']:.1%}.",
+        icon=":material/groups:",
+    )
 
 
 def _act(action, job_id: str, *args) -> None:
@@ -182,7 +237,7 @@ def _act(action, job_id: str, *args) -> None:
 
 
 def stopped_where(view: jobs.JobView) -> str:
-    """"Stopped after 2 of 3 epochs." or, in the middle of one, "Stopped during epoch 1 of 3 (batch 40 of 469)."."""
+    """ "Stopped after 2 of 3 epochs." or, in the middle of one, "Stopped during epoch 1 of 3 (batch 40 of 469)."."""
     batches = view.batch_steps[-1] if view.batch_steps else 0
     whole, part = divmod(batches, view.steps_per_epoch or 1)
     if part == 0:
@@ -194,46 +249,70 @@ def save_or_discard(view: jobs.JobView) -> None:
     if view.error:
         st.error(view.error, icon=":material/error:")
     if view.stopped_early:
-        st.warning(f"{stopped_where(view)} What it learned so far reads "
-                   f"{view.test_accuracy:.2%} of the MNIST test digits correctly: save it as a version, "
-                   "or discard it.", icon=":material/stop_circle:")
+        st.warning(
+            f"{stopped_where(view)} What it learned so far reads "
+            f"{view.test_accuracy:.2%} of the MNIST test digits correctly: save it as a version, "
+            "or discard it.",
+            icon=":material/stop_circle:",
+        )
     name_key = f"train_save_name_{view.id}"
     st.session_state.setdefault(name_key, view.requested_name)
     st.text_input("Version name (optional)", key=name_key, max_chars=store.MAX_NAME_LENGTH)
     save, discard = st.columns(2)
-    save.button("Save version", key="train_save", type="primary", icon=":material/save:",
-                on_click=lambda: _act(jobs.save, view.id, st.session_state[name_key]))
-    discard.button("Discard", key="train_discard", icon=":material/delete:",
-                   on_click=_act, args=(jobs.discard, view.id))
+    save.button(
+        "Save version",
+        key="train_save",
+        type="primary",
+        icon=":material/save:",
+        on_click=lambda: _act(jobs.save, view.id, st.session_state[name_key]),
+    )
+    discard.button(
+        "Discard", key="train_discard", icon=":material/delete:", on_click=_act, args=(jobs.discard, view.id)
+    )
 
 
 def class_jobs(views: list[jobs.JobView], me: str) -> None:
     st.subheader("The class's jobs")
     capacity = jobs.capacity()
     where = f" Jobs and versions are kept in the {db.describe()}." if people.is_teacher() else ""  # the server's paths
-    st.caption((f"Training capacity: {capacity}." if capacity else
-                f"Training runs on Ray, which starts with the first job ({jobs.training_slots()} "
-                "training slot(s) on this machine).") + where)
+    st.caption(
+        (
+            f"Training capacity: {capacity}."
+            if capacity
+            else f"Training runs on Ray, which starts with the first job ({jobs.training_slots()} "
+            "training slot(s) on this machine)."
+        )
+        + where
+    )
     if not views:
         st.caption("No jobs yet: yours will be the first.")
         return
-    rows = [{
-        "Queue": ("training now" if v.position == 0 else f"{v.position}") if v.position is not None else "",
-        "Who": f"{v.owner} (you)" if v.owner == me else v.owner,
-        "Architecture": v.settings.arch,
-        "Epochs": f"{v.epoch} of {v.epochs}",
-        "Digits": v.settings.train_size,
-        "State": STATE_LABELS[v.state],
-        "Done": v.fraction_done,
-        "Test accuracy": v.test_accuracy,
-        "Version": v.saved_name,
-        "Where": v.worker.split(":")[0],
-    } for v in reversed(views)]
-    st.dataframe(rows, hide_index=True, width="stretch", key="train_jobs_table", column_config={
-        "Done": st.column_config.ProgressColumn("Done", min_value=0.0, max_value=1.0, format="percent"),
-        "Test accuracy": st.column_config.NumberColumn(format="percent"),
-        "Digits": st.column_config.NumberColumn(format="localized"),
-    })
+    rows = [
+        {
+            "Queue": ("training now" if v.position == 0 else f"{v.position}") if v.position is not None else "",
+            "Who": f"{v.owner} (you)" if v.owner == me else v.owner,
+            "Architecture": v.settings.arch,
+            "Epochs": f"{v.epoch} of {v.epochs}",
+            "Digits": v.settings.train_size,
+            "State": STATE_LABELS[v.state],
+            "Done": v.fraction_done,
+            "Test accuracy": v.test_accuracy,
+            "Version": v.saved_name,
+            "Where": v.worker.split(":")[0],
+        }
+        for v in reversed(views)
+    ]
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        key="train_jobs_table",
+        column_config={
+            "Done": st.column_config.ProgressColumn("Done", min_value=0.0, max_value=1.0, format="percent"),
+            "Test accuracy": st.column_config.NumberColumn(format="percent"),
+            "Digits": st.column_config.NumberColumn(format="localized"),
+        },
+    )
 
 
 def poll_interval(job: jobs.JobView | None, views: list[jobs.JobView]) -> float | None:
@@ -265,5 +344,8 @@ def ray_status(declared: float | None) -> None:
     if pace != declared:
         st.rerun()
     if problem := jobs.cluster_problem():
-        st.warning(f"Training is unavailable: {problem}. Drawing and every other page work as usual; "
-                   "tell the teacher. This page tries again by itself.", icon=":material/cloud_off:")
+        st.warning(
+            f"Training is unavailable: {problem}. Drawing and every other page work as usual; "
+            "tell the teacher. This page tries again by itself.",
+            icon=":material/cloud_off:",
+        )

@@ -26,15 +26,24 @@ def keep_drawing(key: str, digit: Digit, predicted: int, listing: store.ZooListi
         name_column, class_column = st.columns(2)
         # The widget's own state goes when another page is shown: the name lives in learner_name.
         st.session_state[f"{key}_learner"] = st.session_state.get("learner_name", "")
-        name_column.text_input("Your name (once per visit; else anonymous)", key=f"{key}_learner",
-                               max_chars=class_digits.MAX_NAME_LENGTH, on_change=_remember_name,
-                               args=(f"{key}_learner",))
+        name_column.text_input(
+            "Your name (once per visit; else anonymous)",
+            key=f"{key}_learner",
+            max_chars=class_digits.MAX_NAME_LENGTH,
+            on_change=_remember_name,
+            args=(f"{key}_learner",),
+        )
         with class_column:
             class_name = class_picker(f"{key}_class")
         for label in [predicted, *(d for d in range(10) if d != predicted)]:
-            row.button(str(label), key=f"{key}_keep_{label}", type="primary" if label == predicted else "secondary",
-                       help="What the model read" if label == predicted else None,
-                       on_click=_keep, args=(key, class_name, label, digit, listing))
+            row.button(
+                str(label),
+                key=f"{key}_keep_{label}",
+                type="primary" if label == predicted else "secondary",
+                help="What the model read" if label == predicted else None,
+                on_click=_keep,
+                args=(key, class_name, label, digit, listing),
+            )
         _keep_feedback(key, class_name)
 
 
@@ -51,8 +60,10 @@ def _keep_feedback(key: str, class_name: str) -> None:
     except db.DatabaseError:
         return
     if sum(per_label):
-        st.caption(f"Your digits in {literal(class_name)}: {sum(per_label)} (0–9: "
-                   f"{', '.join(map(str, per_label))}). See them all on the Class page.")
+        st.caption(
+            f"Your digits in {literal(class_name)}: {sum(per_label)} (0–9: "
+            f"{', '.join(map(str, per_label))}). See them all on the Class page."
+        )
 
 
 def _remember_name(widget: str) -> None:
@@ -74,9 +85,16 @@ def _keep(key: str, class_name: str, label: int, digit: Digit, listing: store.Zo
         picture = buffer.getvalue()
     try:
         kept = class_digits.keep(
-            class_name, label=label, image=digit.image, learner=learner_name(), owner_key=learner_key(),
-            readings={name: (p.digit, p.confidence) for name, p in readings.items()}, picture=picture,
-            pen=digit.pen, source="drawn" if digit.canvas is not None else "uploaded")
+            class_name,
+            label=label,
+            image=digit.image,
+            learner=learner_name(),
+            owner_key=learner_key(),
+            readings={name: (p.digit, p.confidence) for name, p in readings.items()},
+            picture=picture,
+            pen=digit.pen,
+            source="drawn" if digit.canvas is not None else "uploaded",
+        )
     except class_digits.ClassDigitsError as error:
         st.session_state[f"{key}_kept"] = [("error", str(error))]
         return

@@ -19,8 +19,10 @@ def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
     try:
         listing = store.scan()
     except db.DatabaseError as error:
-        st.error(f"The versions database cannot be used, so only the shipped models are listed: {error}",
-                 icon=":material/database:")
+        st.error(
+            f"The versions database cannot be used, so only the shipped models are listed: {error}",
+            icon=":material/database:",
+        )
         listing = store.scan_shipped()
     for problem in listing.problems:
         st.warning(problem, icon=":material/warning:")
@@ -36,8 +38,9 @@ def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
             usable.append(entry)
     listing.entries = usable
     if listing.unusable and mention_unusable:
-        st.caption(f"Not offered, as they cannot be used: {', '.join(map(literal, listing.unusable))} "
-                   "(the Zoo page says why).")
+        st.caption(
+            f"Not offered, as they cannot be used: {', '.join(map(literal, listing.unusable))} (the Zoo page says why)."
+        )
     return listing
 
 
@@ -130,12 +133,26 @@ def download_model(entry: store.ZooEntry, *, key: str) -> str:
     """
     card = model_card.markdown(entry)
     keras_file, card_file = st.columns(2)
-    keras_file.download_button(f"Download {model_card.file_name(entry)}", lambda: entry.model_file().read_bytes(),
-                               file_name=model_card.file_name(entry), mime="application/octet-stream",
-                               on_click="ignore", icon=":material/download:", key=f"{key}_download_model")
-    card_file.download_button("Download its model card", card, file_name=f"{entry.name}.md",
-                              mime="text/markdown", on_click="ignore", icon=":material/description:",
-                              key=f"{key}_download_card")
-    st.caption("The file loads with `keras.models.load_model` anywhere Keras 3 runs; the card says what it "
-               "learnt from, how well it reads and where it fails. Neither names who trained it.")
+    keras_file.download_button(
+        f"Download {model_card.file_name(entry)}",
+        lambda: entry.model_file().read_bytes(),
+        file_name=model_card.file_name(entry),
+        mime="application/octet-stream",
+        on_click="ignore",
+        icon=":material/download:",
+        key=f"{key}_download_model",
+    )
+    card_file.download_button(
+        "Download its model card",
+        card,
+        file_name=f"{entry.name}.md",
+        mime="text/markdown",
+        on_click="ignore",
+        icon=":material/description:",
+        key=f"{key}_download_card",
+    )
+    st.caption(
+        "The file loads with `keras.models.load_model` anywhere Keras 3 runs; the card says what it "
+        "learnt from, how well it reads and where it fails. Neither names who trained it."
+    )
     return card

@@ -30,9 +30,12 @@ def announce_teacher_password() -> None:
 def _announce_teacher_password(_database: str) -> None:
     password = teacher.first_start()
     if password is not None:
-        print(f"\n  Teacher password: {password}\n  (made for this database at its first start; "
-              "sign in from the sidebar. A new one: python -m scripts.teacher_password)\n",
-              file=sys.stderr, flush=True)
+        print(
+            f"\n  Teacher password: {password}\n  (made for this database at its first start; "
+            "sign in from the sidebar. A new one: python -m scripts.teacher_password)\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def teacher_sign_in() -> None:
@@ -43,9 +46,13 @@ def teacher_sign_in() -> None:
             st.caption("Signed in: you can stop, save or discard any learner's job and delete any version.")
             st.button("Sign out", key="teacher_sign_out", on_click=st.session_state.pop, args=("teacher", None))
             return
-        entered = st.text_input("Teacher password", type="password", key="teacher_password",
-                                help="Set by DIGIT_ZOO_TEACHER_PASSWORD, or printed in the server's log "
-                                     "at its first start (README: The teacher).")
+        entered = st.text_input(
+            "Teacher password",
+            type="password",
+            key="teacher_password",
+            help="Set by DIGIT_ZOO_TEACHER_PASSWORD, or printed in the server's log "
+            "at its first start (README: The teacher).",
+        )
         if entered:
             try:
                 right = teacher.check(entered)

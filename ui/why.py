@@ -8,8 +8,7 @@ import streamlit as st
 from model_zoo import inference, inside, store
 
 
-def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray, *,
-             saliency: bool) -> None:
+def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarray, *, saliency: bool) -> None:
     """Which parts of the drawing made the model read its digit and not the runner-up's.
 
     Occlusion always (one fast batch); saliency (integrated gradients) when asked.
@@ -25,15 +24,19 @@ def show_why(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarra
         for values, digit in zip(maps, digits):
             row.image(inside.overlay(image, values), caption=f"Saliency, for {digit}")
     first, second = digits
-    text = (f"Erasing: a black {inside.PATCH} px square wipes out each part of the drawing in turn. "
-            f"Red where erasing makes {first} (or {second}, the runner-up) less likely: the ink that "
-            "speaks for it; blue, more likely: the ink that speaks against it. Each map has its own "
-            "scale.")
+    text = (
+        f"Erasing: a black {inside.PATCH} px square wipes out each part of the drawing in turn. "
+        f"Red where erasing makes {first} (or {second}, the runner-up) less likely: the ink that "
+        "speaks for it; blue, more likely: the ink that speaks against it. Each map has its own "
+        "scale."
+    )
     if saliency:
-        text += (" Saliency: integrated gradients of the digit's score (its logit, before the softmax), "
-                 "averaged along the way from an empty canvas to this drawing, so each map adds up to "
-                 "what the drawing did to the score; red, ink that raised it; blue, lowered it. A single "
-                 "gradient only says what a tiny change of ink would do.")
+        text += (
+            " Saliency: integrated gradients of the digit's score (its logit, before the softmax), "
+            "averaged along the way from an empty canvas to this drawing, so each map adds up to "
+            "what the drawing did to the score; red, ink that raised it; blue, lowered it. A single "
+            "gradient only says what a tiny change of ink would do."
+        )
     st.caption(text)
 
 
@@ -43,5 +46,9 @@ def why_panel(entry: store.ZooEntry, model: inference.FastModel, image: np.ndarr
     if panel.open:
         with panel:
             show_why(entry, model, image, saliency=False)
-            st.page_link("app_pages/inside.py", label=f"Inside {entry.name}: every layer, and saliency",
-                         icon=":material/visibility:", query_params={"model": entry.name})
+            st.page_link(
+                "app_pages/inside.py",
+                label=f"Inside {entry.name}: every layer, and saliency",
+                icon=":material/visibility:",
+                query_params={"model": entry.name},
+            )

@@ -42,8 +42,13 @@ def layers(entry: store.ZooEntry) -> None:
     except model_files.ModelFileError as error:
         st.error(str(error))
         return
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="zoo_layers",
-                 column_config={"params": st.column_config.NumberColumn(format="localized")})
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        key="zoo_layers",
+        column_config={"params": st.column_config.NumberColumn(format="localized")},
+    )
     st.caption(f"{sum(row['params'] for row in rows):,} parameters. N is the batch: any number of digits.")
 
 
@@ -56,26 +61,43 @@ def training_curves(record: dict) -> None:
         left, right = st.columns(2)
         for column, metric in ((left, "loss"), (right, "accuracy")):
             frame = pd.DataFrame(
-                [{"epoch": epoch, metric: value, "data": "training"}
-                 for epoch, value in zip(epochs, history.get(metric, []))]
-                + [{"epoch": epoch, metric: value, "data": "validation"}
-                   for epoch, value in zip(epochs, history.get(f"val_{metric}", []))])
-            chart = px.line(frame, x="epoch", y=metric, color="data", markers=True,
-                            title=f"{metric.capitalize()} per epoch")
+                [
+                    {"epoch": epoch, metric: value, "data": "training"}
+                    for epoch, value in zip(epochs, history.get(metric, []))
+                ]
+                + [
+                    {"epoch": epoch, metric: value, "data": "validation"}
+                    for epoch, value in zip(epochs, history.get(f"val_{metric}", []))
+                ]
+            )
+            chart = px.line(
+                frame, x="epoch", y=metric, color="data", markers=True, title=f"{metric.capitalize()} per epoch"
+            )
             if first_stage:
-                chart.add_vline(x=first_stage.get("epochs_done", 0) + 0.5, line_dash="dot",
-                                annotation_text="pen finish")
+                chart.add_vline(
+                    x=first_stage.get("epochs_done", 0) + 0.5, line_dash="dot", annotation_text="pen finish"
+                )
             column.plotly_chart(chart, width="stretch", key=f"zoo_history_{metric}")
         captions = [stage_caption(stage) for stage in evaluation.stages(record)]
         if all(captions):
-            st.caption(" Then, from its weights: ".join(captions) + (
-                " At the dotted line the pen versions join training and validation: the curves step "
-                "because the digits got harder, not the model worse." if first_stage else ""))
+            st.caption(
+                " Then, from its weights: ".join(captions)
+                + (
+                    " At the dotted line the pen versions join training and validation: the curves step "
+                    "because the digits got harder, not the model worse."
+                    if first_stage
+                    else ""
+                )
+            )
     if record.get("batch_loss"):
         steps, losses = zip(*record["batch_loss"])
-        chart = px.line(x=steps, y=losses, labels={"x": "batch", "y": "loss"},
-                        title=("Loss per batch of the pen finish" if first_stage else "Loss per batch")
-                        + " (running mean within each epoch)")
+        chart = px.line(
+            x=steps,
+            y=losses,
+            labels={"x": "batch", "y": "loss"},
+            title=("Loss per batch of the pen finish" if first_stage else "Loss per batch")
+            + " (running mean within each epoch)",
+        )
         st.plotly_chart(chart, width="stretch", key="zoo_batch_loss")
     if not history.get("loss") and not record.get("batch_loss"):
         st.info("This record has no training curves.")
@@ -86,23 +108,30 @@ def stage_caption(record: dict) -> str:
     settings = record.get("settings", {})
     if not ({"train_digits", "val_digits"} <= record.keys() and settings):
         return ""
-    return (f"{record.get('epochs_done')} epochs on {record['train_digits']:,} training and "
-            f"{record['val_digits']:,} validation digits ({evaluation.trained_on(settings)}), batch size "
-            f"{settings.get('batch_size')}, {settings.get('optimizer')} at learning rate "
-            f"{settings.get('learning_rate')}" + (", stopped early" if record.get("stopped_early") else "") + "."
-            + pen_caption(record.get("pen_digits")))
+    return (
+        f"{record.get('epochs_done')} epochs on {record['train_digits']:,} training and "
+        f"{record['val_digits']:,} validation digits ({evaluation.trained_on(settings)}), batch size "
+        f"{settings.get('batch_size')}, {settings.get('optimizer')} at learning rate "
+        f"{settings.get('learning_rate')}"
+        + (", stopped early" if record.get("stopped_early") else "")
+        + "."
+        + pen_caption(record.get("pen_digits"))
+    )
 
 
 def pen_caption(pen: dict | None) -> str:
     """What a model learnt of UNIPEN's real pen strokes, and which writers it never saw."""
     if not pen:
         return ""
-    text = (f" Among them, {pen['train_digits']:,} real pen-stroke digits of {pen['train_writers']} UNIPEN "
-            f"writers, each drawn {pen['renders']} times; {pen['validation_writers']} validation writers ")
+    text = (
+        f" Among them, {pen['train_digits']:,} real pen-stroke digits of {pen['train_writers']} UNIPEN "
+        f"writers, each drawn {pen['renders']} times; {pen['validation_writers']} validation writers "
+    )
     if pen.get("validation_accuracy_before") is not None:
         text += f"read {pen['validation_accuracy_before']:.4f} before, "
-    return text + (f"{pen['validation_accuracy']:.4f} after; {pen['test_writers']} test writers held out "
-                   "(the pen column).")
+    return text + (
+        f"{pen['validation_accuracy']:.4f} after; {pen['test_writers']} test writers held out (the pen column)."
+    )
 
 
 def confusion_matrix(record: dict) -> None:
@@ -113,17 +142,32 @@ def confusion_matrix(record: dict) -> None:
     counts = np.array(record["confusion_matrix"])
     off_diagonal = counts.astype(float)
     np.fill_diagonal(off_diagonal, np.nan)  # colour only the mistakes; the diagonal dwarfs them
-    heatmap = go.Figure(go.Heatmap(
-        z=off_diagonal, x=list(range(10)), y=list(range(10)), text=counts, texttemplate="%{text}",
-        colorscale="Reds", hovertemplate="true %{y}, said %{x}: %{text}<extra></extra>",
-        colorbar={"title": "mistakes"}))
-    heatmap.update_layout(xaxis_title="predicted digit", yaxis_title="true digit",
-                          xaxis={"dtick": 1, "side": "top"}, yaxis={"dtick": 1, "autorange": "reversed"},
-                          height=480, margin={"t": 60})
+    heatmap = go.Figure(
+        go.Heatmap(
+            z=off_diagonal,
+            x=list(range(10)),
+            y=list(range(10)),
+            text=counts,
+            texttemplate="%{text}",
+            colorscale="Reds",
+            hovertemplate="true %{y}, said %{x}: %{text}<extra></extra>",
+            colorbar={"title": "mistakes"},
+        )
+    )
+    heatmap.update_layout(
+        xaxis_title="predicted digit",
+        yaxis_title="true digit",
+        xaxis={"dtick": 1, "side": "top"},
+        yaxis={"dtick": 1, "autorange": "reversed"},
+        height=480,
+        margin={"t": 60},
+    )
     st.plotly_chart(heatmap, width="stretch", key="zoo_confusion")
     correct = int(np.trace(counts))
-    st.caption(f"The {counts.sum():,} MNIST test digits: {correct:,} read correctly (the diagonal, "
-               f"not coloured), {counts.sum() - correct:,} mistakes.")
+    st.caption(
+        f"The {counts.sum():,} MNIST test digits: {correct:,} read correctly (the diagonal, "
+        f"not coloured), {counts.sum() - correct:,} mistakes."
+    )
 
 
 def mistakes(record: dict, mnist) -> None:
@@ -139,7 +183,8 @@ def mistakes(record: dict, mnist) -> None:
     x_test = mnist[0]
     columns = st.columns(GALLERY_COLUMNS)
     for i, (index, true, said, confidence) in enumerate(
-            zip(wrong.indices, wrong.true, wrong.predicted, wrong.confidence)):
+        zip(wrong.indices, wrong.true, wrong.predicted, wrong.confidence)
+    ):
         big = np.kron(x_test[index], np.ones((3, 3), np.uint8))  # 84 × 84, sharp pixels
         columns[i % GALLERY_COLUMNS].image(big, caption=f"true {true} → said {said} ({confidence:.0%})")
     st.caption(f"The first {len(wrong)} test digits this model gets wrong, in test-set order.")
@@ -155,16 +200,27 @@ def take_home(entry: store.ZooEntry) -> None:
 def delete(entry: store.ZooEntry) -> None:
     st.subheader("Delete")
     if entry.shipped:
-        st.caption("Shipped models cannot be deleted: they are the zoo every page compares against. "
-                   "Versions you train on the Train page can be.")
+        st.caption(
+            "Shipped models cannot be deleted: they are the zoo every page compares against. "
+            "Versions you train on the Train page can be."
+        )
         return
     if not store.may_delete(entry, people.job_keys(), teacher=people.is_teacher()):
-        st.caption("Only the learner who trained this version (in this browser session, or from its job's "
-                   "link) or the teacher can delete it (sign in from the sidebar).")
+        st.caption(
+            "Only the learner who trained this version (in this browser session, or from its job's "
+            "link) or the teacher can delete it (sign in from the sidebar)."
+        )
         return
     confirm = st.checkbox(f"Yes, delete {entry.name} for good", key="zoo_confirm_delete")
-    st.button("Delete this version", key="zoo_delete", disabled=not confirm, type="primary",
-              on_click=_delete, args=(entry,), icon=":material/delete:")
+    st.button(
+        "Delete this version",
+        key="zoo_delete",
+        disabled=not confirm,
+        type="primary",
+        on_click=_delete,
+        args=(entry,),
+        icon=":material/delete:",
+    )
 
 
 def _delete(entry: store.ZooEntry) -> None:

@@ -32,14 +32,14 @@ def usps_found() -> bool:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _evaluated_record(model_key: str, usps: bool, _entry: store.ZooEntry,
-                      _mnist: tuple[np.ndarray, np.ndarray]) -> dict:
+def _evaluated_record(
+    model_key: str, usps: bool, _entry: store.ZooEntry, _mnist: tuple[np.ndarray, np.ndarray]
+) -> dict:
     """The record with its missing computed fields, once per model (its cache key).
 
     A user version keeps them in its record; a shipped model's live in this cache.
     """
-    return evaluation.ensure_evaluated(_entry, model=models.fast_model(_entry), mnist=_mnist,
-                                       with_usps=usps).record
+    return evaluation.ensure_evaluated(_entry, model=models.fast_model(_entry), mnist=_mnist, with_usps=usps).record
 
 
 def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
@@ -47,8 +47,10 @@ def evaluated(entry: store.ZooEntry, mnist, usps: bool) -> store.ZooEntry:
     if mnist is None or not evaluation.missing_fields(entry, usps=usps):
         return entry  # warm: everything is in the record (or MNIST is missing)
     try:
-        with st.spinner(f"Scoring {entry.name} on the test set and on distorted digits (once per model; "
-                        "the first time, TensorFlow loads for the distortions)…"):
+        with st.spinner(
+            f"Scoring {entry.name} on the test set and on distorted digits (once per model; "
+            "the first time, TensorFlow loads for the distortions)…"
+        ):
             record = _evaluated_record(entry.cache_key, usps, entry, mnist)
     except (model_files.ModelFileError, data.DataError) as error:
         st.error(f"Could not score {entry.name}: {error}")
@@ -66,19 +68,34 @@ def zoo_table(entries: list[store.ZooEntry]) -> None:
             table = table.drop(columns=column)
     accuracy_format = st.column_config.NumberColumn(format="%.4f")
     st.dataframe(
-        table, hide_index=True, width="stretch", key="zoo_table",
+        table,
+        hide_index=True,
+        width="stretch",
+        key="zoo_table",
         column_config={
             "params": st.column_config.NumberColumn(format="localized"),
             "train s/epoch": st.column_config.NumberColumn(format="%.1f"),
-            "MNIST test": accuracy_format, "tutorial": accuracy_format, "USPS test": accuracy_format,
-            "drawn": accuracy_format, "pen": accuracy_format,
-            "difference": st.column_config.NumberColumn(format="%+.4f",
-                                                         help="MNIST test minus the tutorial's accuracy"),
-        })
+            "MNIST test": accuracy_format,
+            "tutorial": accuracy_format,
+            "USPS test": accuracy_format,
+            "drawn": accuracy_format,
+            "pen": accuracy_format,
+            "difference": st.column_config.NumberColumn(
+                format="%+.4f", help="MNIST test minus the tutorial's accuracy"
+            ),
+        },
+    )
     st.caption(TABLE_CAPTION)
-    scatter = px.scatter(table, x="params", y="MNIST test", text="model", color="origin", log_x=True,
-                         labels={"params": "parameters (log scale)", "MNIST test": "MNIST test accuracy"},
-                         title="Accuracy against size")
+    scatter = px.scatter(
+        table,
+        x="params",
+        y="MNIST test",
+        text="model",
+        color="origin",
+        log_x=True,
+        labels={"params": "parameters (log scale)", "MNIST test": "MNIST test accuracy"},
+        title="Accuracy against size",
+    )
     scatter.update_traces(textposition="top center", marker_size=10)
     st.plotly_chart(scatter, width="stretch", key="zoo_scatter")
 
@@ -94,34 +111,52 @@ TABLE_CAPTION = (
     "never trained on. Pen: real people's pen strokes, digits written on tablets by UNIPEN's test "
     "writers (a fifth of its writers, whose digits no model trained on or was chosen by), drawn "
     "with this canvas's pen at random sizes and places. Pen strokes: the training digits redrawn "
-    "with the canvas's round pen; UNIPEN writers: the other writers' pen strokes.")
+    "with the canvas's round pen; UNIPEN writers: the other writers' pen strokes."
+)
 
 
 def robustness(entries: list[store.ZooEntry], mnist) -> None:
     """Accuracy on shifted, rotated, scaled and thickened digits, model by model."""
     st.header("Robustness: digits as people draw them")
-    st.write("An MLP learns each pixel's place, so a digit moved by two or three pixels is a new picture "
-             "to it and its accuracy collapses; a CNN slides the same small filters over the whole image "
-             "and forgives small moves, and `cnn_robust`, trained on shifted, rotated, scaled and "
-             "thickened digits, holds on the longest.")
+    st.write(
+        "An MLP learns each pixel's place, so a digit moved by two or three pixels is a new picture "
+        "to it and its accuracy collapses; a CNN slides the same small filters over the whole image "
+        "and forgives small moves, and `cnn_robust`, trained on shifted, rotated, scaled and "
+        "thickened digits, holds on the longest."
+    )
     curves = [(entry, entry.record["robustness"]) for entry in entries if "robustness" in entry.record]
     if curves:
         setup = evaluation.ROBUSTNESS_SETUP
-        st.caption(f"Accuracy on a fixed random subset of {setup['digits']:,} MNIST test digits (seed "
-                   f"{setup['seed']}), each shifted by the given distance in a random direction, rotated "
-                   "by the given angle either way, scaled about the centre, or drawn thinner/thicker. "
-                   "Solid lines: CNNs; dashed: MLPs.")
+        st.caption(
+            f"Accuracy on a fixed random subset of {setup['digits']:,} MNIST test digits (seed "
+            f"{setup['seed']}), each shifted by the given distance in a random direction, rotated "
+            "by the given angle either way, scaled about the centre, or drawn thinner/thicker. "
+            "Solid lines: CNNs; dashed: MLPs."
+        )
         dashes = {entry.name: "dash" if entry.arch.family == "mlp" else "solid" for entry, _ in curves}
         columns = st.columns(2)
         for i, distortion in enumerate(evaluation.DISTORTIONS):
-            frame = pd.DataFrame([{"model": entry.name, "value": value, "accuracy": score}
-                                  for entry, curve in curves for value, score in curve[distortion]])
-            chart = px.line(frame, x="value", y="accuracy", color="model", markers=True,
-                            labels={"value": evaluation.DISTORTION_LABELS[distortion]}, range_y=[0, 1.02],
-                            title=distortion.capitalize())
+            frame = pd.DataFrame(
+                [
+                    {"model": entry.name, "value": value, "accuracy": score}
+                    for entry, curve in curves
+                    for value, score in curve[distortion]
+                ]
+            )
+            chart = px.line(
+                frame,
+                x="value",
+                y="accuracy",
+                color="model",
+                markers=True,
+                labels={"value": evaluation.DISTORTION_LABELS[distortion]},
+                range_y=[0, 1.02],
+                title=distortion.capitalize(),
+            )
             chart.for_each_trace(lambda trace: trace.update(line_dash=dashes[trace.name]))
-            chart.update_layout(legend={"title_text": "", "orientation": "h", "y": -0.25},
-                                margin={"t": 40, "b": 10}, height=480)
+            chart.update_layout(
+                legend={"title_text": "", "orientation": "h", "y": -0.25}, margin={"t": 40, "b": 10}, height=480
+            )
             columns[i % 2].plotly_chart(chart, width="stretch", key=f"zoo_robustness_{distortion}")
     else:
         st.info("No robustness curves yet: they need the MNIST test digits (see above).")
@@ -135,8 +170,9 @@ def robustness(entries: list[store.ZooEntry], mnist) -> None:
                 for distortion in evaluation.DISTORTIONS:
                     points = [(i, value) for i, (d, value) in enumerate(sets.points) if d == distortion]
                     st.caption(evaluation.DISTORTION_LABELS[distortion].capitalize())
-                    st.image([sets.image(i) for i, _ in points], width=56,
-                             caption=[f"{value:g}" for _, value in points])
+                    st.image(
+                        [sets.image(i) for i, _ in points], width=56, caption=[f"{value:g}" for _, value in points]
+                    )
     missing = [entry.name for entry in entries if "robustness" not in entry.record]
     if curves and missing:
         st.caption(f"No curves for: {', '.join(missing)}.")
@@ -147,7 +183,13 @@ def unusable(listing: store.ZooListing) -> None:
     if not listing.unusable:
         return
     st.header("Models that cannot be used")
-    st.dataframe([{"model": name, "why": why} for name, why in listing.unusable.items()],
-                 hide_index=True, width="stretch", key="zoo_unusable")
-    st.caption("Draw, Compare and Inside leave these out. A teacher deletes versions from the database; "
-               "a shipped file is replaced by training it again (python -m scripts.train_zoo).")
+    st.dataframe(
+        [{"model": name, "why": why} for name, why in listing.unusable.items()],
+        hide_index=True,
+        width="stretch",
+        key="zoo_unusable",
+    )
+    st.caption(
+        "Draw, Compare and Inside leave these out. A teacher deletes versions from the database; "
+        "a shipped file is replaced by training it again (python -m scripts.train_zoo)."
+    )

@@ -1,13 +1,13 @@
 """The one benchmark of what a user waits for, each figure beside its baseline measured in the same run.
 
-    python -m scripts.benchmarks.bench                      # 1. drawing → all models (a minute or two)
-    python -m scripts.benchmarks.bench --training           # + 3. training throughput, ours vs plain fit (~12 min)
-    python -m scripts.benchmarks.bench --browser            # + 2. stroke → answer, 4. cold start, 5. a classroom (~10 min)
-    python -m scripts.benchmarks.bench --browser --class-sessions 0   # the browser parts without the classroom
-    python -m scripts.benchmarks.bench --json               # the same rows as JSON
-    python -m scripts.benchmarks.bench --browser --write-docs   # also write each measured part's table into docs/performance.md
-    python -m scripts.benchmarks.bench --quick              # tiny counts: only checks that it runs (tests/test_bench.py)
-    python -m scripts.benchmarks.bench --class-jobs 10      # a class's training jobs on Ray (a table of its own)
+    python -m scripts.benchmarks.bench                   # 1. drawing → all models (a minute or two)
+    python -m scripts.benchmarks.bench --training        # + 3. training throughput, ours vs plain fit (~12 min)
+    python -m scripts.benchmarks.bench --browser         # + 2. stroke → answer, 4. cold start, 5. a class (~10 min)
+    python -m scripts.benchmarks.bench --browser --class-sessions 0   # the browser parts without the class
+    python -m scripts.benchmarks.bench --json            # the same rows as JSON
+    python -m scripts.benchmarks.bench --browser --write-docs   # also write the tables into docs/performance.md
+    python -m scripts.benchmarks.bench --quick           # tiny counts: only checks that it runs (tests/test_bench.py)
+    python -m scripts.benchmarks.bench --class-jobs 10   # a class's training jobs on Ray (a table of its own)
 
 1. A 280×280 canvas through ``preprocess.to_mnist`` and every zoo model's
    NumPy fast path, over varied drawings (MNIST test digits redrawn with the
@@ -79,8 +79,9 @@ def percentile(values, q: float) -> float:
 
 
 def timed_rows(part: str, measure: str, seconds: list[float], **fields) -> Row:
-    return Row(part, measure, percentile(seconds, 50) * SECONDS_TO_MS, percentile(seconds, 95) * SECONDS_TO_MS,
-               **fields)
+    return Row(
+        part, measure, percentile(seconds, 50) * SECONDS_TO_MS, percentile(seconds, 95) * SECONDS_TO_MS, **fields
+    )
 
 
 # ---------------------------------------------------------------- 1. drawing → all models
@@ -104,7 +105,9 @@ def drawing_rows(count: int, plain_count: int) -> list[Row]:
     part = "1. drawing → all models"
     listing = store.scan()
     models = {name: model_files.read_model(listing.get(name).model_file()) for name in listing.names}
-    keras_models = {name: model_files.load_model(listing.get(name).model_file()) for name in listing.names}  # the baseline
+    keras_models = {
+        name: model_files.load_model(listing.get(name).model_file()) for name in listing.names
+    }  # the baseline
     canvases = varied_canvases(count)
     prep, whole = [], []
     per_model = {name: [] for name in models}
@@ -135,15 +138,22 @@ def drawing_rows(count: int, plain_count: int) -> list[Row]:
         plain_whole.append(time.perf_counter() - started)
 
     def against_plain(measure, ours, theirs, **fields):
-        row = timed_rows(part, measure, ours, baseline=statistics.median(theirs) * SECONDS_TO_MS,
-                         baseline_name="model.predict", **fields)
+        row = timed_rows(
+            part,
+            measure,
+            ours,
+            baseline=statistics.median(theirs) * SECONDS_TO_MS,
+            baseline_name="model.predict",
+            **fields,
+        )
         row.speedup = row.baseline / row.p50
         return row
 
     rows = [timed_rows(part, "preprocessing (to_mnist)", prep)]
     rows += [against_plain(f"model {name}", per_model[name], plain[name]) for name in models]
-    total = against_plain(f"preprocessing + all {len(models)} models", whole, plain_whole,
-                          target="≤ 3 ms median, ≥ 100×")
+    total = against_plain(
+        f"preprocessing + all {len(models)} models", whole, plain_whole, target="≤ 3 ms median, ≥ 100×"
+    )
     total.met = total.p50 <= 3 and total.speedup >= 100
     return rows + [total]
 
@@ -187,24 +197,32 @@ def plain_fit(arch: str, epochs: int, train_size: int) -> dict:
     (x_all, y_all), (x_test, y_test) = data.load_mnist()
     (x_train, y_train), _ = training.split_train_validation(x_all, y_all, settings)  # the very digits ours trains on
     keras.utils.set_random_seed(settings.seed)
-    model = architectures.get(arch).build(width=settings.width or None, hidden_layers=settings.hidden_layers or None,
-                                          dropout=settings.dropout)
+    model = architectures.get(arch).build(
+        width=settings.width or None, hidden_layers=settings.hidden_layers or None, dropout=settings.dropout
+    )
     model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
     model.fit(data.to_float(x_train), y_train, batch_size=128, epochs=epochs, verbose=0)
     seconds = time.perf_counter() - started
     _, accuracy = model.evaluate(data.to_float(x_test), y_test, batch_size=1000, verbose=0)
-    return {"digits_per_second": len(x_train) * epochs / seconds, "accuracy": float(accuracy),
-            "gflop": forward_flops(model) * 3 / 1e9}  # forward + backward ≈ 3 forward passes
+    return {
+        "digits_per_second": len(x_train) * epochs / seconds,
+        "accuracy": float(accuracy),
+        "gflop": forward_flops(model) * 3 / 1e9,
+    }  # forward + backward ≈ 3 forward passes
 
 
 def plain_fit_on_jax(arch: str, epochs: int, train_size: int) -> dict | None:
     """``plain_fit`` in a child process on Keras's JAX backend (fixed per process), or None without jax."""
     if importlib.util.find_spec("jax") is None:
         return None
-    done = subprocess.run([sys.executable, "-m", "scripts.benchmarks.bench", "--plain-fit", arch, str(epochs), str(train_size)],
-                          capture_output=True, text=True, env=os.environ | {"KERAS_BACKEND": "jax"},
-                          cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.benchmarks.bench", "--plain-fit", arch, str(epochs), str(train_size)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"KERAS_BACKEND": "jax"},
+        cwd=Path(__file__).resolve().parents[2],
+    )
     if done.returncode:
         raise RuntimeError(f"plain fit on JAX failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.splitlines()[-1])
@@ -216,28 +234,69 @@ def training_rows(names: list[str], train_size: int, epochs: int | None) -> list
     peak = matmul_peak_gflops()
     rows = [Row(part, "matrix-multiply peak, float32, all cores", peak, unit="GFLOP/s")]
     for name in names:
-        settings = training.TrainingSettings.for_architecture(name, train_size=train_size,
-                                                              **({"epochs": epochs} if epochs else {}))
+        settings = training.TrainingSettings.for_architecture(
+            name, train_size=train_size, **({"epochs": epochs} if epochs else {})
+        )
         result = training.train(settings, **training_inputs.gather(settings, mnist=mnist))
         ours = result.train_digits * result.epochs_done / sum(result.seconds_per_epoch)
         plain = plain_fit(name, settings.epochs, train_size)
         label = f"{name}, {settings.epochs} epochs"
-        row = Row(part, f"{label}: digits/s, ours", ours, unit="digits/s", baseline=plain["digits_per_second"],
-                  baseline_name="plain fit", speedup=ours / plain["digits_per_second"],
-                  target="≥ 2× at ±0.3 points")
+        row = Row(
+            part,
+            f"{label}: digits/s, ours",
+            ours,
+            unit="digits/s",
+            baseline=plain["digits_per_second"],
+            baseline_name="plain fit",
+            speedup=ours / plain["digits_per_second"],
+            target="≥ 2× at ±0.3 points",
+        )
         accuracy_gap = abs(result.test_accuracy - plain["accuracy"]) * 100
         row.met = row.speedup >= 2 and accuracy_gap <= 0.3
         rows.append(row)
-        rows.append(Row(part, f"{label}: test accuracy, ours", result.test_accuracy * 100, unit="%",
-                        baseline=plain["accuracy"] * 100, baseline_name="plain fit"))
-        rows.append(Row(part, f"{label}: achieved GFLOP/s, ours", ours * plain["gflop"], unit="GFLOP/s",
-                        baseline=peak, baseline_name="matmul peak", speedup=ours * plain["gflop"] / peak))
+        rows.append(
+            Row(
+                part,
+                f"{label}: test accuracy, ours",
+                result.test_accuracy * 100,
+                unit="%",
+                baseline=plain["accuracy"] * 100,
+                baseline_name="plain fit",
+            )
+        )
+        rows.append(
+            Row(
+                part,
+                f"{label}: achieved GFLOP/s, ours",
+                ours * plain["gflop"],
+                unit="GFLOP/s",
+                baseline=peak,
+                baseline_name="matmul peak",
+                speedup=ours * plain["gflop"] / peak,
+            )
+        )
         if jax := plain_fit_on_jax(name, settings.epochs, train_size):
-            rows.append(Row(part, f"{label}: digits/s, plain fit on JAX", jax["digits_per_second"], unit="digits/s",
-                            baseline=plain["digits_per_second"], baseline_name="plain fit (TensorFlow)",
-                            speedup=jax["digits_per_second"] / plain["digits_per_second"]))
-            rows.append(Row(part, f"{label}: test accuracy, plain fit on JAX", jax["accuracy"] * 100, unit="%",
-                            baseline=plain["accuracy"] * 100, baseline_name="plain fit (TensorFlow)"))
+            rows.append(
+                Row(
+                    part,
+                    f"{label}: digits/s, plain fit on JAX",
+                    jax["digits_per_second"],
+                    unit="digits/s",
+                    baseline=plain["digits_per_second"],
+                    baseline_name="plain fit (TensorFlow)",
+                    speedup=jax["digits_per_second"] / plain["digits_per_second"],
+                )
+            )
+            rows.append(
+                Row(
+                    part,
+                    f"{label}: test accuracy, plain fit on JAX",
+                    jax["accuracy"] * 100,
+                    unit="%",
+                    baseline=plain["accuracy"] * 100,
+                    baseline_name="plain fit (TensorFlow)",
+                )
+            )
     return rows
 
 
@@ -248,18 +307,32 @@ def browser_rows(drawings: int, class_sessions: int, class_seconds: float, befor
     from scripts.benchmarks import bench_browser
 
     with tempfile.TemporaryDirectory(prefix="digit_zoo_bench_") as scratch:
-        results = asyncio.run(bench_browser.measure(drawings=drawings, class_sessions=class_sessions,
-                                                    class_seconds=class_seconds, scratch=Path(scratch),
-                                                    before=before, tours=tours))
+        results = asyncio.run(
+            bench_browser.measure(
+                drawings=drawings,
+                class_sessions=class_sessions,
+                class_seconds=class_seconds,
+                scratch=Path(scratch),
+                before=before,
+                tours=tours,
+            )
+        )
     rows = []
     for page, target in (("draw", "p50 ≤ 270 ms, p95 ≤ 350 ms"), ("compare", "within 50 ms of Draw")):
         parts = results[f"one session: {page}"]
         for measure, seconds in parts.items():
             if seconds:
-                rows.append(timed_rows("2. stroke → answer, one session", f"{page}: {measure}", seconds,
-                                       target=target if measure == "stroke → answer" else ""))
-    draw_row, compare_row = (next(r for r in rows if r.measure == f"{page}: stroke → answer")
-                             for page in ("draw", "compare"))
+                rows.append(
+                    timed_rows(
+                        "2. stroke → answer, one session",
+                        f"{page}: {measure}",
+                        seconds,
+                        target=target if measure == "stroke → answer" else "",
+                    )
+                )
+    draw_row, compare_row = (
+        next(r for r in rows if r.measure == f"{page}: stroke → answer") for page in ("draw", "compare")
+    )
     draw_row.met = draw_row.p50 <= 270 and draw_row.p95 <= 350
     compare_row.met = compare_row.p50 - draw_row.p50 <= 50 and compare_row.p95 - draw_row.p95 <= 50
 
@@ -267,24 +340,43 @@ def browser_rows(drawings: int, class_sessions: int, class_seconds: float, befor
     ref = results["before ref"]
 
     def cold_start(measure: str, tours: list, **fields) -> Row:
-        row = Row("4. cold start", measure, percentile([t.cold_start for t in tours], 50),
-                  percentile([t.cold_start for t in tours], 95) if len(tours) > 1 else None, unit="s",
-                  baseline=percentile(bare, 50), baseline_name="import tensorflow", **fields)
+        row = Row(
+            "4. cold start",
+            measure,
+            percentile([t.cold_start for t in tours], 50),
+            percentile([t.cold_start for t in tours], 95) if len(tours) > 1 else None,
+            unit="s",
+            baseline=percentile(bare, 50),
+            baseline_name="import tensorflow",
+            **fields,
+        )
         row.speedup = row.baseline / row.p50
         return row
 
-    rows.append(Row("4. cold start", "bare import tensorflow", percentile(bare, 50),
-                    percentile(bare, 95) if len(bare) > 1 else None, unit="s"))
+    rows.append(
+        Row(
+            "4. cold start",
+            "bare import tensorflow",
+            percentile(bare, 50),
+            percentile(bare, 95) if len(bare) > 1 else None,
+            unit="s",
+        )
+    )
     first = cold_start("launch → first Prediction in the browser", now, target="≤ 1.0 × import tensorflow")
     first.met = first.p50 <= first.baseline
     rows.append(first)
-    rows += [Row("4. cold start", part, percentile([t.parts[part] for t in now], 50), unit="s")
-             for part in now[0].parts]
+    rows += [
+        Row("4. cold start", part, percentile([t.parts[part] for t in now], 50), unit="s") for part in now[0].parts
+    ]
     if before:
         rows.append(cold_start(f"launch → first Prediction, before ({ref})", before))
     for page in now[0].resident_mb:
-        row = Row("4. server memory", f"after {'drawing on' if page in bench_browser.DONE_TEXT else 'opening'} "
-                  f"{page.capitalize()}", percentile([t.resident_mb[page] for t in now], 50), unit="MB")
+        row = Row(
+            "4. server memory",
+            f"after {'drawing on' if page in bench_browser.DONE_TEXT else 'opening'} {page.capitalize()}",
+            percentile([t.resident_mb[page] for t in now], 50),
+            unit="MB",
+        )
         if before:
             row.baseline = percentile([t.resident_mb[page] for t in before], 50)
             row.baseline_name, row.target = f"before ({ref})", "≤ ½ of before"
@@ -295,12 +387,23 @@ def browser_rows(drawings: int, class_sessions: int, class_seconds: float, befor
             continue
         part = f"5. classroom, {condition}"
         rows.append(timed_rows(part, "stroke → answer in the browsers", measured["stroke → answer"]))
-        share = timed_rows(part, "server's own share per run", measured["server: received → last message"],
-                           target="p95 ≤ 100 ms")
+        share = timed_rows(
+            part, "server's own share per run", measured["server: received → last message"], target="p95 ≤ 100 ms"
+        )
         share.met = share.p95 <= 100
         errors = measured["errors"]
-        rows += [share, Row(part, "errors", len(errors), unit="errors", target="0", met=not errors,
-                            note="; ".join(sorted(set(errors))))]
+        rows += [
+            share,
+            Row(
+                part,
+                "errors",
+                len(errors),
+                unit="errors",
+                target="0",
+                met=not errors,
+                note="; ".join(sorted(set(errors))),
+            ),
+        ]
     return rows
 
 
@@ -337,18 +440,31 @@ def class_throughput(count: int) -> None:
     print("| where | wall time to all done | jobs saved |")
     print("|---|---:|---:|")
     print(f"| one after another in this process (baseline) | {in_process:.1f} s | {count} |")
-    print(f"| Ray: {capacity} | {on_ray:.1f} s ({in_process / on_ray:.2f}× the baseline's speed) "
-          f"| {saved} |")
+    print(f"| Ray: {capacity} | {on_ray:.1f} s ({in_process / on_ray:.2f}× the baseline's speed) | {saved} |")
 
 
 # ---------------------------------------------------------------- the table
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_average_at_start": round(os.getloadavg()[0], 2)}
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
 
 
 def _number(value: float | None, unit: str) -> str:
@@ -360,32 +476,41 @@ def _number(value: float | None, unit: str) -> str:
 
 
 def markdown(rows: list[Row]) -> str:
-    lines = ["| part | measure | p50 | p95 | unit | baseline (same run) | × baseline | target | met |",
-             "|---|---|---:|---:|---|---:|---:|---|---|"]
+    lines = [
+        "| part | measure | p50 | p95 | unit | baseline (same run) | × baseline | target | met |",
+        "|---|---|---:|---:|---|---:|---:|---|---|",
+    ]
     for row in rows:
         baseline = f"{_number(row.baseline, row.unit)} ({row.baseline_name})" if row.baseline is not None else ""
         speedup = "" if row.speedup is None else f"{row.speedup:,.0f}×" if row.speedup >= 100 else f"{row.speedup:.3g}×"
         met = {True: "yes", False: "**no**", None: ""}[row.met] + (f" ({row.note})" if row.note else "")
-        lines.append(f"| {row.part} | {row.measure} | {_number(row.p50, row.unit)} | {_number(row.p95, row.unit)} "
-                     f"| {row.unit} | {baseline} | {speedup} | {row.target} | {met} |")
+        lines.append(
+            f"| {row.part} | {row.measure} | {_number(row.p50, row.unit)} | {_number(row.p95, row.unit)} "
+            f"| {row.unit} | {baseline} | {speedup} | {row.target} | {met} |"
+        )
     return "\n".join(lines)
 
 
 def part_number(row: Row) -> str:
-    """"1" for "1. drawing → all models": the part a row belongs to."""
+    """ "1" for "1. drawing → all models": the part a row belongs to."""
     return row.part.split(".", 1)[0]
 
 
 def docs_markers(part: str) -> tuple[str, str]:
     """The lines that enclose part `part`'s table in docs/performance.md."""
-    return f"<!-- scripts.benchmarks.bench part {part}: written by --write-docs -->", f"<!-- /scripts.benchmarks.bench part {part} -->"
+    return (
+        f"<!-- scripts.benchmarks.bench part {part}: written by --write-docs -->",
+        f"<!-- /scripts.benchmarks.bench part {part} -->",
+    )
 
 
 def run_line(about: dict, command: str) -> str:
     """One sentence naming the run: its command, the machine and its load."""
     python = f", Python {about['python']}" if about.get("python") else ""
-    return (f"Run: `{command}` on {about['cpu']}, {about['cores']} cores{python}; load average "
-            f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end.")
+    return (
+        f"Run: `{command}` on {about['cpu']}, {about['cores']} cores{python}; load average "
+        f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end."
+    )
 
 
 def docs_with_rows(text: str, rows: list[Row], about: dict, command: str) -> str:
@@ -400,10 +525,11 @@ def docs_with_rows(text: str, rows: list[Row], about: dict, command: str) -> str
         start = text.find(begin)
         stop = text.find(end, start + len(begin)) if start >= 0 else -1
         if stop < 0:
-            raise ValueError(f"part {part}'s table has no place in the text: add the lines {begin!r} and "
-                             f"{end!r} around it")
+            raise ValueError(
+                f"part {part}'s table has no place in the text: add the lines {begin!r} and {end!r} around it"
+            )
         table = markdown([row for row in rows if part_number(row) == part])
-        text = f"{text[:start + len(begin)]}\n{run_line(about, command)}\n\n{table}\n{text[stop:]}"
+        text = f"{text[: start + len(begin)]}\n{run_line(about, command)}\n\n{table}\n{text[stop:]}"
     return text
 
 
@@ -411,8 +537,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # defaults ---------------------------------------------------------------
     parser.add_argument("--drawings", type=int, default=200, help="varied drawings through every model")
-    parser.add_argument("--plain-drawings", type=int, default=30,
-                        help="of those, drawings through model.predict (~0.1 s per model each)")
+    parser.add_argument(
+        "--plain-drawings",
+        type=int,
+        default=30,
+        help="of those, drawings through model.predict (~0.1 s per model each)",
+    )
     parser.add_argument("--training", action="store_true", help="also part 3: training throughput")
     parser.add_argument("--train-size", type=int, default=20_000, help="digits for part 3")
     parser.add_argument("--epochs", type=int, default=0, help="part 3's epochs (default: each tutorial's)")
@@ -422,12 +552,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--class-sessions", type=int, default=10, help="part 5's tabs (0: skip part 5)")
     parser.add_argument("--class-seconds", type=float, default=60, help="part 5's drawing time per condition")
     parser.add_argument("--tours", type=int, default=3, help="part 4's cold starts, each app in turn (medians)")
-    parser.add_argument("--before", default=BEFORE, help="part 4's baseline: the app at this git ref "
-                        "(default: the last one whose server imported TensorFlow; '' to skip)")
+    parser.add_argument(
+        "--before",
+        default=BEFORE,
+        help="part 4's baseline: the app at this git ref "
+        "(default: the last one whose server imported TensorFlow; '' to skip)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    parser.add_argument("--write-docs", action="store_true",
-                        help=f"also write each measured part's table into {DOCS.relative_to(DOCS.parents[1])}")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help=f"also write each measured part's table into {DOCS.relative_to(DOCS.parents[1])}",
+    )
     parser.add_argument("--class-jobs", type=int, default=0, help="measure N training jobs on Ray instead")
     # ARCH EPOCHS DIGITS: the child process of plain_fit_on_jax
     parser.add_argument("--plain-fit", nargs=3, help=argparse.SUPPRESS)
@@ -463,18 +600,23 @@ def main(argv=None) -> None:
         names = [n for n in args.models.split(",") if n] or architectures.TUTORIAL_MODELS
         rows += training_rows(names, args.train_size, args.epochs or None)
     if args.browser:
-        rows += browser_rows(args.browser_drawings, args.class_sessions, args.class_seconds, args.before,
-                             args.tours)
+        rows += browser_rows(args.browser_drawings, args.class_sessions, args.class_seconds, args.before, args.tours)
     about["load_average_at_end"] = round(os.getloadavg()[0], 2)
     if args.json:
         print(json.dumps({"machine": about, "rows": [asdict(row) for row in rows]}, indent=1))
     else:
-        print(f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
-              f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end\n")
+        print(
+            f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
+            f"{about['load_average_at_start']} at the start, {about['load_average_at_end']} at the end\n"
+        )
         print(markdown(rows))
     if args.write_docs:  # after printing, so a missing marker loses no run
-        command = " ".join(["python -m scripts.benchmarks.bench", *(a for a in (sys.argv[1:] if argv is None else argv)
-                                                          if a != "--write-docs")])
+        command = " ".join(
+            [
+                "python -m scripts.benchmarks.bench",
+                *(a for a in (sys.argv[1:] if argv is None else argv) if a != "--write-docs"),
+            ]
+        )
         DOCS.write_text(docs_with_rows(DOCS.read_text(), rows, about, command))
         print(f"Wrote part {', '.join(dict.fromkeys(part_number(r) for r in rows))} into {DOCS}", file=sys.stderr)
 

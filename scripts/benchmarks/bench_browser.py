@@ -34,14 +34,24 @@ from model_zoo import data, strokes
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install` (docs/facts.md)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 STARTUP_SECONDS = 180  # a fresh server's first page on a busy 2-core machine
 RESULT_SECONDS = 60
 VIEWPORT = {"width": 1400, "height": 1000}
 # What each page writes last once a drawing is read: the whole answer is on screen when it shows.
-DONE_TEXT = {"draw": "read your drawing (1 stroke)", "compare": "Read from your drawing (1 stroke)",
-             "inside": "on your drawing (1 stroke)"}
+DONE_TEXT = {
+    "draw": "read your drawing (1 stroke)",
+    "compare": "Read from your drawing (1 stroke)",
+    "inside": "on your drawing (1 stroke)",
+}
 # The page tour of part 4, in this order: pages with a canvas get a drawing, the others are opened
 # (Class then reads the drawing kept on Draw).
 TOUR = ("draw", "compare", "inside", "class", "zoo")
@@ -106,14 +116,35 @@ def start_server(scratch: Path, root: Path = ROOT) -> Server:
     """The app in ``root`` (this tree, or another version's, for a baseline) on a free port."""
     scratch.mkdir(parents=True, exist_ok=True)
     port, launched = _free_port(), time.time()
-    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
-                        "DIGIT_ZOO_USER_DIR": str(scratch / "user_models"), "DIGIT_ZOO_TRAINING_SLOTS": "1",
-                        "DIGIT_ZOO_TIMINGS": str(scratch / "runs.jsonl")}
+    env = os.environ | {
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "DIGIT_ZOO_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
+        "DIGIT_ZOO_USER_DIR": str(scratch / "user_models"),
+        "DIGIT_ZOO_TRAINING_SLOTS": "1",
+        "DIGIT_ZOO_TIMINGS": str(scratch / "runs.jsonl"),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=root, env=env, stdout=open(scratch / "server.log", "wb"), stderr=subprocess.STDOUT,
-        start_new_session=True)  # its own group: Ray's processes go with it
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=root,
+        env=env,
+        stdout=open(scratch / "server.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # its own group: Ray's processes go with it
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
@@ -168,8 +199,9 @@ async def open_session(browser, url: str, page_name: str) -> Session:
 async def _idle(tab, seconds: float) -> None:
     from playwright.async_api import expect
 
-    await expect(tab.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning",
-                                                                timeout=seconds * 1000)
+    await expect(tab.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=seconds * 1000
+    )
 
 
 # The page's own clock (the machine's, as time.time()) when a caption with the text enters the page:
@@ -193,7 +225,8 @@ async def draw(session: Session, path: list[tuple[float, float]]) -> None:
     old = await tab.locator("canvas.upper-canvas").first.element_handle()
     await tab.get_by_role("button", name="Clear").click()
     await expect(tab.get_by_test_id("stAlert").filter(has_text="Draw a digit")).to_be_visible(
-        timeout=RESULT_SECONDS * 1000)
+        timeout=RESULT_SECONDS * 1000
+    )
     await _idle(tab, RESULT_SECONDS)
     await tab.wait_for_function("element => !element.isConnected", arg=old)  # Clear mounts a new canvas
     canvas = tab.locator("canvas.upper-canvas").first
@@ -250,8 +283,13 @@ def split(drawings: list[Drawing], server: Server) -> dict[str, list[float]]:
     mouse-up (with several sessions on a page, possibly another tab's; the
     server-side figures are then every run's, which is what the server spends).
     """
-    parts = {"stroke → answer": [], "mouse-up → request received": [], "server: received → last message": [],
-             "server: script run": [], "last message → on screen": []}
+    parts = {
+        "stroke → answer": [],
+        "mouse-up → request received": [],
+        "server: received → last message": [],
+        "server: script run": [],
+        "last message → on screen": [],
+    }
     runs: dict[str, list[dict]] = {}
     for drawing in drawings:
         page_runs = runs.setdefault(drawing.page, server.runs(drawing.page))
@@ -268,8 +306,12 @@ def split(drawings: list[Drawing], server: Server) -> dict[str, list[float]]:
 
 def server_share(server: Server, pages: tuple[str, ...], since: float, until: float) -> list[float]:
     """Received → last message of every logged run of `pages` in a time window."""
-    return [run["finished"] - run["received"] for page in pages for run in server.runs(page)
-            if since <= run["received"] <= until]
+    return [
+        run["finished"] - run["received"]
+        for page in pages
+        for run in server.runs(page)
+        if since <= run["received"] <= until
+    ]
 
 
 @dataclass
@@ -291,10 +333,14 @@ async def tour(browser, scratch: Path, path: list[tuple[float, float]], root: Pa
         tabs.append(first.tab)
         shown = time.time()
         await draw(first, path)  # launch → the first Prediction on screen
-        measured = Tour(first.drawings[-1].seen - server.launched, {
-            "launch → the server answers": server.healthy - server.launched,
-            "→ Draw shown (its first run loads the model)": shown - server.healthy,
-            "→ the first drawing answered (Clear, the stroke, the answer)": first.drawings[-1].seen - shown})
+        measured = Tour(
+            first.drawings[-1].seen - server.launched,
+            {
+                "launch → the server answers": server.healthy - server.launched,
+                "→ Draw shown (its first run loads the model)": shown - server.healthy,
+                "→ the first drawing answered (Clear, the stroke, the answer)": first.drawings[-1].seen - shown,
+            },
+        )
         await _keep_what_was_read(first.tab)
         for page_name in TOUR:
             if page_name != "draw":  # Draw has drawn already
@@ -316,7 +362,8 @@ async def _keep_what_was_read(tab) -> None:
 
     await tab.locator(".st-key-draw_keep").get_by_role("button").first.click()
     await expect(tab.get_by_test_id("stAlert").filter(has_text="Kept as a")).to_be_visible(
-        timeout=RESULT_SECONDS * 1000)
+        timeout=RESULT_SECONDS * 1000
+    )
     await _idle(tab, RESULT_SECONDS)
 
 
@@ -329,14 +376,17 @@ def checkout(ref: str, folder: Path) -> Path:
     """The app as it was at git ``ref``, unpacked into ``folder`` (tracked files only)."""
     archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, capture_output=True)
     if archive.returncode:
-        raise RuntimeError(f"git archive {ref} failed ({archive.stderr.decode().strip()}): a clone without "
-                           "that commit (shallow?) needs its history, or run with --before ''")
+        raise RuntimeError(
+            f"git archive {ref} failed ({archive.stderr.decode().strip()}): a clone without "
+            "that commit (shallow?) needs its history, or run with --before ''"
+        )
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
 
-async def measure(*, drawings: int, class_sessions: int, class_seconds: float, scratch: Path,
-                  before: str = "", tours: int = 1) -> dict:
+async def measure(
+    *, drawings: int, class_sessions: int, class_seconds: float, scratch: Path, before: str = "", tours: int = 1
+) -> dict:
     """Everything the browser shows: ``tours`` cold starts with their memory (also of ``before``, a
     git ref, when given; each beside a bare ``import tensorflow``, in turn, so that the machine's
     load changes all alike), one session on Draw and Compare, a classroom."""
@@ -363,11 +413,12 @@ async def measure(*, drawings: int, class_sessions: int, class_seconds: float, s
                 for path in paths[:drawings]:
                     await draw(session, path)
                 results[f"one session: {session.page_name}"] = split(session.drawings, server)
-            for condition in (("idle", "while a job trains") if class_sessions else ()):
+            for condition in ("idle", "while a job trains") if class_sessions else ():
                 if condition == "while a job trains":
                     await start_training(browser, server.url)
                 results[f"{class_sessions} sessions, {condition}"] = await classroom(
-                    browser, server, paths, class_sessions, class_seconds)
+                    browser, server, paths, class_sessions, class_seconds
+                )
         finally:
             stop_server(server.process)
             await browser.close()
@@ -379,19 +430,26 @@ async def classroom(browser, server: Server, paths, count: int, seconds: float) 
     pages = ["compare" if i % 5 == 4 else "draw" for i in range(count)]
     sessions = [await open_session(browser, server.url, page) for page in pages]
     started = time.time()
-    await asyncio.gather(*(draw_now_and_then(session, paths[i::count] * 10, 2.0, seconds)
-                           for i, session in enumerate(sessions)))
+    await asyncio.gather(
+        *(draw_now_and_then(session, paths[i::count] * 10, 2.0, seconds) for i, session in enumerate(sessions))
+    )
     ended = time.time()
     for session in sessions:
         await session.tab.context.close()
     drawings = [drawing for session in sessions for drawing in session.drawings]
-    return {"stroke → answer": [d.seen - d.released for d in drawings],
-            "server: received → last message": server_share(server, ("draw", "compare"), started, ended),
-            "errors": [error for session in sessions for error in session.errors]}
+    return {
+        "stroke → answer": [d.seen - d.released for d in drawings],
+        "server: received → last message": server_share(server, ("draw", "compare"), started, ended),
+        "errors": [error for session in sessions for error in session.errors],
+    }
 
 
 def _import_tensorflow_seconds() -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, capture_output=True,
-                   env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    subprocess.run(
+        [sys.executable, "-c", "import tensorflow"],
+        check=True,
+        capture_output=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     return time.perf_counter() - started

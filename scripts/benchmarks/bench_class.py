@@ -37,9 +37,31 @@ TARGETS = {30: "p95 ≤ 250 ms, p99 ≤ 500 ms, 0 errors", 60: "0 errors, 0 drop
 
 def locust(url: str, learners: int, seconds: float, stats: Path) -> dict:
     """One Locust run: the Aggregated row of its answers and how many sessions it lost."""
-    subprocess.run([sys.executable, "-m", "locust", "-f", "scripts/benchmarks/locustfile.py", "--headless", "--host", url,
-                    "-u", str(learners), "-r", str(learners), "-t", f"{seconds:.0f}s", "--csv", str(stats),
-                    "--only-summary"], cwd=ROOT, check=True, capture_output=True, timeout=seconds + 120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            "scripts/benchmarks/locustfile.py",
+            "--headless",
+            "--host",
+            url,
+            "-u",
+            str(learners),
+            "-r",
+            str(learners),
+            "-t",
+            f"{seconds:.0f}s",
+            "--csv",
+            str(stats),
+            "--only-summary",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=seconds + 120,
+    )
     with open(f"{stats}_stats.csv") as table:
         rows = list(csv.DictReader(table))
     answers = next(row for row in rows if row["Name"] == "Aggregated")
@@ -47,13 +69,24 @@ def locust(url: str, learners: int, seconds: float, stats: Path) -> dict:
     answers_only = [row for row in rows if row["Name"] != "Aggregated" and not row["Name"].startswith("open ")]
     dropped = sum(int(row["Failure Count"]) for row in opened)
     with open(f"{stats}_failures.csv") as table:
-        dropped += sum(int(row["Occurrences"]) for row in csv.DictReader(table)
-                       if "onnection" in row["Error"] and not row["Name"].startswith("open "))
+        dropped += sum(
+            int(row["Occurrences"])
+            for row in csv.DictReader(table)
+            if "onnection" in row["Error"] and not row["Name"].startswith("open ")
+        )
     count = sum(int(row["Request Count"]) for row in answers_only)
-    weighted = {q: sum(float(row[q]) * int(row["Request Count"]) for row in answers_only) / max(count, 1)
-                for q in ("50%", "95%", "99%")}  # answers' percentiles, page by page, weighted by count
-    return {"p50": weighted["50%"], "p95": weighted["95%"], "p99": weighted["99%"],
-            "per_second": count / seconds, "errors": int(answers["Failure Count"]), "dropped": dropped}
+    weighted = {
+        q: sum(float(row[q]) * int(row["Request Count"]) for row in answers_only) / max(count, 1)
+        for q in ("50%", "95%", "99%")
+    }  # answers' percentiles, page by page, weighted by count
+    return {
+        "p50": weighted["50%"],
+        "p95": weighted["95%"],
+        "p99": weighted["99%"],
+        "per_second": count / seconds,
+        "errors": int(answers["Failure Count"]),
+        "dropped": dropped,
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -65,8 +98,9 @@ async def fill_the_training_slot(url: str) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=bench_browser.CHROMIUM,
-                                                   args=bench_browser.CHROMIUM_FLAGS)
+        browser = await playwright.chromium.launch(
+            executable_path=bench_browser.CHROMIUM, args=bench_browser.CHROMIUM_FLAGS
+        )
         await bench_browser.start_training(browser, url)
         await browser.close()
 
@@ -91,17 +125,30 @@ def class_rows(sizes: list[int], seconds: float, with_jobs: bool) -> list[Row]:
                     bench_browser.stop_server(server.process)
             condition = f"{learners} learners, {'a job training' if training else 'no job'}"
             target = TARGETS.get(learners, "") if training or learners != 30 else ""
-            answer = Row(PART, f"{condition}: answer", measured["p50"], measured["p95"], target=target,
-                         note=f"p99 {measured['p99']:.0f} ms")
+            answer = Row(
+                PART,
+                f"{condition}: answer",
+                measured["p50"],
+                measured["p95"],
+                target=target,
+                note=f"p99 {measured['p99']:.0f} ms",
+            )
             if target.startswith("p95"):
                 answer.met = measured["p95"] <= 250 and measured["p99"] <= 500 and not measured["errors"]
-            rows += [answer,
-                     Row(PART, f"{condition}: answers per second", measured["per_second"], unit="/s"),
-                     Row(PART, f"{condition}: errors, dropped sessions", measured["errors"], unit="errors",
-                         met=not measured["errors"] and not measured["dropped"] if learners == 60 else None,
-                         note=f"{measured['dropped']} dropped"),
-                     Row(PART, f"{condition}: server CPU", cores, unit="cores"),
-                     Row(PART, f"{condition}: server memory", memory, unit="MB")]
+            rows += [
+                answer,
+                Row(PART, f"{condition}: answers per second", measured["per_second"], unit="/s"),
+                Row(
+                    PART,
+                    f"{condition}: errors, dropped sessions",
+                    measured["errors"],
+                    unit="errors",
+                    met=not measured["errors"] and not measured["dropped"] if learners == 60 else None,
+                    note=f"{measured['dropped']} dropped",
+                ),
+                Row(PART, f"{condition}: server CPU", cores, unit="cores"),
+                Row(PART, f"{condition}: server memory", memory, unit="MB"),
+            ]
     return rows
 
 
@@ -113,8 +160,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     about = machine()
     rows = class_rows([int(n) for n in args.learners.split(",")], args.seconds, not args.no_jobs)
-    print(f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
-          f"{about['load_average_at_start']} at the start, {os.getloadavg()[0]:.2f} at the end\n")
+    print(
+        f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
+        f"{about['load_average_at_start']} at the start, {os.getloadavg()[0]:.2f} at the end\n"
+    )
     print(markdown(rows))
 
 

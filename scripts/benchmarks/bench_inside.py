@@ -114,16 +114,23 @@ def main(argv=None) -> None:
     drawings = [canvas_data_url(digit) for digit in digits]
     images = digits.astype(np.float32) / 255
 
-    print(f"ms per drawing, {len(drawings)} MNIST test digits drawn on the canvas; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
-    print("| model | page p50 | page p95 | page CPU p50 | page CPU p95 "
-          "| saliency p50 | saliency p95 | saliency CPU p50 | saliency CPU p95 |")
+    print(
+        f"ms per drawing, {len(drawings)} MNIST test digits drawn on the canvas; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
+    )
+    print(
+        "| model | page p50 | page p95 | page CPU p50 | page CPU p95 "
+        "| saliency p50 | saliency p95 | saliency CPU p50 | saliency CPU p95 |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
         model = model_files.read_model(listing.get(name).model_file())
         page, saliency = page_seconds(name, drawings), saliency_seconds(model, images)
-        print(f"| {name} | {percentiles(page.wall)} | {percentiles(page.cpu)} "
-              f"| {percentiles(saliency.wall)} | {percentiles(saliency.cpu)} |", flush=True)
+        print(
+            f"| {name} | {percentiles(page.wall)} | {percentiles(page.cpu)} "
+            f"| {percentiles(saliency.wall)} | {percentiles(saliency.cpu)} |",
+            flush=True,
+        )
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -49,8 +49,9 @@ class Learner(User):
         self.model = os.environ.get("DIGIT_ZOO_LOAD_MODEL", "")
         self.session = StreamlitSession(self.host)
         time.sleep(random.uniform(0, PACE))  # out of step with the others
-        self._timed("open " + self.page, lambda: self.session.open(
-            self.page, query=f"model={self.model}" if self.model else ""))
+        self._timed(
+            "open " + self.page, lambda: self.session.open(self.page, query=f"model={self.model}" if self.model else "")
+        )
 
     def on_stop(self) -> None:
         self.session.close()
@@ -61,8 +62,12 @@ class Learner(User):
         index = random.randrange(len(x))
         run = self._timed(self.page, lambda: self.session.draw(digit_png(x[index])))
         if run is not None and (path := os.environ.get("DIGIT_ZOO_LOAD_ANSWERS")):
-            line = {"page": self.page, "model": self.model, "index": index,
-                    "read": read_digit(run, self.page, self.model)}
+            line = {
+                "page": self.page,
+                "model": self.model,
+                "index": index,
+                "read": read_digit(run, self.page, self.model),
+            }
             with _answers_lock, open(path, "a") as answers:
                 answers.write(json.dumps(line) + "\n")
 
@@ -73,6 +78,12 @@ class Learner(User):
             run = send()
         except (ServerError, OSError) as failure:  # OSError: the connection dropped or timed out
             error = failure
-        events.request.fire(request_type="streamlit", name=name, exception=error, context={},
-                            response_time=(time.perf_counter() - started) * 1000, response_length=0)
+        events.request.fire(
+            request_type="streamlit",
+            name=name,
+            exception=error,
+            context={},
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+        )
         return run

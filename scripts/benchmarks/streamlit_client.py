@@ -98,8 +98,10 @@ def digit_png(image: np.ndarray) -> bytes:
 def canvas_value(png: bytes, strokes: int = 1) -> str:
     """The canvas component's widget value: its drawing's objects and the PNG as a data URL."""
     objects = [{"type": "Path", "version": "7.4.0", "stroke": "#FFFFFF", "strokeWidth": PEN}] * strokes
-    drawing = {"raw": {"version": "7.4.0", "objects": objects, "background": "#000000"},
-               "data": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
+    drawing = {
+        "raw": {"version": "7.4.0", "objects": objects, "background": "#000000"},
+        "data": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+    }
     return json.dumps({"drawing": drawing})
 
 
@@ -184,8 +186,13 @@ class StreamlitSession:
                     run.widget_ids[widget_id.split("-", 2)[-1]] = widget_id
                 if element.HasField("exception"):
                     run.exceptions.append(f"{element.exception.type}: {element.exception.message}")
-                run.texts.append(" ".join(str(getattr(content, name)) for name in _TEXT_FIELDS
-                                          if isinstance(getattr(content, name, None), str)))
+                run.texts.append(
+                    " ".join(
+                        str(getattr(content, name))
+                        for name in _TEXT_FIELDS
+                        if isinstance(getattr(content, name, None), str)
+                    )
+                )
             elif kind == "page_info_changed":  # the app wrote st.query_params: the tab's URL changes
                 self.query = message.page_info_changed.query_string
             elif kind == "script_finished":

@@ -1,8 +1,8 @@
 """How the zoo reads a class's own digits, and what fine-tuning on them does (docs/class.md).
 
-    python -m scripts.experiments.class_finetune                        # the browser-drawn fixture, cnn and mlp_1x500
+    python -m scripts.experiments.class_finetune         # the browser-drawn fixture, cnn and mlp_1x500
     python -m scripts.experiments.class_finetune --class-file my.npz --models cnn --epochs 3
-    python -m scripts.experiments.class_finetune --ray                  # also: submit → saved version, as from the Train page
+    python -m scripts.experiments.class_finetune --ray   # also: submit → saved version, as from the Train page
 
 The class's digits come in by the Class page's import (model_zoo.class_digits)
 into a throwaway SQLite database, so they are split as the app splits them.
@@ -33,8 +33,9 @@ FINE_TUNE = training.FINE_TUNE_DEFAULTS | {"train_size": training.FINE_TUNE_TRAI
 
 def fine_tune_settings(arch: str, epochs: int) -> training.TrainingSettings:
     """The Train page's fine-tuning on the class's digits."""
-    return training.TrainingSettings.for_architecture(arch, **(FINE_TUNE | {"epochs": epochs}),
-                                                      class_digits=CLASS, fine_tune=True)
+    return training.TrainingSettings.for_architecture(
+        arch, **(FINE_TUNE | {"epochs": epochs}), class_digits=CLASS, fine_tune=True
+    )
 
 
 def main(argv=None) -> None:
@@ -56,8 +57,10 @@ def main(argv=None) -> None:
     print("|---|---:|---:|---:|")
     for entry in store.scan_shipped().entries:
         model = model_files.load_model(entry.model_file())
-        print(f"| {entry.name} | {entry.test_accuracy:.4f} | {evaluation.accuracy(model, x_all, y_all):.4f} "
-              f"| {evaluation.accuracy(model, x_held, y_held):.4f} |")
+        print(
+            f"| {entry.name} | {entry.test_accuracy:.4f} | {evaluation.accuracy(model, x_all, y_all):.4f} "
+            f"| {evaluation.accuracy(model, x_held, y_held):.4f} |"
+        )
 
     mnist = data.load_mnist()
     print("\n| fine-tuned | held out before | after | MNIST test before | after | training s |")
@@ -69,8 +72,10 @@ def main(argv=None) -> None:
         seconds = time.perf_counter() - started
         record = result.record()["class_digits"]
         shipped = store.scan_shipped().get(arch).test_accuracy
-        print(f"| {arch} | {record['held_out_accuracy_before']:.4f} | {record['held_out_accuracy']:.4f} "
-              f"| {shipped:.4f} | {result.test_accuracy:.4f} | {seconds:.0f} |")
+        print(
+            f"| {arch} | {record['held_out_accuracy_before']:.4f} | {record['held_out_accuracy']:.4f} "
+            f"| {shipped:.4f} | {result.test_accuracy:.4f} | {seconds:.0f} |"
+        )
 
     if args.ray:
         from model_zoo import jobs

@@ -60,25 +60,30 @@ def main(argv=None) -> None:
     fit, kept_back = order[held:], order[:held]
     class_set = np.load(CLASS_SET)
     pen_validation = data.pen_split(data.load_pen_digits())["validation"]
-    validation = {"MNIST validation": (x_mnist_val, y_mnist_val),
-                  "USPS validation": (x_usps[kept_back], y_usps[kept_back]),
-                  "UNIPEN validation writers": strokes.pen_digit_images(pen_validation, seed=args.seed),
-                  "class set": (class_set["x"], class_set["y"])}
+    validation = {
+        "MNIST validation": (x_mnist_val, y_mnist_val),
+        "USPS validation": (x_usps[kept_back], y_usps[kept_back]),
+        "UNIPEN validation writers": strokes.pen_digit_images(pen_validation, seed=args.seed),
+        "class set": (class_set["x"], class_set["y"]),
+    }
 
     first = train_with_bar(first_settings, mnist, usps=((x_usps[fit], y_usps[fit]), usps_test))
     rows = [("first stage", scores(first.model, validation))]
     for times in repeats:
         usps = ((np.concatenate([x_usps[fit]] * times), np.concatenate([y_usps[fit]] * times)), usps_test)
-        finished = train_with_bar(pen_finish_settings(arch, args.seed), mnist, usps=usps,
-                                  start_from=model_files.model_bytes(first.model))
+        finished = train_with_bar(
+            pen_finish_settings(arch, args.seed), mnist, usps=usps, start_from=model_files.model_bytes(first.model)
+        )
         rows.append((f"finish, USPS × {times}", scores(finished.model, validation)))
 
     print(f"\n| cnn_robust | {' | '.join(validation)} | class set 1s | class set 7s |")
     print("|---|" + "---:|" * (len(validation) + 2))
     for name, row in rows:
         print(f"| {name} | {row} |")
-    print(f"\n{len(x_mnist_val):,} MNIST, {held:,} USPS, {len(pen_validation):,} UNIPEN and "
-          f"{len(class_set['y'])} class-set digits.")
+    print(
+        f"\n{len(x_mnist_val):,} MNIST, {held:,} USPS, {len(pen_validation):,} UNIPEN and "
+        f"{len(class_set['y'])} class-set digits."
+    )
 
 
 if __name__ == "__main__":

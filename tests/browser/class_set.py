@@ -40,10 +40,18 @@ def drawings() -> list[Drawing]:
             pen = PENS[number % len(PENS)]
             if height < 110 and pen > 12:  # a fat pen fills a small digit's loops
                 pen = PENS[2]
-            drawing = Drawing(shape, height, tuple(float(c) for c in rng.uniform(0.25, 0.75, 2) * CANVAS),
-                              "random", slant=float(rng.uniform(-0.45, 0.5)), wobble=float(rng.uniform(1, 11)),
-                              turn=float(rng.uniform(-30, 30)), aspect=float(rng.uniform(0.6, 1.4)),
-                              pen=pen, number=number)
+            drawing = Drawing(
+                shape,
+                height,
+                tuple(float(c) for c in rng.uniform(0.25, 0.75, 2) * CANVAS),
+                "random",
+                slant=float(rng.uniform(-0.45, 0.5)),
+                wobble=float(rng.uniform(1, 11)),
+                turn=float(rng.uniform(-30, 30)),
+                aspect=float(rng.uniform(0.6, 1.4)),
+                pen=pen,
+                number=number,
+            )
             out.append(_inside_canvas(drawing))
     return sorted(out, key=lambda d: PENS.index(d.pen))
 

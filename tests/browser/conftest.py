@@ -35,8 +35,15 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1400, "height": 1000}
 SERVER_START_SECONDS = 60
 FIRST_PAGE_SECONDS = 90  # the first run imports TensorFlow and loads models (2 cores)
@@ -86,8 +93,14 @@ def sign_in_as_teacher(page: Page, log: Path) -> None:
 
 
 @contextmanager
-def running_app(database_url: str, log_path: Path, *, process: list | None = None,
-                script: Path = ROOT / "app.py", env: dict[str, str] | None = None) -> Iterator[str]:
+def running_app(
+    database_url: str,
+    log_path: Path,
+    *,
+    process: list | None = None,
+    script: Path = ROOT / "app.py",
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """A fresh app server (its state in `database_url`, output in `log_path`): its base URL.
 
     The server's process is appended to `process` for a test that kills it.
@@ -97,16 +110,37 @@ def running_app(database_url: str, log_path: Path, *, process: list | None = Non
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     # The board's join address is this server's loopback URL: tests never open a LAN address.
-    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "DIGIT_ZOO_DATABASE_URL": database_url,
-                        "DIGIT_ZOO_TRAINING_SLOTS": "1", "DIGIT_ZOO_PUBLIC_URL": url} | (env or {})
+    env = (
+        os.environ
+        | {
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "DIGIT_ZOO_DATABASE_URL": database_url,
+            "DIGIT_ZOO_TRAINING_SLOTS": "1",
+            "DIGIT_ZOO_PUBLIC_URL": url,
+        }
+        | (env or {})
+    )
     env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-m", "streamlit", "run", script.name,
-               "--server.address", "127.0.0.1", "--server.port", str(port),
-               "--server.headless", "true", "--server.fileWatcherType", "none"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        script.name,
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+    ]
     with open(log_path, "wb") as log:
         # A session of its own: its Ray processes go with it, even after a kill -9 of the server.
-        server = subprocess.Popen(command, cwd=script.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            command, cwd=script.parent, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     if process is not None:
         process.append(server)
     try:
@@ -137,8 +171,7 @@ def _wait_healthy(server: subprocess.Popen, url: str, log_path: Path) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)  # polling a server that is starting; nothing to wait on instead
-    raise RuntimeError(f"streamlit not healthy after {SERVER_START_SECONDS} s:\n"
-                       f"{log_path.read_text()[-3000:]}")
+    raise RuntimeError(f"streamlit not healthy after {SERVER_START_SECONDS} s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +205,8 @@ def open_app(page: Page, app_url: str, path: str = "") -> Page:
 def wait_until_idle(page: Page, timeout: float = FIRST_PAGE_SECONDS) -> None:
     """Wait until the app's script run is over (Streamlit's "Running…" widget is gone)."""
     expect(page.get_by_test_id("stApp")).to_have_attribute(
-        "data-test-script-state", "notRunning", timeout=timeout * 1000)
+        "data-test-script-state", "notRunning", timeout=timeout * 1000
+    )
 
 
 def canvas(page: Page) -> Locator:

@@ -14,8 +14,7 @@ import re
 
 from playwright.sync_api import Browser, expect
 
-from .conftest import (DOCS, FIRST_PAGE_SECONDS, draw_and_wait, open_app, running_app, screenshot,
-                       sign_in_as_teacher)
+from .conftest import DOCS, FIRST_PAGE_SECONDS, draw_and_wait, open_app, running_app, screenshot, sign_in_as_teacher
 from .strokes import Sample
 from .test_class import keep
 from .test_train import saved_name, start_job
@@ -46,7 +45,8 @@ def test_three_learners_join_from_the_board_keep_digits_and_a_version_while_it_w
             keep(page, label, 1)
             learners[name] = page
             expect(teacher.locator(".board").filter(has_text=f"{count} digits kept in my class")).to_be_visible(
-                timeout=BOARD_SECONDS * 1000)
+                timeout=BOARD_SECONDS * 1000
+            )
         expect(teacher.locator("[data-testid=drawing-now]")).to_have_text("3", timeout=BOARD_SECONDS * 1000)
         expect(teacher.locator(".tiles figure")).to_have_count(3)
 
@@ -62,12 +62,15 @@ def test_three_learners_join_from_the_board_keep_digits_and_a_version_while_it_w
         expect(ada.get_by_role("button", name="Start training")).to_be_visible(timeout=FIRST_PAGE_SECONDS * 1000)
         start_job(ada, 2_000, 1, 128)
         expect(teacher.locator("[data-testid=jobs]").filter(has_text="mlp_1x50")).to_be_visible(
-            timeout=BOARD_SECONDS * 1000)
+            timeout=BOARD_SECONDS * 1000
+        )
         name = saved_name(ada)
         expect(teacher.locator("[data-testid=jobs]").filter(has_text=f"saved as {name}")).to_be_visible(
-            timeout=BOARD_SECONDS * 1000)
+            timeout=BOARD_SECONDS * 1000
+        )
         expect(teacher.locator("[data-testid=leaderboard]").get_by_text(name, exact=True)).to_be_visible(
-            timeout=BOARD_SECONDS * 1000)
+            timeout=BOARD_SECONDS * 1000
+        )
 
         screenshot(teacher, "board")
         teacher.locator(".st-key-board_join").screenshot(path=str(DOCS / "join.png"))
@@ -75,5 +78,6 @@ def test_three_learners_join_from_the_board_keep_digits_and_a_version_while_it_w
         # The teacher ends it: the board reveals the held-out digits, marking those that beat every model.
         class_page.get_by_role("button", name="End the challenge and reveal the held-out digits").click()
         expect(teacher.locator(".board").filter(has_text="Challenge (ended)")).to_be_visible(
-            timeout=BOARD_SECONDS * 1000)
+            timeout=BOARD_SECONDS * 1000
+        )
         expect(teacher.get_by_text(re.compile(r"The held-out digits: \d+ beat every model"))).to_be_visible()

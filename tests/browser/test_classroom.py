@@ -29,8 +29,11 @@ def job_of(page: Page) -> str:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_two_servers_on_one_database_share_the_queue_and_the_versions(browser, tmp_path, request, kind):
-    database = (f"sqlite:///{tmp_path / 'class.db'}" if kind == "sqlite" else
-                postgres.fresh_database(request.getfixturevalue("postgres_server")))
+    database = (
+        f"sqlite:///{tmp_path / 'class.db'}"
+        if kind == "sqlite"
+        else postgres.fresh_database(request.getfixturevalue("postgres_server"))
+    )
     with running_app(database, tmp_path / "a.log") as server_a, running_app(database, tmp_path / "b.log") as server_b:
         learner = open_app(tab(browser), server_a, "train")
         start_job(learner, 60_000, 3, 8)  # minutes: surely training while server B looks
@@ -43,8 +46,7 @@ def test_two_servers_on_one_database_share_the_queue_and_the_versions(browser, t
         expect(table).to_contain_text("training now")
 
         learner.get_by_role("button", name="Stop training").click()
-        expect(learner.get_by_text(STOPPED_EARLY)).to_be_visible(
-            timeout=JOB_SECONDS * 1000)
+        expect(learner.get_by_text(STOPPED_EARLY)).to_be_visible(timeout=JOB_SECONDS * 1000)
         learner.get_by_role("textbox", name="Version name (optional)").last.fill("saved on a")
         learner.get_by_role("button", name="Save version").click()
         assert saved_name(learner) == "saved-on-a"
@@ -52,7 +54,8 @@ def test_two_servers_on_one_database_share_the_queue_and_the_versions(browser, t
         open_app(classmate, server_b, "draw")
         classmate.get_by_role("combobox", name="Model").click()
         expect(classmate.get_by_role("option", name=re.compile("saved-on-a"))).to_be_visible(
-            timeout=RESULT_SECONDS * 1000)
+            timeout=RESULT_SECONDS * 1000
+        )
 
 
 def test_a_server_killed_mid_job_keeps_its_versions_and_says_the_job_is_lost(browser, tmp_path):
@@ -72,10 +75,12 @@ def test_a_server_killed_mid_job_keeps_its_versions_and_says_the_job_is_lost(bro
         returning = open_app(tab(browser), second, f"train?job={job}")
         lost = returning.get_by_test_id("stAlertContentError")
         # Either side may record it first: the new server (its pid is gone) or the dying dispatcher.
-        expect(lost).to_contain_text("Lost: the Ray instance it trained on stopped (its server",
-                                     timeout=FIRST_PAGE_SECONDS * 1000)
+        expect(lost).to_contain_text(
+            "Lost: the Ray instance it trained on stopped (its server", timeout=FIRST_PAGE_SECONDS * 1000
+        )
         expect(returning.get_by_test_id("stDataFrame")).to_contain_text("lost")
         open_app(returning, second, "draw")
         returning.get_by_role("combobox", name="Model").click()
         expect(returning.get_by_role("option", name=re.compile(re.escape(kept)))).to_be_visible(
-            timeout=RESULT_SECONDS * 1000)
+            timeout=RESULT_SECONDS * 1000
+        )

@@ -9,8 +9,16 @@ from playwright.sync_api import Page, expect
 
 from model_zoo import db, store
 
-from .conftest import (READINGS, RESULT_SECONDS, clear, draw_and_wait, open_app, screenshot,
-                       set_pen_width, wait_until_idle)
+from .conftest import (
+    READINGS,
+    RESULT_SECONDS,
+    clear,
+    draw_and_wait,
+    open_app,
+    screenshot,
+    set_pen_width,
+    wait_until_idle,
+)
 from .strokes import CORNERS, LARGE, NATURAL, SAMPLES, SLOPPY, Sample
 
 
@@ -28,8 +36,9 @@ def draw_and_read_all(page: Page, sample: Sample, models: int) -> dict[str, str]
     expect(table.locator("tbody tr")).to_have_count(models, timeout=RESULT_SECONDS * 1000)  # a row per model
     header = [cell.strip() for cell in table.locator("thead th").all_inner_texts()]
     model, reads = header.index("Model"), header.index("Reads")
-    rows = [[cell.strip() for cell in row.locator("th, td").all_inner_texts()]
-            for row in table.locator("tbody tr").all()]
+    rows = [
+        [cell.strip() for cell in row.locator("th, td").all_inner_texts()] for row in table.locator("tbody tr").all()
+    ]
     return {row[model]: row[reads] for row in rows}
 
 
@@ -56,8 +65,10 @@ def test_each_drawing_gets_one_row_per_model(page, app_url, app_database, monkey
     read_samples(page, FEW, names, "Compare")
 
 
-@pytest.mark.skipif(os.environ.get("MEASURE_DRAWINGS") != "1", reason=(
-    "set MEASURE_DRAWINGS=1 to score every model on every browser-drawn sample (~3 min)"))
+@pytest.mark.skipif(
+    os.environ.get("MEASURE_DRAWINGS") != "1",
+    reason=("set MEASURE_DRAWINGS=1 to score every model on every browser-drawn sample (~3 min)"),
+)
 def test_every_model_on_every_drawing(page, app_url, app_database, monkeypatch):
     """The table printed at the end of the run: our proxy for real users' drawings.
 

@@ -15,13 +15,25 @@ from playwright.sync_api import Page, expect
 
 from model_zoo import config, store
 
-from .conftest import (FIRST_PAGE_SECONDS, READINGS, RESULT_SECONDS, canvas, clear, draw_and_wait,
-                       open_app, running_app, screenshot, set_pen_width, wait_until_idle)
+from .conftest import (
+    FIRST_PAGE_SECONDS,
+    READINGS,
+    RESULT_SECONDS,
+    canvas,
+    clear,
+    draw_and_wait,
+    open_app,
+    running_app,
+    screenshot,
+    set_pen_width,
+    wait_until_idle,
+)
 from .strokes import CORNERS, LARGE, NATURAL, SMALL, TINY, Sample
 
 ROBUST = config.TRAINED_DIR / "cnn_robust.keras"
 needs_robust = pytest.mark.skipif(
-    not ROBUST.exists(), reason=f"{ROBUST.name} is not trained yet (python -m scripts.train_zoo)")
+    not ROBUST.exists(), reason=f"{ROBUST.name} is not trained yet (python -m scripts.train_zoo)"
+)
 
 GROUPS = {"natural": NATURAL, "large": LARGE, "small": SMALL, "corners": CORNERS}
 # Thick: the pen at 40 px instead of the default 12 on natural and large digits
@@ -138,8 +150,9 @@ def test_an_uploaded_photo_is_read_until_the_user_draws(page, app_url, tmp_path)
     """The picture and the canvas take turns: the one changed last is read."""
     photo = tmp_path / "seven.jpg"
     paper = Image.new("RGB", (640, 480), (226, 222, 210))  # a grey-white page, a dark pen
-    ImageDraw.Draw(paper).line([(250, 110), (390, 100), (350, 230), (310, 380)],
-                               fill=(40, 40, 60), width=18, joint="curve")
+    ImageDraw.Draw(paper).line(
+        [(250, 110), (390, 100), (350, 230), (310, 380)], fill=(40, 40, 60), width=18, joint="curve"
+    )
     paper.save(photo, quality=85)
 
     open_app(page, app_url, "draw?model=cnn")
@@ -163,5 +176,6 @@ def test_a_stroke_may_start_in_the_top_right_corner_without_hovering_first(page,
     for step in range(1, 21):
         page.mouse.move(box["x"] + 272 - 4 * step, box["y"] + 6 + 12 * step)
     page.mouse.up()
-    expect(page.get_by_test_id("stCaptionContainer").filter(has_text="read your drawing (1 stroke)")
-           ).to_be_visible(timeout=RESULT_SECONDS * 1000)
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text="read your drawing (1 stroke)")).to_be_visible(
+        timeout=RESULT_SECONDS * 1000
+    )

@@ -37,5 +37,6 @@ def test_drawings_still_give_the_images_in_the_drawn_set(page, app_url):
         stored = drawn.x[index].astype(np.float64)
         assert np.abs(now - stored).mean() < 2, (
             f"{item.id} now gives another image than model_zoo/drawn_set.npz holds: "
-            "redraw the set with python -m tests.browser.drawn_set")
+            "redraw the set with python -m tests.browser.drawn_set"
+        )
         clear(page)

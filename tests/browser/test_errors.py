@@ -30,8 +30,7 @@ def test_an_uncaught_error_shows_no_type_message_or_traceback(browser, tmp_path)
     assert SECRET in log.read_text()  # the teacher's terminal still has it
 
 
-@pytest.mark.parametrize("path", ["nope", "draw?model=../../etc/passwd",
-                                  "train?job=%27%3BDROP%20TABLE%20jobs&key=x"])
+@pytest.mark.parametrize("path", ["nope", "draw?model=../../etc/passwd", "train?job=%27%3BDROP%20TABLE%20jobs&key=x"])
 def test_unknown_pages_and_hostile_links_open_the_app_not_an_error(page, app_url, path):
     """An unknown page gets Streamlit's "Page not found" notice over Draw; a bad value, a message."""
     page.goto(f"{app_url}/{path}")
@@ -41,8 +40,9 @@ def test_unknown_pages_and_hostile_links_open_the_app_not_an_error(page, app_url
     assert "root:x:0:0" not in page.content()  # no /etc/passwd, whatever the link asked for
 
 
-@pytest.mark.parametrize("path", ["..%2F..%2Fetc%2Fpasswd", "static/..%2F..%2F..%2Fetc%2Fpasswd",
-                                  "app/static/../../../etc/passwd"])
+@pytest.mark.parametrize(
+    "path", ["..%2F..%2Fetc%2Fpasswd", "static/..%2F..%2F..%2Fetc%2Fpasswd", "app/static/../../../etc/passwd"]
+)
 def test_a_path_out_of_the_app_is_refused_by_the_server(app_url, path):
     try:
         with urllib.request.urlopen(f"{app_url}/{path}", timeout=30) as response:

@@ -42,12 +42,13 @@ def learner(url: str, first_page: str, start: threading.Barrier, answers: dict, 
 @pytest.mark.parametrize("trial, first_page", list(enumerate(FIRST_PAGES)))
 def test_a_class_opens_a_fresh_server_at_once(trial, first_page, tmp_path):
     servers = []
-    with running_app(f"sqlite:///{tmp_path / 'digit_zoo.db'}", tmp_path / "streamlit.log",
-                     process=servers) as url:
+    with running_app(f"sqlite:///{tmp_path / 'digit_zoo.db'}", tmp_path / "streamlit.log", process=servers) as url:
         answers: dict[int, str | None] = {}
         start = threading.Barrier(LEARNERS)
-        threads = [threading.Thread(target=learner, args=(url, first_page, start, answers, i), daemon=True)
-                   for i in range(LEARNERS)]
+        threads = [
+            threading.Thread(target=learner, args=(url, first_page, start, answers, i), daemon=True)
+            for i in range(LEARNERS)
+        ]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + SECONDS + 10  # the clients' own timeouts fire first
@@ -58,5 +59,7 @@ def test_a_class_opens_a_fresh_server_at_once(trial, first_page, tmp_path):
             os.kill(servers[0].pid, signal.SIGUSR1)  # every thread's stack into the log
             time.sleep(2)
             log = (tmp_path / "streamlit.log").read_text(errors="replace")
-            pytest.fail(f"{len(wrong)} of {LEARNERS} learners opening {first_page} got no 1: "
-                        f"{dict(list(wrong.items())[:5])}\nserver log (stacks last):\n{log[-20000:]}")
+            pytest.fail(
+                f"{len(wrong)} of {LEARNERS} learners opening {first_page} got no 1: "
+                f"{dict(list(wrong.items())[:5])}\nserver log (stacks last):\n{log[-20000:]}"
+            )

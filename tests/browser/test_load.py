@@ -35,9 +35,31 @@ def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, t
                 warm_up.open(page, query=f"model={MODEL}")
         env = os.environ | {"DIGIT_ZOO_LOAD_ANSWERS": str(answers), "DIGIT_ZOO_LOAD_MODEL": MODEL}
         done = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", "scripts/benchmarks/locustfile.py", "--headless", "--host", url,
-             "-u", str(LEARNERS), "-r", str(LEARNERS), "-t", "30s", "--csv", str(tmp_path / "load"),
-             "--only-summary"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                "scripts/benchmarks/locustfile.py",
+                "--headless",
+                "--host",
+                url,
+                "-u",
+                str(LEARNERS),
+                "-r",
+                str(LEARNERS),
+                "-t",
+                "30s",
+                "--csv",
+                str(tmp_path / "load"),
+                "--only-summary",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "load_stats.csv") as stats:
         total = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")

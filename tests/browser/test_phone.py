@@ -16,8 +16,7 @@ from model_zoo import config
 from .conftest import RESULT_SECONDS, canvas, draw_and_wait, open_app, screenshot, wait_until_idle
 from .strokes import Sample
 
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
-         "is_mobile": True, "has_touch": True}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 
 # A natural 4 is two strokes: the answer shows after each.
 FOUR = Sample("4")
@@ -137,15 +136,19 @@ def table_readings(page: Page, models: int) -> dict[str, str]:
     expect(table.locator("tbody tr")).to_have_count(models)
     header = [cell.strip() for cell in table.locator("thead th").all_inner_texts()]
     model, reads = header.index("Model"), header.index("Reads")
-    rows = [[cell.strip() for cell in row.locator("th, td").all_inner_texts()]
-            for row in table.locator("tbody tr").all()]
+    rows = [
+        [cell.strip() for cell in row.locator("th, td").all_inner_texts()] for row in table.locator("tbody tr").all()
+    ]
     return {row[model]: row[reads] for row in rows}
 
 
-@pytest.mark.parametrize("path, done, answer", [
-    ("draw", "read your drawing (1 stroke)", "stMetric"),  # Prediction and Confidence
-    ("compare", "Read from your drawing (1 stroke)", "stTable"),
-])
+@pytest.mark.parametrize(
+    "path, done, answer",
+    [
+        ("draw", "read your drawing (1 stroke)", "stMetric"),  # Prediction and Confidence
+        ("compare", "Read from your drawing (1 stroke)", "stTable"),
+    ],
+)
 def test_wide_screens_keep_the_results_beside_the_canvas(page, app_url, path, done, answer):
     """No glance on a wide screen: the full answer already stands beside the canvas."""
     open_app(page, app_url, path)

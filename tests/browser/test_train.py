@@ -53,8 +53,7 @@ def wait_for_the_curve_to_grow(page: Page, beyond: float) -> float:
 def draw_a_seven(page: Page) -> None:
     strokes = Sample("7").points()
     draw_strokes(page, canvas(page), strokes)
-    done = page.get_by_test_id("stCaptionContainer").filter(
-        has_text=f"read your drawing ({len(strokes)} stroke")
+    done = page.get_by_test_id("stCaptionContainer").filter(has_text=f"read your drawing ({len(strokes)} stroke")
     expect(done).to_be_visible(timeout=RESULT_SECONDS * 1000)
     expect(page.get_by_test_id("stMetric").filter(has_text="Prediction")).to_be_visible()
 
@@ -64,7 +63,8 @@ def start_job(page: Page, digits: int, epochs: int, batch_size: int) -> None:
         page.get_by_role("spinbutton", name=label).fill(str(value))
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_role("heading", name=f"mlp_1x50, {epochs} epochs on {digits:,} digits")).to_be_visible(
-        timeout=FIRST_PAGE_SECONDS * 1000)  # the new job's panel, not the last one's (Ray may be starting)
+        timeout=FIRST_PAGE_SECONDS * 1000
+    )  # the new job's panel, not the last one's (Ray may be starting)
 
 
 def saved_name(page: Page) -> str:
@@ -79,8 +79,9 @@ def versions(database_url: str, monkeypatch) -> dict[str, dict]:
     return {entry.name: entry.record for entry in store.scan().entries if not entry.shipped}
 
 
-def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new_tab, app_url, app_database,
-                                                                             monkeypatch):
+def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(
+    new_tab, app_url, app_database, monkeypatch
+):
     classmate = open_app(new_tab(), app_url)  # Draw is the app's first page
     learner = open_app(new_tab(), app_url, "train")
     start_job(learner, 60_000, 3, 8)  # 6,750 batches an epoch: minutes, so it is surely running below
@@ -101,14 +102,12 @@ def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new
     learner.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
     expect(learner.get_by_role("heading", name="Draw")).to_be_visible(timeout=RESULT_SECONDS * 1000)
     learner.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
-    expect(learner.get_by_text("mlp_1x50, 3 epochs on 60,000 digits")).to_be_visible(
-        timeout=RESULT_SECONDS * 1000)
+    expect(learner.get_by_text("mlp_1x50, 3 epochs on 60,000 digits")).to_be_visible(timeout=RESULT_SECONDS * 1000)
     expect(stop).to_be_visible()
 
     # Stop keeps what it learned, for the learner to save under a name.
     stop.click()
-    expect(learner.get_by_text(STOPPED_EARLY)).to_be_visible(
-        timeout=JOB_SECONDS * 1000)
+    expect(learner.get_by_text(STOPPED_EARLY)).to_be_visible(timeout=JOB_SECONDS * 1000)
     learner.get_by_role("textbox", name="Version name (optional)").last.fill("first try")
     learner.get_by_role("button", name="Save version").click()
     assert saved_name(learner) == "first-try"
@@ -125,7 +124,8 @@ def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new
     # Its link opens Draw with the new version picked, and it reads a drawing.
     learner.get_by_role("link", name=f"Draw with {name}").click()
     expect(learner.get_by_role("combobox", name="Model")).to_have_value(
-        re.compile(re.escape(name)), timeout=RESULT_SECONDS * 1000)
+        re.compile(re.escape(name)), timeout=RESULT_SECONDS * 1000
+    )
     draw_a_seven(learner)
 
     # The classmate's Draw page lists both versions.
@@ -133,4 +133,5 @@ def test_curves_grow_while_a_classmate_draws_then_stop_save_and_draw_with_it(new
     classmate.get_by_role("combobox", name="Model").click()
     for version in ("first-try", name):
         expect(classmate.get_by_role("option", name=re.compile(re.escape(version)))).to_be_visible(
-            timeout=RESULT_SECONDS * 1000)
+            timeout=RESULT_SECONDS * 1000
+        )

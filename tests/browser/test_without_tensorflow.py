@@ -23,15 +23,17 @@ PAGES = ("draw", "compare", "inside", "class", "zoo")
 def test_draw_compare_inside_class_and_zoo_never_import_tensorflow_or_keras(page, tmp_path):
     runs = tmp_path / "runs.jsonl"
     strokes = Sample("7").points()
-    with running_app(f"sqlite:///{tmp_path / 'digit_zoo.db'}", tmp_path / "streamlit.log",
-                     env={run_timings.VARIABLE: str(runs)}) as url:
+    with running_app(
+        f"sqlite:///{tmp_path / 'digit_zoo.db'}", tmp_path / "streamlit.log", env={run_timings.VARIABLE: str(runs)}
+    ) as url:
         open_app(page, url, "draw?model=cnn")
         draw_and_wait(page, strokes, f"cnn read your drawing ({len(strokes)} stroke")
         page.get_by_test_id("stExpander").get_by_text("Why this digit?").click()
         expect(page.get_by_test_id("stCaptionContainer").filter(has_text="Erasing: a black")).to_be_visible()
         page.locator(".st-key-draw_keep").get_by_role("button", name="7", exact=True).click()
         expect(page.get_by_test_id("stAlert").filter(has_text="Kept as a 7")).to_be_visible(
-            timeout=RESULT_SECONDS * 1000)
+            timeout=RESULT_SECONDS * 1000
+        )
 
         open_app(page, url, "compare")
         draw_and_wait(page, strokes, f"Read from your drawing ({len(strokes)} stroke")
@@ -40,7 +42,8 @@ def test_draw_compare_inside_class_and_zoo_never_import_tensorflow_or_keras(page
         draw_and_wait(page, strokes, f"Inside cnn_robust on your drawing ({len(strokes)} stroke")
         page.get_by_test_id("stCheckbox").filter(has_text="Saliency maps").click()
         expect(page.get_by_test_id("stCaptionContainer").filter(has_text="integrated gradients")).to_be_visible(
-            timeout=RESULT_SECONDS * 1000)
+            timeout=RESULT_SECONDS * 1000
+        )
 
         open_app(page, url, "class")
         expect(page.get_by_role("heading", name="How each model reads the class")).to_be_visible()
