@@ -22,6 +22,7 @@ say what is allowed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import secrets
 import sys
@@ -137,25 +138,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace) -> training.TrainingSettings:
-    names = (
-        "epochs",
-        "batch_size",
-        "learning_rate",
-        "lr_decay",
-        "optimizer",
-        "dropout",
-        "width",
-        "hidden_layers",
-        "train_size",
-        "val_fraction",
-        "augment",
-        "usps",
-        "strokes",
-        "unipen",
-        "fine_tune",
-        "seed",
-    )
-    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    fields = {field.name for field in dataclasses.fields(training.TrainingSettings)}
+    given_by_options = fields - {"arch", "class_digits"}  # the first is positional; the second is the app's
+    overrides = {name: getattr(args, name) for name in given_by_options if getattr(args, name) is not None}
     return training.TrainingSettings.for_architecture(args.arch, **overrides)
 
 

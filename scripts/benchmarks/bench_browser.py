@@ -34,15 +34,17 @@ from model_zoo import data, strokes
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install` (docs/facts.md)
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+
+
+def streamlit_command(script: str, port: int) -> list[str]:
+    """A Streamlit server of ``script`` on 127.0.0.1:``port``, headless, not watching its files."""
+    command = [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1"]
+    return command + ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
+
+
+# Headless and quiet: no GPU, no sandbox (root in a container), no calls home.
+CHROMIUM_FLAGS = "--headless --no-sandbox --disable-gpu --disable-background-networking".split()
+CHROMIUM_FLAGS += "--disable-component-update --disable-sync --no-first-run".split()
 STARTUP_SECONDS = 180  # a fresh server's first page on a busy 2-core machine
 RESULT_SECONDS = 60
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -119,26 +121,11 @@ def start_server(scratch: Path, root: Path = ROOT) -> Server:
     env = os.environ | {
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "DIGIT_ZOO_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
-        "DIGIT_ZOO_USER_DIR": str(scratch / "user_models"),
         "DIGIT_ZOO_TRAINING_SLOTS": "1",
         "DIGIT_ZOO_TIMINGS": str(scratch / "runs.jsonl"),
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--server.fileWatcherType",
-            "none",
-        ],
+        streamlit_command("app.py", port),
         cwd=root,
         env=env,
         stdout=open(scratch / "server.log", "wb"),

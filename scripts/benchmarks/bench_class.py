@@ -35,33 +35,17 @@ PART = "6. a class under Locust"
 TARGETS = {30: "p95 ≤ 250 ms, p99 ≤ 500 ms, 0 errors", 60: "0 errors, 0 dropped"}
 
 
+def locust_command(url: str, learners: int, seconds: float, stats: Path) -> list[str]:
+    """Locust, headless, with ``learners`` simulated learners for ``seconds``, its tables at ``stats``_*.csv."""
+    command = [sys.executable, "-m", "locust", "-f", "scripts/benchmarks/locustfile.py", "--headless"]
+    command += ["--host", url, "-u", str(learners), "-r", str(learners), "-t", f"{seconds:.0f}s"]
+    return command + ["--csv", str(stats), "--only-summary"]
+
+
 def locust(url: str, learners: int, seconds: float, stats: Path) -> dict:
     """One Locust run: the Aggregated row of its answers and how many sessions it lost."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            "scripts/benchmarks/locustfile.py",
-            "--headless",
-            "--host",
-            url,
-            "-u",
-            str(learners),
-            "-r",
-            str(learners),
-            "-t",
-            f"{seconds:.0f}s",
-            "--csv",
-            str(stats),
-            "--only-summary",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=seconds + 120,
-    )
+    command = locust_command(url, learners, seconds, stats)
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=seconds + 120)
     with open(f"{stats}_stats.csv") as table:
         rows = list(csv.DictReader(table))
     answers = next(row for row in rows if row["Name"] == "Aggregated")

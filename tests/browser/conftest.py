@@ -20,7 +20,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,18 +31,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from scripts.benchmarks.bench_browser import CHROMIUM_FLAGS, streamlit_command
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1400, "height": 1000}
 SERVER_START_SECONDS = 60
 FIRST_PAGE_SECONDS = 90  # the first run imports TensorFlow and loads models (2 cores)
@@ -121,21 +113,7 @@ def running_app(
         | (env or {})
     )
     env.pop("RAY_ADDRESS", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        script.name,
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-    ]
+    command = streamlit_command(script.name, port)
     with open(log_path, "wb") as log:
         # A session of its own: its Ray processes go with it, even after a kill -9 of the server.
         server = subprocess.Popen(

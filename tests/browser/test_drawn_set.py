@@ -31,12 +31,26 @@ def test_drawings_still_give_the_images_in_the_drawn_set(page, app_url):
         if item.pen != pen:
             set_pen_width(page, item.pen)
             pen = item.pen
-        strokes = item.points()
-        draw_and_wait(page, strokes, f"cnn read your drawing ({len(strokes)} stroke")
-        now = np.rint(preprocess.to_mnist(_canvas_pixels(page)) * 255)
         stored = drawn.x[index].astype(np.float64)
-        assert np.abs(now - stored).mean() < 2, (
-            f"{item.id} now gives another image than model_zoo/drawn_set.npz holds: "
+        # A change to the canvas or to preprocessing gives another image every time; a
+        # drawing that lost mouse events on a loaded machine (seen once in CI) does not.
+        # So a drawing that differs is drawn once more before the test fails.
+        differences = []
+        for _ in range(2):
+            differences.append(_difference_when_drawn(page, item, stored))
+            clear(page)
+            if differences[-1] < 2:
+                break
+        assert differences[-1] < 2, (
+            f"{item.id} now gives another image than model_zoo/drawn_set.npz holds "
+            f"(mean difference {', then '.join(f'{d:.1f}' for d in differences)} of 255): "
             "redraw the set with python -m tests.browser.drawn_set"
         )
-        clear(page)
+
+
+def _difference_when_drawn(page, item, stored: np.ndarray) -> float:
+    """Draw `item` on the page's canvas: the mean absolute difference (0-255) from `stored`."""
+    strokes = item.points()
+    draw_and_wait(page, strokes, f"cnn read your drawing ({len(strokes)} stroke")
+    now = np.rint(preprocess.to_mnist(_canvas_pixels(page)) * 255)
+    return float(np.abs(now - stored).mean())

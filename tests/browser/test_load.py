@@ -13,12 +13,12 @@ import io
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
 from model_zoo import model_files, preprocess, store
+from scripts.benchmarks import bench_class
 from scripts.benchmarks.streamlit_client import StreamlitSession, digit_png
 from tests.browser.conftest import ROOT, running_app
 
@@ -34,32 +34,8 @@ def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, t
             for page in ("draw", "compare", "inside"):
                 warm_up.open(page, query=f"model={MODEL}")
         env = os.environ | {"DIGIT_ZOO_LOAD_ANSWERS": str(answers), "DIGIT_ZOO_LOAD_MODEL": MODEL}
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                "scripts/benchmarks/locustfile.py",
-                "--headless",
-                "--host",
-                url,
-                "-u",
-                str(LEARNERS),
-                "-r",
-                str(LEARNERS),
-                "-t",
-                "30s",
-                "--csv",
-                str(tmp_path / "load"),
-                "--only-summary",
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        command = bench_class.locust_command(url, LEARNERS, 30, tmp_path / "load")
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "load_stats.csv") as stats:
         total = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
