@@ -28,7 +28,7 @@ from model_zoo.config import PROJECT_ROOT
 
 URL_VARIABLE = "DIGIT_ZOO_DATABASE_URL"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "digit_zoo.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ONE_ACTIVE_JOB = (
     "CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_learner ON jobs (learner_key) "
     "WHERE state IN ('queued', 'running')"
@@ -41,6 +41,7 @@ MIGRATIONS: dict[int, list[str]] = {  # version → SQL that brings version - 1 
         ONE_ACTIVE_JOB,
         "ALTER TABLE jobs ADD COLUMN handed_at FLOAT",
     ],  # create_all: learners, settings
+    5: [],  # create_all: job_timings
 }
 SQLITE_BUSY_SECONDS = 30  # writers queue behind each other instead of failing at once
 CONNECT_SECONDS = 5  # a database server that does not answer: a message, not a hung page
@@ -95,6 +96,17 @@ jobs = sa.Table(
     sa.Column("result_tensorboard", sa.LargeBinary),
 )
 
+
+# How long a job that trained to its end took, for the estimates of the next ones (model_zoo.estimates).
+job_timings = sa.Table(
+    "job_timings",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("speed_key", sa.String(100), nullable=False, index=True),  # what sets its speed: estimates.speed_key
+    sa.Column("digits_per_second", sa.Float, nullable=False),  # in its steady epochs
+    sa.Column("fixed_seconds", sa.Float, nullable=False),  # the rest: starting, building, scoring, saving
+    sa.Column("ended_at", sa.Float, nullable=False),  # Unix seconds
+)
 
 # A learner of the Train page: their browser's id (hashed) and the nickname the class sees, one each.
 learners = sa.Table(

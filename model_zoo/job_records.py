@@ -18,7 +18,7 @@ import time
 
 import sqlalchemy as sa
 
-from model_zoo import db, model_files, store, training
+from model_zoo import db, estimates, model_files, store, training
 from model_zoo.training import TrainingSettings
 
 MAX_CURVE_POINTS = 600  # per-batch points kept for the live chart
@@ -175,6 +175,7 @@ def worker_finished(
         try:
             with db.engine(database).begin() as connection:
                 entry = store.insert_version(connection, requested_name, record, content, logs)
+                _record_timing(connection, job_id, result)
                 connection.execute(
                     db.jobs.update()
                     .where(running)
@@ -190,11 +191,23 @@ def worker_finished(
     else:
         keep = dict(state=JobState.STOPPED.value, phase="stopped: save or discard what it learned")
     with db.engine(database).begin() as connection:
+        if not result.stopped_early:
+            _record_timing(connection, job_id, result)
         connection.execute(
             db.jobs.update()
             .where(running)
             .values(result_record=record, result_model=content, result_tensorboard=logs, **keep, **common)
         )
+
+
+def _record_timing(connection: sa.Connection, job_id: str, result: training.TrainingResult) -> None:
+    """How long the job kept its training slot: what the estimates of the next ones are made of."""
+    started = connection.execute(sa.select(db.jobs.c.started_at).where(db.jobs.c.id == job_id)).scalar()
+    if started is None:
+        return
+    values = estimates.timing(result.settings, result.train_digits, result.seconds_per_epoch, time.time() - started)
+    if values is not None:
+        connection.execute(db.job_timings.insert().values(job_id=job_id, **values))
 
 
 def worker_lost(job_id: str, reason: str, database: str) -> None:

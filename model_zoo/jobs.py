@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from model_zoo import config, db, housekeeping, job_records, store
+from model_zoo import config, db, estimates, housekeeping, job_records, store
+from model_zoo.config import SettingsError
 from model_zoo.job_records import ACTIVE, UNDECIDED, JobState
 from model_zoo.training import TrainingLimits, TrainingSettings
 
@@ -77,6 +78,7 @@ class JobView:
     phase: str  # what the job is doing now, in words
     position: int | None  # 0 training, 1 next in the queue, …; None when ended
     worker: str  # where it trains
+    started_at: float | None  # Unix seconds: when its worker took it
     epoch: int  # epochs completed
     epochs: int
     step: int  # batches done in the current epoch
@@ -136,6 +138,8 @@ def submit(
 
     limits = limits or TrainingLimits.from_env()
     settings.validate(limits)
+    if limits.max_job_minutes and (problem := estimates.over_budget(settings, limits.max_job_minutes)):
+        raise SettingsError(problem)
     maximum = max_active_jobs()
     if problem := housekeeping.storage_problem():
         raise JobError(f"Training cannot start: {problem}. Tell the teacher; nothing was queued.")
@@ -367,6 +371,30 @@ def max_active_jobs() -> int:
     return config.whole_number_from_env(MAX_ACTIVE_VARIABLE, DEFAULT_MAX_ACTIVE)
 
 
+def queue_times(views: list[JobView], joining: TrainingSettings | None = None) -> dict[str, tuple[float, float]]:
+    """When each active job starts and ends, in seconds from now (``estimates.schedule``).
+
+    With ``joining``, also a job of those settings submitted now, under the id "".
+    """
+    from model_zoo import cluster
+
+    found = cluster.capacity()
+    now = time.time()
+    queue = [
+        estimates.QueuedJob(
+            id=view.id,
+            settings=view.settings,
+            running_for=now - view.started_at if view.state == JobState.RUNNING and view.started_at else None,
+            fraction_done=view.fraction_done,
+            training_seconds=view.seconds,
+        )
+        for view in sorted((v for v in views if v.active), key=lambda v: v.position or 0)
+    ]
+    if joining is not None:
+        queue.append(estimates.QueuedJob("", joining, running_for=None, fraction_done=0.0, training_seconds=0.0))
+    return estimates.schedule(queue, found.slots if found is not None and found.slots else training_slots())
+
+
 # ------------------------------------------------------------------ the cluster, as the page sees it
 
 
@@ -444,6 +472,7 @@ def _view(row, position: int | None, *, live: bool) -> JobView:
         phase=phase,
         position=position,
         worker=row.worker,
+        started_at=row.started_at,
         epoch=epoch,
         epochs=settings.epochs,
         step=step,

@@ -38,6 +38,14 @@ PEN_RENDERS = 4
 # The Train page's defaults and scripts.experiments.class_finetune's.
 FINE_TUNE_DEFAULTS = {"epochs": 3, "learning_rate": 1e-4, "lr_decay": False}
 FINE_TUNE_TRAIN_SIZE = 10_000
+# The Train page's defaults for a class: about 20 s a job on a 2-core machine (docs/performance.md),
+# so that thirty learners' jobs end within a lesson; the tutorial's settings are one click away.
+CLASS_SIZED = {
+    "mlp_5x50_dropout_50ep": {"train_size": 12_000},
+    "mlp_5x500_dropout": {"epochs": 10, "train_size": 12_000},
+    "cnn": {"epochs": 2, "train_size": 12_000},
+    "cnn_robust": {"epochs": 2, "train_size": 6_000, "usps": False, "strokes": False},
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,9 @@ class TrainingLimits:
     """Caps that keep one student from freezing a classroom server.
 
     Whoever runs the server can change them with DIGIT_ZOO_MAX_EPOCHS,
-    DIGIT_ZOO_MAX_WIDTH, DIGIT_ZOO_MAX_HIDDEN_LAYERS, DIGIT_ZOO_MAX_TRAIN_SIZE.
+    DIGIT_ZOO_MAX_WIDTH, DIGIT_ZOO_MAX_HIDDEN_LAYERS, DIGIT_ZOO_MAX_TRAIN_SIZE,
+    and set a time budget a job with DIGIT_ZOO_MAX_JOB_MINUTES (none by default:
+    ``jobs.submit`` checks it against the job's estimate).
     """
 
     max_epochs: int = 100
@@ -57,6 +67,7 @@ class TrainingLimits:
     learning_rate: tuple[float, float] = (1e-5, 1.0)
     val_fraction: tuple[float, float] = (0.01, 0.5)
     dropout: tuple[float, float] = (0.0, 0.9)
+    max_job_minutes: int = 0  # 0: no budget
 
     @classmethod
     def from_env(cls) -> TrainingLimits:
@@ -65,6 +76,7 @@ class TrainingLimits:
             "max_width": "DIGIT_ZOO_MAX_WIDTH",
             "max_hidden_layers": "DIGIT_ZOO_MAX_HIDDEN_LAYERS",
             "max_train_size": "DIGIT_ZOO_MAX_TRAIN_SIZE",
+            "max_job_minutes": "DIGIT_ZOO_MAX_JOB_MINUTES",
         }
         defaults = cls()
         return cls(**{name: whole_number_from_env(variable, getattr(defaults, name)) for name, variable in env.items()})
@@ -94,7 +106,8 @@ class TrainingSettings:
     seed: int = 0
 
     @classmethod
-    def for_architecture(cls, arch: str, **overrides) -> TrainingSettings:
+    def for_architecture(cls, arch: str, *, class_sized: bool = False, **overrides) -> TrainingSettings:
+        """The tutorial's settings of ``arch`` (``class_sized``: a class's quicker ones), then ``overrides``."""
         spec = architectures.get(arch)
         defaults = dict(
             arch=arch,
@@ -109,7 +122,8 @@ class TrainingSettings:
             usps=spec.usps,
             strokes=spec.strokes,
         )
-        return cls(**(defaults | overrides))
+        sized = CLASS_SIZED.get(arch, {}) if class_sized else {}
+        return cls(**(defaults | sized | overrides))
 
     def validate(self, limits: TrainingLimits | None = None) -> TrainingSettings:
         """Return self, or raise SettingsError naming the value and the allowed range."""

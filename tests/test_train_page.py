@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from model_zoo import jobs, store
+from model_zoo import estimates, jobs, store
 from model_zoo.jobs import JobState
 from model_zoo.training import TrainingSettings
 from ui import models
@@ -51,7 +51,7 @@ def wait_for(job_id: str, condition) -> jobs.JobView:
 def start(at: AppTest, **values) -> AppTest:
     for key, value in values.items():
         at.number_input(key=f"train_{key}").set_value(value)
-    at.button(key="FormSubmitter:train_settings-Start training").click().run()
+    at.button(key="train_start").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -60,21 +60,25 @@ def texts(elements) -> list[str]:
     return [element.value for element in elements]
 
 
-def test_the_form_starts_with_the_tutorial_settings_of_the_architecture():
+def test_the_form_starts_with_settings_sized_for_a_class_and_the_tutorials_one_click_away():
     at = open_train()
     assert at.title[0].value == "Train"
     assert at.selectbox(key="train_arch").value == "mlp_1x50"
+    assert at.radio(key="train_preset").value == "class"
     assert (
         at.number_input(key="train_epochs").value,
         at.number_input(key="train_width").value,
         at.number_input(key="train_hidden_layers").value,
-    ) == (5, 50, 1)
+    ) == (5, 50, 1)  # quick already: the same as the tutorial's
     at.selectbox(key="train_arch").set_value("mlp_5x500_dropout").run()
     assert (
         at.number_input(key="train_epochs").value,
+        at.number_input(key="train_train_size").value,
         at.number_input(key="train_width").value,
         at.number_input(key="train_dropout").value,
-    ) == (25, 500, 0.2)
+    ) == (10, 12_000, 500, 0.2)
+    at.radio(key="train_preset").set_value("tutorial").run()
+    assert (at.number_input(key="train_epochs").value, at.number_input(key="train_train_size").value) == (25, 60_000)
     at.selectbox(key="train_arch").set_value("cnn").run()
     labels = [n.label for n in at.number_input]
     assert "Width (units per hidden layer)" not in labels and "Hidden layers" not in labels
@@ -82,7 +86,39 @@ def test_the_form_starts_with_the_tutorial_settings_of_the_architecture():
     assert not at.checkbox(key="train_usps").value  # the tutorial's models: MNIST only
     at.selectbox(key="train_arch").set_value("cnn_robust").run()
     assert at.checkbox(key="train_augment").value and at.checkbox(key="train_usps").value
+    at.radio(key="train_preset").set_value("class").run()
+    assert at.checkbox(key="train_augment").value and not at.checkbox(key="train_usps").value
+    assert at.number_input(key="train_train_size").value == 6_000
     assert not at.exception
+
+
+def test_the_form_says_how_long_the_job_would_take_before_start():
+    at = open_train()
+    at.selectbox(key="train_arch").set_value("cnn").run()
+    estimate = estimates.job_seconds(TrainingSettings.for_architecture("cnn", class_sized=True))
+    line = next(c for c in texts(at.caption) if "of training on this server" in c)
+    assert f"About {estimates.duration(estimate.seconds)} of training" in line and estimate.basis in line
+    tutorial = estimates.job_seconds(TrainingSettings.for_architecture("cnn"))
+    assert at.radio(key="train_preset").options == [
+        f"sized for a class (about {estimates.duration(estimate.seconds)} here)",
+        f"the tutorial's (about {estimates.duration(tutorial.seconds)} here)",
+    ]
+    at.number_input(key="train_epochs").set_value(4).run()  # a change of setting: a new estimate at once
+    longer = estimates.job_seconds(TrainingSettings.for_architecture("cnn", class_sized=True, epochs=4))
+    assert any(f"About {estimates.duration(longer.seconds)} of training" in c for c in texts(at.caption))
+
+
+def test_settings_over_the_class_budget_are_refused_with_what_would_fit(monkeypatch):
+    monkeypatch.setenv("DIGIT_ZOO_MAX_JOB_MINUTES", "1")
+    at = open_train()
+    at.selectbox(key="train_arch").set_value("cnn_robust").run()
+    at.radio(key="train_preset").set_value("tutorial").run()
+    warning = next(w for w in texts(at.warning) if "budget" in w)
+    assert "over the class's budget of 1 min a job. Try" in warning
+    assert at.button(key="train_start").disabled
+    at.radio(key="train_preset").set_value("class").run()
+    assert not [w for w in texts(at.warning) if "budget" in w] and not at.button(key="train_start").disabled
+    assert any("and 1 min a job" in caption for caption in texts(at.caption))
 
 
 def test_usps_option_is_off_where_the_server_has_no_usps(tmp_path, monkeypatch):
@@ -129,9 +165,11 @@ def test_a_job_queues_trains_with_live_progress_stops_and_is_saved_under_a_name(
     job_id = at.session_state["train_job"]
     assert at.query_params["job"] == job_id and jobs.view(job_id).settings.train_size == 60_000
     assert any("position 1" in info for info in texts(at.info))  # the teacher's job trains first
+    assert any(re.search(r"should start in about .+ and end in about ", info) for info in texts(at.info))
     table = at.dataframe[0].value
     assert list(table["Who"]) == [f"{at.session_state['train_owner']} (you)", "teacher-1"]
     assert list(table["Queue"]) == ["1", "training now"]
+    assert all(ends.startswith("about ") for ends in table["Ends in"])
     assert any("Training capacity: 1 training slot on 1 Ray node." in c for c in texts(at.caption))
 
     jobs.stop(other)
@@ -162,8 +200,11 @@ def test_a_tiny_job_finishes_by_itself_and_lands_on_draw():
     at = start(open_train(), train_size=500, epochs=1)
     view = wait_for(at.session_state["train_job"], lambda view: not view.active)
     assert view.state == JobState.SAVED
+    estimates.forget()  # this process read the timings before the job ended
+    assert estimates.speed(view.settings).basis == "measured: job of mlp_1x50 50x1 batch 128 trained here"
     at.run()
     assert any(f"Saved as **{view.saved_name}** — select it on Draw" in s for s in texts(at.success))
+    assert any("measured: job of mlp_1x50" in caption for caption in texts(at.caption))
     link = at.get("page_link")[0].proto
     assert view.saved_name in link.label and link.page == "draw"
     assert urllib.parse.parse_qs(link.query_string) == {"model": [view.saved_name]}

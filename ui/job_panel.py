@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from model_zoo import db, jobs, store
+from model_zoo import db, estimates, jobs, store
 from model_zoo.jobs import JobState
 from ui import models, people
 from ui.quoting import literal
@@ -126,14 +126,11 @@ def curves(view: jobs.JobView) -> None:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+    return "—" if seconds is None else estimates.duration(seconds)
 
 
-def job_panel(view: jobs.JobView) -> None:
-    """One job: what it is, where it is, its buttons for its owner, its curves."""
+def job_panel(view: jobs.JobView, times: dict[str, tuple[float, float]]) -> None:
+    """One job: what it is, where it is, when it starts and ends, its buttons for its owner, its curves."""
     settings = view.settings
     extra = (" + the class " + literal(settings.class_digits)) if settings.class_digits else ""
     start = ", fine-tuned" if settings.fine_tune else ""
@@ -146,9 +143,13 @@ def job_panel(view: jobs.JobView) -> None:
     if not mine and (view.active or view.undecided):
         st.caption(f"This is {view.owner}'s job: only they, or the teacher, can stop, save or discard it.")
     if view.state == JobState.QUEUED:
+        when = ""
+        if view.id in times:
+            start, end = times[view.id]
+            when = f" It should start in about {_duration(start)} and end in about {_duration(end)}."
         st.info(
             f"Waiting in the queue at position {view.position}: each training slot trains one "
-            "job at a time, and yours starts when a slot is free.",
+            f"job at a time, and yours starts when a slot is free.{when}",
             icon=":material/hourglass:",
         )
         if mine:
@@ -271,7 +272,7 @@ def save_or_discard(view: jobs.JobView) -> None:
     )
 
 
-def class_jobs(views: list[jobs.JobView], me: str) -> None:
+def class_jobs(views: list[jobs.JobView], me: str, times: dict[str, tuple[float, float]]) -> None:
     st.subheader("The class's jobs")
     capacity = jobs.capacity()
     where = f" Jobs and versions are kept in the {db.describe()}." if people.is_teacher() else ""  # the server's paths
@@ -296,6 +297,7 @@ def class_jobs(views: list[jobs.JobView], me: str) -> None:
             "Digits": v.settings.train_size,
             "State": STATE_LABELS[v.state],
             "Done": v.fraction_done,
+            "Ends in": f"about {_duration(times[v.id][1])}" if v.id in times else "",
             "Test accuracy": v.test_accuracy,
             "Version": v.saved_name,
             "Where": v.worker.split(":")[0],
@@ -331,10 +333,11 @@ def live(job_id: str | None, declared: float | None) -> None:
         return
     if poll_interval(job, views) != declared:
         st.rerun()  # e.g. your job ended: redraw the page once, then stop polling
+    times = jobs.queue_times(views)
     if job is not None:
-        job_panel(job)
+        job_panel(job, times)
         st.divider()
-    class_jobs(views, owner())
+    class_jobs(views, owner(), times)
 
 
 def ray_status(declared: float | None) -> None:

@@ -7,7 +7,8 @@ import importlib.util
 
 import streamlit as st
 
-from model_zoo import architectures, class_digits, data, db, store
+from model_zoo import architectures, class_digits, data, db, estimates, jobs, store
+from model_zoo.config import SettingsError
 from model_zoo.training import (
     FINE_TUNE_DEFAULTS,
     FINE_TUNE_TRAIN_SIZE,
@@ -36,29 +37,27 @@ ARCH_FIELDS = (
 OTHER_FIELDS = ("train_size", "val_fraction", "seed")  # the same for every architecture
 
 START = {False: "random weights (from scratch)", True: "the shipped model's weights (fine-tune)"}
+PRESETS = ("class", "tutorial")
 
 
 def load_defaults() -> None:
-    """Fill the form with the chosen architecture's tutorial settings (or fine-tuning's)."""
-    defaults = TrainingSettings.for_architecture(st.session_state.train_arch)
+    """Fill the form with the chosen architecture's settings for a class or the tutorial's (or fine-tuning's)."""
+    state = st.session_state
+    defaults = TrainingSettings.for_architecture(state.train_arch, class_sized=state.get("train_preset") == "class")
     for name in ARCH_FIELDS:
-        st.session_state[f"train_{name}"] = getattr(defaults, name)
-    if st.session_state.get("train_fine_tune"):
+        state[f"train_{name}"] = getattr(defaults, name)
+    state.train_train_size = defaults.train_size
+    if state.get("train_fine_tune"):
         for name, value in FINE_TUNE_DEFAULTS.items():
-            st.session_state[f"train_{name}"] = value
-
-
-def start_changed() -> None:
-    load_defaults()
-    st.session_state.train_train_size = (
-        FINE_TUNE_TRAIN_SIZE if st.session_state.train_fine_tune else TrainingSettings.train_size
-    )
+            state[f"train_{name}"] = value
+        state.train_train_size = FINE_TUNE_TRAIN_SIZE
 
 
 def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None:
     """The settings a learner submits, with the version name; None until "Start training"."""
     if "train_arch" not in st.session_state:
         st.session_state.train_arch = "mlp_1x50"
+        st.session_state.train_preset = "class"
         load_defaults()
     defaults = {f.name: f.default for f in dataclasses.fields(TrainingSettings) if f.name in OTHER_FIELDS}
     for name, value in defaults.items():
@@ -81,16 +80,39 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         list(START),
         format_func=START.get,
         key="train_fine_tune",
-        on_change=start_changed,
+        on_change=load_defaults,
         horizontal=True,
         help=f"Fine-tuning starts from the shipped {arch.name} and trains it a little more, "
         "gently: what makes a class's own digits matter in a minute or two.",
+    )
+    lengths = {
+        preset: estimates.duration(
+            estimates.job_seconds(TrainingSettings.for_architecture(arch.name, class_sized=preset == "class")).seconds
+        )
+        for preset in PRESETS
+    }
+    st.radio(
+        "Settings",
+        PRESETS,
+        format_func=lambda preset: (
+            f"sized for a class (about {lengths[preset]} here)"
+            if preset == "class"
+            else f"the tutorial's (about {lengths[preset]} here)"
+        ),
+        key="train_preset",
+        on_change=load_defaults,
+        horizontal=True,
+        disabled=fine_tune,
+        help="Fine-tuning has settings of its own."
+        if fine_tune
+        else "A class's settings train on fewer digits or epochs, so thirty learners' jobs end within the "
+        "lesson; the tutorial's are the 2017 tutorial's own. Either fills in the settings below.",
     )
     low_lr, high_lr = limits.learning_rate
     usps_found = data.usps_available()
     pen_found = data.pen_digits_available()
     pen_renderer = importlib.util.find_spec("skimage") is not None  # model_zoo.strokes traces with it
-    with st.form("train_settings", border=False):
+    with st.container():
         left, right = st.columns(2)
         left.number_input(
             "Epochs", step=1, key="train_epochs", help=f"Passes over the training digits, 1 to {limits.max_epochs}."
@@ -186,14 +208,52 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
             max_chars=store.MAX_NAME_LENGTH,
             placeholder=f"{arch.name}@<date>T<time>",
         )
+        budget = f", and {limits.max_job_minutes} min a job" if limits.max_job_minutes else ""
         st.caption(
             f"This server allows up to {limits.max_epochs} epochs, "
             f"{limits.max_train_size:,} training digits, width {limits.max_width} and "
-            f"{limits.max_hidden_layers} hidden layers."
+            f"{limits.max_hidden_layers} hidden layers{budget}."
         )
-        started = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
-    if not started:
-        return None
+    settings = _settings(arch, fine_tune, usps=usps_found, strokes=pen_renderer, unipen=pen_found)
+    over_budget = estimate_panel(settings, limits)
+    started = st.button(
+        "Start training",
+        key="train_start",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=over_budget,
+        help="Over the class's time budget: see above." if over_budget else None,
+    )
+    return (settings, st.session_state.train_name) if started else None
+
+
+def estimate_panel(settings: TrainingSettings, limits: TrainingLimits) -> bool:
+    """How long the job would take here, and when it would start and end; True if over the class's budget."""
+    try:
+        settings.validate(limits)
+    except SettingsError as error:
+        st.caption(f"{error} Fix it to see how long the job would take.")
+        return False
+    if limits.max_job_minutes and (problem := estimates.over_budget(settings, limits.max_job_minutes)):
+        st.warning(problem, icon=":material/timer_off:")
+        return True
+    estimate = estimates.job_seconds(settings)
+    line = (
+        f":material/timer: About {estimates.duration(estimate.seconds)} of training on this server ({estimate.basis})"
+    )
+    try:
+        start, end = jobs.queue_times(jobs.views(), joining=settings)[""]
+    except db.DatabaseError:  # the jobs panel says so
+        start = end = None
+    if start:
+        line += f"; behind the queue, it would start in about {estimates.duration(start)}"
+        line += f" and end in about {estimates.duration(end)}"
+    st.caption(line + ".")
+    return False
+
+
+def _settings(arch, fine_tune: bool, *, usps: bool, strokes: bool, unipen: bool) -> TrainingSettings:
+    """The settings the form shows now (the options this server lacks switched off)."""
     state = st.session_state
     mlp = arch.family == "mlp"
     shape = (
@@ -201,7 +261,7 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         if fine_tune  # the shipped model's layers
         else (state.get("train_width"), state.get("train_hidden_layers"))
     )
-    settings = TrainingSettings(
+    return TrainingSettings(
         arch=arch.name,
         epochs=int(state.train_epochs),
         batch_size=int(state.train_batch_size),
@@ -214,14 +274,13 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
         train_size=int(state.train_train_size),
         val_fraction=float(state.train_val_fraction),
         augment=bool(state.train_augment),
-        usps=bool(state.train_usps) and usps_found,
-        strokes=bool(state.train_strokes) and pen_renderer,
-        unipen=bool(state.train_unipen) and pen_found,
+        usps=bool(state.train_usps) and usps,
+        strokes=bool(state.train_strokes) and strokes,
+        unipen=bool(state.train_unipen) and unipen,
         class_digits=state.train_class_digits or "",
         fine_tune=fine_tune,
         seed=int(state.train_seed),
     )
-    return settings, state.train_name
 
 
 def class_choice(column) -> None:
