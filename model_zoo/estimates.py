@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from model_zoo import config, db
+from model_zoo import architectures, config, db
 from model_zoo.training import PEN_RENDERS, TrainingSettings
 
 KEEP_TIMINGS = 8  # the latest jobs of a kind that an estimate is the median of
@@ -95,21 +95,34 @@ def timing(
 
 
 def speed(settings: TrainingSettings) -> Speed:
-    """The speed of jobs like this one here: measured, else the shipped model's training."""
+    """The speed of jobs like this one here: measured, else the shipped model's training scaled to this server."""
     key = speed_key(settings)
     rows = _latest(key)
     if rows:
-        jobs = "job" if len(rows) == 1 else f"{len(rows)} jobs"
+        jobs = f"{len(rows)} job{'s' * (len(rows) != 1)}"
         return Speed(
-            statistics.median(row[0] for row in rows),
             statistics.median(row[1] for row in rows),
+            statistics.median(row[2] for row in rows),
             f"measured: {jobs} of {key} trained here",
         )
+    shipped = _shipped_speed(settings.arch)
+    others = [row for row in _latest(None) if _shipped_kind(row[0])]
+    if not others:
+        return Speed(shipped, FIRST_GUESS_FIXED_SECONDS, f"a first guess from the shipped {settings.arch}'s training")
+    # The other kinds that trained here say how this server compares with the machine that trained the zoo.
+    scale = statistics.median(row[1] / _shipped_speed(row[0].split()[0]) for row in others)
+    jobs = f"{len(others)} job{'s' * (len(others) != 1)}"
     return Speed(
-        _shipped_speed(settings.arch),
-        FIRST_GUESS_FIXED_SECONDS,
-        f"a first guess from the shipped {settings.arch}'s training: no {key} job has trained here yet",
+        shipped * scale,
+        statistics.median(row[2] for row in others),
+        f"a first guess from the shipped {settings.arch}'s training, scaled by {jobs} of other kinds trained here",
     )
+
+
+def _shipped_kind(key: str) -> bool:
+    """Whether ``key`` is the speed key of an architecture's tutorial settings (as its shipped model trained)."""
+    arch = key.split()[0]
+    return arch in architectures.ZOO and key == speed_key(TrainingSettings.for_architecture(arch))
 
 
 def job_seconds(settings: TrainingSettings) -> Estimate:
@@ -188,19 +201,24 @@ _read: dict[tuple[str, str], tuple[float, list]] = {}  # (database, key) → (wh
 _read_lock = threading.Lock()
 
 
-def _latest(key: str) -> list[tuple[float, float]]:
-    """(digits a second, fixed seconds) of the latest jobs of ``key``, read at most every few seconds."""
+def _latest(key: str | None) -> list[tuple[str, float, float]]:
+    """(speed key, digits a second, fixed seconds) of the latest jobs of ``key`` (None: of any kind).
+
+    Read at most every few seconds: a page's estimates are made on every run.
+    """
     cache_key = (str(db.url()), key)
     with _read_lock:
         found = _read.get(cache_key)
     if found is not None and time.monotonic() - found[0] < FRESH_SECONDS:
         return found[1]
+    query = sa.select(db.job_timings.c.speed_key, db.job_timings.c.digits_per_second, db.job_timings.c.fixed_seconds)
+    if key is not None:
+        query = query.where(db.job_timings.c.speed_key == key)
     with db.engine().connect() as connection:
         rows = connection.execute(
-            sa.select(db.job_timings.c.digits_per_second, db.job_timings.c.fixed_seconds)
-            .where(db.job_timings.c.speed_key == key)
-            .order_by(db.job_timings.c.ended_at.desc())
-            .limit(KEEP_TIMINGS)
+            query.order_by(db.job_timings.c.ended_at.desc()).limit(
+                KEEP_TIMINGS * (1 if key else len(architectures.ZOO))
+            )
         ).all()
     rows = [tuple(row) for row in rows]
     with _read_lock:

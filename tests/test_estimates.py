@@ -101,7 +101,7 @@ def test_over_budget_names_the_estimate_and_suggestions_that_fit():
     timed("t", CNN, 1_000, fixed=4.0)
     tutorial = TrainingSettings.for_architecture("cnn")  # 5 epochs of 54,000 digits: 274 s
     problem = estimates.over_budget(tutorial, minutes=1)
-    assert problem.startswith("This job would take about 4 min 34 s on this server (measured: job of cnn")
+    assert problem.startswith("This job would take about 4 min 34 s on this server (measured: 1 job of cnn")
     assert "over the class's budget of 1 min a job. Try 1 epoch or 12,000 training digits" in problem
     assert estimates.job_seconds(TrainingSettings.for_architecture("cnn", epochs=1)).seconds <= 60
     assert estimates.job_seconds(TrainingSettings.for_architecture("cnn", train_size=12_000)).seconds <= 60
@@ -111,3 +111,15 @@ def test_over_budget_names_the_estimate_and_suggestions_that_fit():
 @pytest.mark.parametrize("seconds, words", [(7.4, "7 s"), (190, "3 min 10 s"), (3_900, "1 h 05 min")])
 def test_durations_read_as_a_learner_reads_them(seconds, words):
     assert estimates.duration(seconds) == words
+
+
+def test_a_kind_not_trained_here_is_the_shipped_speed_scaled_as_the_others_trained_here():
+    first = estimates.speed(CNN)
+    assert first.basis == "a first guess from the shipped cnn's training"
+    mlp = TrainingSettings.for_architecture("mlp_1x50")  # as the shipped mlp_1x50 trained
+    timed("m", mlp, estimates.speed(mlp).digits_per_second / 2, fixed=3.0)
+    timed("other", TrainingSettings.for_architecture("mlp_1x50", batch_size=8), 1.0, fixed=99.0)  # no shipped twin
+    estimates.forget()
+    scaled = estimates.speed(CNN)
+    assert scaled.digits_per_second == pytest.approx(first.digits_per_second / 2) and scaled.fixed_seconds == 3.0
+    assert scaled.basis.endswith("scaled by 1 job of other kinds trained here")

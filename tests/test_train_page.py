@@ -201,10 +201,10 @@ def test_a_tiny_job_finishes_by_itself_and_lands_on_draw():
     view = wait_for(at.session_state["train_job"], lambda view: not view.active)
     assert view.state == JobState.SAVED
     estimates.forget()  # this process read the timings before the job ended
-    assert estimates.speed(view.settings).basis == "measured: job of mlp_1x50 50x1 batch 128 trained here"
+    assert estimates.speed(view.settings).basis == "measured: 1 job of mlp_1x50 50x1 batch 128 trained here"
     at.run()
     assert any(f"Saved as **{view.saved_name}** — select it on Draw" in s for s in texts(at.success))
-    assert any("measured: job of mlp_1x50" in caption for caption in texts(at.caption))
+    assert any("measured: 1 job of mlp_1x50" in caption for caption in texts(at.caption))
     link = at.get("page_link")[0].proto
     assert view.saved_name in link.label and link.page == "draw"
     assert urllib.parse.parse_qs(link.query_string) == {"model": [view.saved_name]}
