@@ -1,5 +1,8 @@
 """The class's own digits: drawings a learner kept with a label, split, exported, imported.
 
+Long on purpose: keeping, splitting, exporting and importing share the class's bounds and the
+rule of who may do what, checked in the same transactions.
+
 A kept digit is one row of ``db.class_digits``: the 28 × 28 image the models
 saw, the canvas picture as drawn (PNG), the label, what each model read then,
 the pen, when, who (the learner's name and a hash of their session's secret,

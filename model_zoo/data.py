@@ -1,5 +1,8 @@
 """Digit data sets → arrays, with errors that say which file is wrong and how.
 
+Long on purpose: every format (MNIST, USPS, UNIPEN, a picture, the class's files) is read
+through the same bounds and checks, and they stay safe by staying in one place.
+
 Every reader returns images as `(N, 28, 28)` uint8, white digit on black (the
 MNIST convention), and labels as `(N,)` uint8 in 0..9, checked by one helper,
 `check_digits`. `to_float` turns images into the model contract's input.

@@ -1,5 +1,8 @@
 """Scores for the zoo: accuracy, confusion matrix, mistakes, USPS, real pen strokes, robustness curves.
 
+Long on purpose: every score of a record (and the cache that keeps it) in one place, so that
+the Zoo page and scripts.evaluate cannot disagree.
+
 Shared by ``scripts.evaluate`` and the Zoo page. Every function takes a model
 that honours the model contract: a Keras model, or an ``inference.FastModel``
 (the web server's, NumPy only). Whole test sets are predicted in batches,

@@ -1,5 +1,8 @@
 """Training jobs for a whole class: queued in the database, trained by Ray workers.
 
+Long on purpose: the page's whole API over a job's life (submit, queue, stop, save, discard,
+lost), each step a guarded transaction beside the others it must agree with.
+
 A job is a row of the ``jobs`` table (``model_zoo.db``) and, while it is
 queued or training, a Ray task (``model_zoo.cluster``) in a worker process,
 never in the web server. Ray queues the tasks until a training slot is free

@@ -1,5 +1,8 @@
 """Training digits redrawn as pen strokes, the way the app's canvas draws them.
 
+Long on purpose: tracing, the pen's path, the hand's variations and rendering are the steps of
+one pipeline, each used only by the next.
+
 MNIST and USPS are scans of ink on paper: strokes that thin and swell, ends
 that fade. The app's input is a round pen of one width drawn by a mouse or a
 finger, and people's pens do things scanned digits rarely show: a 0 drawn in

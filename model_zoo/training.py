@@ -1,5 +1,8 @@
 """One training loop for every caller: scripts.train_zoo, scripts.train, the Train page.
 
+Long on purpose: the settings, their limits, the loop and its progress are one contract that
+every caller shares.
+
 Reproducible (seeded), validation taken from the training digits (the test
 set only gives the final score), progress reported per batch and per epoch
 through a ``TrainingProgress`` object, and stoppable from another thread
@@ -41,10 +44,10 @@ FINE_TUNE_TRAIN_SIZE = 10_000
 # The Train page's defaults for a class: about 20 s a job on a 2-core machine (docs/performance.md),
 # so that thirty learners' jobs end within a lesson; the tutorial's settings are one click away.
 CLASS_SIZED = {
-    "mlp_5x50_dropout_50ep": {"train_size": 12_000},
+    "mlp_5x50_dropout_50ep": {"train_size": 6_000},
     "mlp_5x500_dropout": {"epochs": 10, "train_size": 12_000},
     "cnn": {"epochs": 2, "train_size": 12_000},
-    "cnn_robust": {"epochs": 2, "train_size": 6_000, "usps": False, "strokes": False},
+    "cnn_robust": {"epochs": 2, "train_size": 5_000, "usps": False, "strokes": False},
 }
 
 

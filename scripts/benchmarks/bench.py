@@ -1,5 +1,8 @@
 """The one benchmark of what a user waits for, each figure beside its baseline measured in the same run.
 
+Long on purpose: each part's measurement sits beside its baseline and the table that writes it
+into docs/performance.md.
+
     python -m scripts.benchmarks.bench                   # 1. drawing → all models (a minute or two)
     python -m scripts.benchmarks.bench --training        # + 3. training throughput, ours vs plain fit (~12 min)
     python -m scripts.benchmarks.bench --browser         # + 2. stroke → answer, 4. cold start, 5. a class (~10 min)
