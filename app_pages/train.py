@@ -19,7 +19,9 @@ st.write(
 )
 try:
     limits = TrainingLimits.from_env()
-    jobs.training_slots(), jobs.max_active_jobs()  # the class's settings, checked before any job
+    # The class's settings, checked before any job (a bare tuple here would be drawn by Streamlit's magic).
+    jobs.training_slots()
+    jobs.max_active_jobs()
 except SettingsError as error:
     st.error(f"This server's training settings are misconfigured: {error}", icon=":material/error:")
     st.stop()

@@ -107,6 +107,9 @@ def speed(settings: TrainingSettings) -> Speed:
         )
     shipped = _shipped_speed(settings.arch)
     others = [row for row in _latest(None) if _shipped_kind(row[0])]
+    # An MLP's speed says more of another MLP's than of a CNN's (per-batch costs against arithmetic).
+    alike = [row for row in others if _dense(row[0].split()[0]) == _dense(settings.arch)]
+    others = alike or others
     if not others:
         return Speed(shipped, FIRST_GUESS_FIXED_SECONDS, f"a first guess from the shipped {settings.arch}'s training")
     # The other kinds that trained here say how this server compares with the machine that trained the zoo.
@@ -117,6 +120,10 @@ def speed(settings: TrainingSettings) -> Speed:
         statistics.median(row[2] for row in others),
         f"a first guess from the shipped {settings.arch}'s training, scaled by {jobs} of other kinds trained here",
     )
+
+
+def _dense(arch: str) -> bool:
+    return architectures.get(arch).family == "mlp"
 
 
 def _shipped_kind(key: str) -> bool:

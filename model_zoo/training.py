@@ -44,10 +44,11 @@ FINE_TUNE_TRAIN_SIZE = 10_000
 # The Train page's defaults for a class: about 20 s a job on a 2-core machine (docs/performance.md),
 # so that thirty learners' jobs end within a lesson; the tutorial's settings are one click away.
 CLASS_SIZED = {
-    "mlp_5x50_dropout_50ep": {"train_size": 6_000},
-    "mlp_5x500_dropout": {"epochs": 10, "train_size": 12_000},
+    "mlp_1x500": {"train_size": 30_000},
+    "mlp_5x50_dropout_50ep": {"train_size": 4_000},
+    "mlp_5x500_dropout": {"epochs": 5, "train_size": 12_000},
     "cnn": {"epochs": 2, "train_size": 12_000},
-    "cnn_robust": {"epochs": 2, "train_size": 5_000, "usps": False, "strokes": False},
+    "cnn_robust": {"epochs": 2, "train_size": 3_000, "usps": False, "strokes": False},
 }
 
 

@@ -123,3 +123,12 @@ def test_a_kind_not_trained_here_is_the_shipped_speed_scaled_as_the_others_train
     scaled = estimates.speed(CNN)
     assert scaled.digits_per_second == pytest.approx(first.digits_per_second / 2) and scaled.fixed_seconds == 3.0
     assert scaled.basis.endswith("scaled by 1 job of other kinds trained here")
+
+
+def test_an_mlp_never_trained_here_is_scaled_by_the_mlps_that_were():
+    small, wide, cnn = (TrainingSettings.for_architecture(name) for name in ("mlp_1x50", "mlp_1x500", "cnn"))
+    shipped = {settings.arch: estimates.speed(settings).digits_per_second for settings in (small, wide, cnn)}
+    timed("c", cnn, shipped["cnn"] * 2, fixed=3.0)  # CNNs: twice the shipped model's speed here
+    timed("m", small, shipped["mlp_1x50"] / 4, fixed=3.0)  # MLPs: a quarter
+    estimates.forget()
+    assert estimates.speed(wide).digits_per_second == pytest.approx(shipped["mlp_1x500"] / 4)

@@ -76,7 +76,7 @@ def test_the_form_starts_with_settings_sized_for_a_class_and_the_tutorials_one_c
         at.number_input(key="train_train_size").value,
         at.number_input(key="train_width").value,
         at.number_input(key="train_dropout").value,
-    ) == (10, 12_000, 500, 0.2)
+    ) == (5, 12_000, 500, 0.2)
     at.radio(key="train_preset").set_value("tutorial").run()
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_train_size").value) == (25, 60_000)
     at.selectbox(key="train_arch").set_value("cnn").run()
@@ -88,7 +88,7 @@ def test_the_form_starts_with_settings_sized_for_a_class_and_the_tutorials_one_c
     assert at.checkbox(key="train_augment").value and at.checkbox(key="train_usps").value
     at.radio(key="train_preset").set_value("class").run()
     assert at.checkbox(key="train_augment").value and not at.checkbox(key="train_usps").value
-    assert at.number_input(key="train_train_size").value == 5_000
+    assert at.number_input(key="train_train_size").value == 3_000
     assert not at.exception
 
 
