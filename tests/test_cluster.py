@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from model_zoo import db
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN_ON_RAY = [sys.executable, *"-m scripts.train --ray --arch mlp_1x50".split()]  # a web server's job, from a script
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this Python
 JOB_SECONDS = 300
 
@@ -94,24 +95,8 @@ def test_two_nodes_train_two_learners_at_once(two_nodes, tmp_path, mnist):
 
     learners = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "scripts.train",
-                "--ray",
-                "--arch",
-                "mlp_1x50",
-                "--epochs",
-                "3",
-                "--train-size",
-                "20000",
-                "--batch-size",
-                "32",
-                "--name",
-                f"learner {i}",
-                "--owner",
-                f"learner-{i}",
-            ],
+            [*TRAIN_ON_RAY, *"--epochs 3 --train-size 20000 --batch-size 32".split()]
+            + ["--name", f"learner {i}", "--owner", f"learner-{i}"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -140,22 +125,7 @@ def test_a_job_on_the_cluster_outlives_the_process_that_submitted_it(two_nodes, 
     database = f"sqlite:///{tmp_path / 'school.db'}"
     env = env | {"RAY_ADDRESS": address, db.URL_VARIABLE: database, "TF_CPP_MIN_LOG_LEVEL": "2"}
     submitter = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scripts.train",
-            "--ray",
-            "--arch",
-            "mlp_1x50",
-            "--epochs",
-            "2",
-            "--train-size",
-            "20000",
-            "--batch-size",
-            "16",
-            "--name",
-            "survivor",
-        ],
+        [*TRAIN_ON_RAY, *"--epochs 2 --train-size 20000 --batch-size 16 --name survivor".split()],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -276,18 +276,7 @@ def test_the_cli_saves_a_version_the_app_lists(capsys):
     assert (
         train_script.main(
             [
-                "--arch",
-                "mlp_1x50",
-                "--epochs",
-                "1",
-                "--train-size",
-                "400",
-                "--optimizer",
-                "sgd",
-                "--lr",
-                "0.01",
-                "--width",
-                "20",
+                *"--arch mlp_1x50 --epochs 1 --train-size 400 --optimizer sgd --lr 0.01 --width 20".split(),
                 "--name",
                 "from cli",
             ]
@@ -311,16 +300,7 @@ def test_the_cli_fine_tunes_with_pen_strokes(capsys, tmp_path, monkeypatch):
     assert (
         train_script.main(
             [
-                "--arch",
-                "mlp_1x50",
-                "--epochs",
-                "1",
-                "--train-size",
-                "400",
-                "--strokes",
-                "--fine-tune",
-                "--lr",
-                "1e-4",
+                *"--arch mlp_1x50 --epochs 1 --train-size 400 --strokes --fine-tune --lr 1e-4".split(),
                 "--name",
                 "pen finish",
             ]
