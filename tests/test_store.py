@@ -359,3 +359,20 @@ def test_what_a_killed_process_left_is_removed_once_it_is_old(tmp_path, monkeypa
         os.utime(path, (day_ago, day_ago))
     assert sorted(housekeeping.remove_leftovers()) == sorted(stale)
     assert all(p.exists() for p in fresh + kept) and not any(p.exists() for p in stale)
+
+
+def test_shipped_records_are_read_once_and_again_when_rewritten(tmp_path, monkeypatch):
+    # Every page run lists the zoo: an unchanged record is not parsed again, a rewritten one is.
+    for name in ("cnn", "mlp_1x50"):
+        (tmp_path / f"{name}.keras").write_bytes(b"")
+        (tmp_path / f"{name}.json").write_text(json.dumps(_record(name, 0.5)))
+    monkeypatch.setattr(config, "TRAINED_DIR", tmp_path)
+    first = store.scan_shipped()
+    assert store.scan_shipped().get("cnn") is first.get("cnn")
+    rewritten = _record("cnn", 0.75) | {"note": "retrained"}  # another size: a new record whatever the clock
+    (tmp_path / "cnn.json").write_text(json.dumps(rewritten))
+    again = store.scan_shipped()
+    assert again.get("cnn").test_accuracy == 0.75
+    assert again.get("mlp_1x50") is first.get("mlp_1x50")
+    (tmp_path / "cnn.json").unlink()
+    assert store.scan_shipped().names == ["mlp_1x50"]
