@@ -115,7 +115,7 @@ def scan() -> ZooListing:
     query = sa.select(db.versions.c.name, db.versions.c.record, db.versions.c.model_sha256).order_by(
         db.versions.c.created, db.versions.c.name
     )
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         for name, record, sha256 in connection.execute(query):
             try:
                 listing.entries.append(ZooEntry(name, model_files.checked_record(record), False, sha256=sha256))

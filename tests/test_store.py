@@ -376,3 +376,17 @@ def test_shipped_records_are_read_once_and_again_when_rewritten(tmp_path, monkey
     assert again.get("mlp_1x50") is first.get("mlp_1x50")
     (tmp_path / "cnn.json").unlink()
     assert store.scan_shipped().names == ["mlp_1x50"]
+
+
+def test_a_page_reading_holds_no_lock_that_a_writer_waits_for(database, monkeypatch):
+    # Every page run reads through db.reading(); on SQLite a reader mid-transaction must not hold
+    # the write lock (as BEGIN IMMEDIATE would), or a class's page runs queue behind each other.
+    monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 3)  # a writer kept waiting fails in 3 s, not 30
+    with db.reading() as reader:
+        assert reader.execute(sa.select(db.classes.c.name)).all() == []  # its transaction is open
+        started = time.monotonic()
+        with db.engine().begin() as writer:  # BEGIN IMMEDIATE: the write lock
+            writer.execute(db.classes.insert().values(name="5B", created="2026-12-06T20:00:00+00:00"))
+        assert time.monotonic() - started < 2  # no wait for the reader
+        with db.reading() as other_reader:
+            assert other_reader.execute(sa.select(db.classes.c.name)).scalars().all() == ["5B"]
