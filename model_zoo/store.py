@@ -143,7 +143,7 @@ def scan_shipped() -> ZooListing:
 # Shipped entries by model path, with the record file's (mtime, size) they were read at. Every page
 # run lists the zoo, and parsing eight ~30 KB records each time was a fifth of a class's server CPU.
 # The entries (and their records) are shared by every caller: read-only.
-_shipped: dict[Path, tuple[tuple[int, int], ZooEntry]] = {}
+_shipped: dict[Path, tuple[tuple[int, int] | None, ZooEntry]] = {}
 
 
 def _shipped_entry(model_path: Path) -> ZooEntry:

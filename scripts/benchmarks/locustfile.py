@@ -60,7 +60,7 @@ class Learner(User):
     # No on_stop closing the socket: under Locust's gevent, closing a websockets (17) sync
     # connection while its reader waits in a selector aborted Locust at the end of 4 runs in 5
     # (libev: "I/O watcher with invalid fd found in epoll_ctl"), after its tables were written;
-    # 0 in 5 without. The sessions end with the process, as a closed tab's do.
+    # 0 in 10 without. The sessions end with the process, as a closed tab's do.
 
     @task
     def stroke(self) -> None:
