@@ -37,7 +37,9 @@ def limit_blas_threads() -> None:
     stroke costs on a 2-core server that also trains (docs/facts.md). A value
     the operator set is kept.
     """
-    os.environ.setdefault(BLAS_THREADS_VARIABLE, "1")
+    if BLAS_THREADS_VARIABLE in os.environ:  # the operator's, or ours from the process's first run
+        return
+    os.environ[BLAS_THREADS_VARIABLE] = "1"
     if "numpy" in sys.modules:  # too late: OpenBLAS read its threads when NumPy loaded
         LOG.warning(
             "NumPy was imported before app.py limited its BLAS threads: set %s=1 in the server's environment",

@@ -109,7 +109,7 @@ def max_learner_digits() -> int:
 
 def classes() -> list[str]:
     """Every class: the default one first, then the teacher's, by name."""
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         named = connection.execute(sa.select(db.classes.c.name).order_by(db.classes.c.name)).scalars().all()
     return [DEFAULT_CLASS, *(name for name in named if name != DEFAULT_CLASS)]
 
@@ -190,7 +190,7 @@ def counts(class_name: str, owner_key: str | None = None) -> list[int]:
     )
     if owner_key is not None:
         query = query.where(db.class_digits.c.owner_key == db.hashed_key(owner_key))
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         found = dict(connection.execute(query).all())
     return [int(found.get(label, 0)) for label in range(10)]
 

@@ -39,6 +39,13 @@ def test_a_server_that_loaded_numpy_too_early_says_how_to_limit_its_threads():
     assert "set OPENBLAS_NUM_THREADS=1 in the server's environment" in output
 
 
+def test_every_later_run_of_app_py_is_silent():
+    # app.py calls it at the top of every script run; NumPy is loaded from the first run on.
+    code = "import logging; logging.basicConfig(); import startup; startup.limit_blas_threads(); import numpy; "
+    output = run_python(code + "startup.limit_blas_threads(); startup.limit_blas_threads()")
+    assert "NumPy was imported" not in output
+
+
 def test_thirty_first_runs_at_once_prepare_the_process_once():
     # Each first run calls prepare_process; its work (here: clearing a killed job's scratch) runs once.
     output = run_python("""

@@ -359,3 +359,34 @@ def test_what_a_killed_process_left_is_removed_once_it_is_old(tmp_path, monkeypa
         os.utime(path, (day_ago, day_ago))
     assert sorted(housekeeping.remove_leftovers()) == sorted(stale)
     assert all(p.exists() for p in fresh + kept) and not any(p.exists() for p in stale)
+
+
+def test_shipped_records_are_read_once_and_again_when_rewritten(tmp_path, monkeypatch):
+    # Every page run lists the zoo: an unchanged record is not parsed again, a rewritten one is.
+    for name in ("cnn", "mlp_1x50"):
+        (tmp_path / f"{name}.keras").write_bytes(b"")
+        (tmp_path / f"{name}.json").write_text(json.dumps(_record(name, 0.5)))
+    monkeypatch.setattr(config, "TRAINED_DIR", tmp_path)
+    first = store.scan_shipped()
+    assert store.scan_shipped().get("cnn") is first.get("cnn")
+    rewritten = _record("cnn", 0.75) | {"note": "retrained"}  # another size: a new record whatever the clock
+    (tmp_path / "cnn.json").write_text(json.dumps(rewritten))
+    again = store.scan_shipped()
+    assert again.get("cnn").test_accuracy == 0.75
+    assert again.get("mlp_1x50") is first.get("mlp_1x50")
+    (tmp_path / "cnn.json").unlink()
+    assert store.scan_shipped().names == ["mlp_1x50"]
+
+
+def test_a_page_reading_holds_no_lock_that_a_writer_waits_for(database, monkeypatch):
+    # Every page run reads through db.reading(); on SQLite a reader mid-transaction must not hold
+    # the write lock (as BEGIN IMMEDIATE would), or a class's page runs queue behind each other.
+    monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 3)  # a writer kept waiting fails in 3 s, not 30
+    with db.reading() as reader:
+        assert reader.execute(sa.select(db.classes.c.name)).all() == []  # its transaction is open
+        started = time.monotonic()
+        with db.engine().begin() as writer:  # BEGIN IMMEDIATE: the write lock
+            writer.execute(db.classes.insert().values(name="5B", created="2026-12-06T20:00:00+00:00"))
+        assert time.monotonic() - started < 2  # no wait for the reader
+        with db.reading() as other_reader:
+            assert other_reader.execute(sa.select(db.classes.c.name)).scalars().all() == ["5B"]

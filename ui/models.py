@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from model_zoo import db, inference, model_card, model_files, store
@@ -44,7 +46,9 @@ def zoo(*, mention_unusable: bool = True) -> store.ZooListing:
     return listing
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
+# A plain memo, not st.cache_data: every page run asks it for each model, and Streamlit's
+# lookup (hashing, a pickled copy back) cost ~0.15 ms each; the answer is a string or None.
+@functools.lru_cache(maxsize=1024)
 def _contract_problem(path: str, model_key: str) -> str | None:
     return model_files.contract_problem(path)
 
