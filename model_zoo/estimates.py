@@ -221,7 +221,7 @@ def _latest(key: str | None) -> list[tuple[str, float, float]]:
     query = sa.select(db.job_timings.c.speed_key, db.job_timings.c.digits_per_second, db.job_timings.c.fixed_seconds)
     if key is not None:
         query = query.where(db.job_timings.c.speed_key == key)
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         rows = connection.execute(
             query.order_by(db.job_timings.c.ended_at.desc()).limit(
                 KEEP_TIMINGS * (1 if key else len(architectures.ZOO))

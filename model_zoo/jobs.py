@@ -240,7 +240,7 @@ NICKNAMES = ("otter", "heron", "lynx", "puffin", "gecko", "marmot", "ibis", "tap
 def nickname(learner: str) -> str:
     """The learner's name in the queue, e.g. "otter-17": the same on every visit, nobody else's."""
     learner_key = db.hashed_key(learner)
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         known = connection.execute(sa.select(db.learners.c.nickname).where(db.learners.c.key == learner_key)).scalar()
     if known is not None:
         return known
@@ -255,7 +255,7 @@ def nickname(learner: str) -> str:
                 connection.execute(db.learners.insert().values(key=learner_key, nickname=name, created=time.time()))
             return name
         except sa.exc.IntegrityError:  # taken, or this learner's other tab named them a moment ago
-            with db.engine().connect() as connection:
+            with db.reading() as connection:
                 known = connection.execute(
                     sa.select(db.learners.c.nickname).where(db.learners.c.key == learner_key)
                 ).scalar()
@@ -267,17 +267,17 @@ def nickname(learner: str) -> str:
 def view(job_id: str) -> JobView | None:
     """The job as it is now; None for an unknown id."""
     _reconcile()
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         row = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.id == job_id)).first()
         position = _positions(connection).get(job_id)
-    # Ray is asked after the transaction: none waits on the network (on SQLite it holds the write lock).
+    # Ray is asked after the transaction: none waits on the network.
     return _view(row, position, live=True) if row is not None else None
 
 
 def views() -> list[JobView]:
     """The class's queue: every active job and the latest ended ones, oldest first."""
     _reconcile()
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         positions = _positions(connection)
         active = connection.execute(sa.select(*_VIEW_COLUMNS).where(db.jobs.c.state.in_(ACTIVE))).all()
         ended = connection.execute(
@@ -292,7 +292,7 @@ def views() -> list[JobView]:
 
 def owns(job_id: str, key: str | None, teacher: bool = False) -> bool:
     """Whether this caller may stop, save or discard the job: its key's holder, or the teacher."""
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         owner_key = connection.execute(sa.select(db.jobs.c.owner_key).where(db.jobs.c.id == job_id)).scalar()
     return teacher or owner_key is None or (key is not None and hmac.compare_digest(owner_key, db.hashed_key(key)))
 
@@ -506,7 +506,7 @@ def _positions(connection: sa.Connection) -> dict[str, int]:
 
 
 def _state(job_id: str) -> str | None:
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         return connection.execute(sa.select(db.jobs.c.state).where(db.jobs.c.id == job_id)).scalar()
 
 
@@ -525,7 +525,7 @@ def _reconcile() -> None:
         if time.monotonic() - _last_reconcile < RECONCILE_SECONDS:
             return
         _last_reconcile = time.monotonic()
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         rows = connection.execute(
             sa.select(
                 db.jobs.c.id,
@@ -562,7 +562,7 @@ def _forget_undecided(learner: str | None) -> None:
     """Bound the database: a learner's oldest stopped jobs they never saved are discarded, nobody else's."""
     if learner is None:  # a script's job: its owner is at the terminal
         return
-    with db.engine().connect() as connection:
+    with db.reading() as connection:
         undecided = (
             connection.execute(
                 sa.select(db.jobs.c.id)
