@@ -137,6 +137,25 @@ def test_a_stopped_job_can_be_discarded():
         jobs.save(job_id)
 
 
+def test_the_queue_is_first_come_first_served_and_says_when_each_job_ends():
+    first = jobs.submit(long(), owner="otter-1")
+    training(first)
+    waiting = [jobs.submit(tiny(), owner=f"learner-{i}") for i in range(8)]
+    times = jobs.queue_times(jobs.views())
+    assert [times[job_id][0] for job_id in waiting] == sorted(times[job_id][0] for job_id in waiting)
+    assert all(start < end for start, end in times.values())
+    jobs.stop(waiting[3])  # one leaves the queue: the others keep their order
+    jobs.stop(first)
+    views = [ended(job_id) for job_id in waiting]
+    with db.reading() as connection:
+        started = dict(
+            connection.execute(sa.select(db.jobs.c.id, db.jobs.c.started_at).where(db.jobs.c.id.in_(waiting))).all()
+        )
+    ran = [job_id for job_id in waiting if started[job_id] is not None]
+    assert ran == sorted(ran, key=started.get) and len(ran) == 7, [v.state for v in views]
+    assert views[3].state == JobState.DISCARDED
+
+
 def test_a_queued_job_can_leave_the_queue():
     first = jobs.submit(long(), owner="otter-1")
     second = jobs.submit(tiny(), owner="heron-2")
