@@ -182,33 +182,36 @@ class Processes:
     """The children this script started, each in a session of its own: stopped whole, leftovers killed."""
 
     def __init__(self) -> None:
-        self.running: list[tuple[str, subprocess.Popen]] = []
+        self.running: list[tuple[str, subprocess.Popen, signal.Signals]] = []
 
-    def start(self, name: str, command: list[str], **options) -> subprocess.Popen:
+    def start(
+        self, name: str, command: list[str], stop_signal: signal.Signals = signal.SIGTERM, **options
+    ) -> subprocess.Popen:
+        """Start a child; `stop_signal` asks it to stop cleanly."""
         child = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_this_process, **options)
-        self.running.append((name, child))
+        self.running.append((name, child, stop_signal))
         return child
 
     def exited(self) -> str | None:
         """The name of a child that has exited, with its code; None while all run."""
-        for name, child in self.running:
+        for name, child, _ in self.running:
             if child.poll() is not None:
                 return f"{name} exited with code {child.returncode}"
         return None
 
     def stop(self) -> None:
-        """SIGTERM to all, the latest first (nginx, the web processes, Ray), then SIGKILL to what is left."""
-        for _, child in reversed(self.running):
+        """Each its stop signal, the latest first (nginx, the web processes, Ray); then SIGKILL to what is left."""
+        for _, child, stop_signal in reversed(self.running):
             if child.poll() is None:
-                child.terminate()
+                child.send_signal(stop_signal)
         deadline = time.monotonic() + STOP_SECONDS
-        for _, child in reversed(self.running):
+        for _, child, _ in reversed(self.running):
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        for _, child in self.running:
+        for _, child, _ in self.running:
             try:
                 os.killpg(child.pid, signal.SIGKILL)  # what a child left in its session (Ray's agents)
             except ProcessLookupError:
@@ -311,7 +314,8 @@ def _serve(
         command = [sys.executable, "-m", "streamlit", "run", "app.py", *streamlit_args]
         command += ["--server.address", "127.0.0.1", "--server.port", str(web_port), "--server.headless", "true"]
         command += ["--logger.hideWelcomeMessage", "true"]  # its URL is not the one to open: ours is printed
-        processes.start(f"web process {number} (port {web_port})", command, cwd=ROOT, env=env)
+        # SIGINT, as Ctrl-C stops `streamlit run`: on SIGTERM Ray's handler in the process dumps its stack first.
+        processes.start(f"web process {number} (port {web_port})", command, signal.SIGINT, cwd=ROOT, env=env)
         checks[f"web process {number}"] = _answers_http(f"http://127.0.0.1:{web_port}/_stcore/health")
     if not wait_until_ready(processes, checks, stop, run_dir):
         return 0
@@ -332,7 +336,7 @@ def _serve(
     print(
         f"\n  Digit Recogniser: {count} web processes behind nginx, training on Ray at {env['RAY_ADDRESS']}\n"
         f"  Local URL: {local_url}\n"
-        + (f"  Network URL: {network_url}\n" if network_url else "")
+        + (f"  Network URL: {network_url}\n" if network_url not in (None, local_url) else "")
         + f"  Logs: {run_dir} (nginx's access.log names the process that served each request)\n",
         flush=True,
     )
