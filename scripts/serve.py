@@ -66,8 +66,8 @@ events {{
 }}
 
 http {{
-    # Which web process served each request: the upstream address ends every line.
-    log_format upstream '$remote_addr [$time_local] "$request" $status $request_time $upstream_addr';
+    # Which web process served each request, and the browser's sticky key: the last two fields.
+    log_format upstream '$remote_addr [$time_local] "$request" $status $request_time $upstream_addr $digit_zoo_web';
     access_log access.log upstream;
     client_body_temp_path temp/body;
     proxy_temp_path temp/proxy;
@@ -124,6 +124,11 @@ def web_processes() -> int:
     """``DIGIT_ZOO_WEB_PROCESSES``, else one per two cores (one below 4 cores), at most 8."""
     default = min(MOST_PROCESSES_BY_DEFAULT, max(1, (os.cpu_count() or 1) // 2))
     return config.whole_number_from_env(PROCESSES_VARIABLE, default)
+
+
+def find_nginx() -> str | None:
+    """Debian's nginx: /usr/sbin is on root's PATH only."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 
 
 def split_public_address(streamlit_args: list[str]) -> tuple[str, int, list[str]]:
@@ -350,7 +355,7 @@ def _serve(
 def main(argv: list[str] | None = None) -> int:
     streamlit_args = sys.argv[1:] if argv is None else argv
     count = web_processes()
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    nginx = find_nginx()
     if count > 1 and nginx is None:
         print(
             f"{count} web processes need nginx, which is not installed (Debian: apt-get install nginx). "
