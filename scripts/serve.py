@@ -217,11 +217,36 @@ class Processes:
                 child.kill()
                 child.wait()
         for _, child, _ in self.running:
+            _kill_session(child.pid)  # what a child left behind: Ray's workers outlive the head by seconds
+        self.running.clear()
+
+
+def _kill_session(session: int) -> None:
+    """SIGKILL every live process of a session (a child's and its descendants'), until none is left."""
+    deadline = time.monotonic() + STOP_SECONDS
+    while (members := _session_members(session)) and time.monotonic() < deadline:
+        for pid in members:
             try:
-                os.killpg(child.pid, signal.SIGKILL)  # what a child left in its session (Ray's agents)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.running.clear()
+        time.sleep(0.1)  # a killed process takes a moment to go
+
+
+def _session_members(session: int) -> list[int]:
+    """Live processes of `session`, from /proc (zombies are gone already: they only wait to be reaped)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) ": state, parent, group, session, …
+        if fields[0] != "Z" and int(fields[3]) == session:
+            members.append(int(entry.name))
+    return members
 
 
 def start_ray_head(processes: Processes, run_dir: Path, env: dict[str, str]) -> str:
