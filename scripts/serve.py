@@ -383,8 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     nginx = find_nginx()
     if count > 1 and nginx is None:
         print(
-            f"{count} web processes need nginx, which is not installed (Debian: apt-get install nginx). "
-            f"Serving with one process; {PROCESSES_VARIABLE}=1 says so without this message.",
+            f"nginx is not installed, and {count} web processes need it in front of them: "
+            f"apt-get install nginx (Debian, as root). Serving with one process ({PROCESSES_VARIABLE}=1 asks for one).",
             file=sys.stderr,
         )
         count = 1
