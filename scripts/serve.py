@@ -6,10 +6,10 @@
 
 A Streamlit server is one Python process: the script runs of all its
 sessions share one core (the GIL), so more cores serve more learners only as
-more processes. With one web process (the default below
-4 cores, or DIGIT_ZOO_WEB_PROCESSES=1) this is `streamlit run app.py` itself.
-With N > 1 (default: one per two cores, at most 8) it starts, and stops
-together on Ctrl-C or SIGTERM:
+more processes. With one web process (the default below 4 cores, or
+DIGIT_ZOO_WEB_PROCESSES=1) this is `streamlit run app.py` itself. With N > 1
+(default: one per two cores, at most 8) it starts, and stops together on
+Ctrl-C or SIGTERM (or when one of them exits):
 
 - one local Ray head for every web process to train on (unless RAY_ADDRESS
   names a cluster already): left alone, each process would start its own;
@@ -47,7 +47,7 @@ from model_zoo import config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES_VARIABLE = "DIGIT_ZOO_WEB_PROCESSES"
-MOST_PROCESSES_BY_DEFAULT = 8  # one nginx worker and the shared database keep up with far more drawings
+MOST_PROCESSES_BY_DEFAULT = 8  # each holds its own models and caches: a cap for big machines, not a measured best
 PUBLIC_PORT = 8501  # Streamlit's own default: `make run` keeps its address whatever the process count
 WILDCARDS = ("", "0.0.0.0", "::")  # every interface: Streamlit's default
 START_SECONDS = 180  # N fresh web processes and Ray starting at once on a busy machine
@@ -163,7 +163,7 @@ def upload_limit_mb() -> int:
 
 def public_urls(address: str, port: int) -> tuple[str, str | None]:
     """The URL to open on this machine, and the one learners open (None when there is none)."""
-    from streamlit import net_util  # the address Streamlit itself prints as "Network URL"
+    from streamlit import net_util  # as Streamlit finds its "Network URL"; not imported before one process's exec
 
     if address not in WILDCARDS:
         url = f"http://{_bracketed(address)}:{port}"
