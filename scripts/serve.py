@@ -210,10 +210,11 @@ class Processes:
             if child.poll() is None:
                 child.send_signal(stop_signal)
         deadline = time.monotonic() + STOP_SECONDS
-        for _, child, _ in reversed(self.running):
+        for name, child, _ in reversed(self.running):
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                print(f"{name} did not stop within {STOP_SECONDS} s: killed", file=sys.stderr)
                 child.kill()
                 child.wait()
         for _, child, _ in self.running:
@@ -231,6 +232,8 @@ def _kill_session(session: int) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.1)  # a killed process takes a moment to go
+    if members:
+        print(f"processes {members} of session {session} would not die", file=sys.stderr)
 
 
 def _session_members(session: int) -> list[int]:
