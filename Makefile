@@ -10,13 +10,15 @@ install-fast:
 	$(PYTHON) -m pip install -q -r requirements-dev.txt
 
 # Browser tests drive Debian's chromium (Playwright cannot download a browser here);
-# database tests start their own throwaway server from Debian's postgresql.
+# database tests start their own throwaway server from Debian's postgresql; the test of
+# several web processes puts Debian's nginx in front of them.
 install-test: install-fast
-	(command -v chromium && ls /usr/lib/postgresql/*/bin/initdb) >/dev/null 2>&1 || \
-		(apt-get update -qq && apt-get install -y -qq chromium postgresql)
+	(command -v chromium && ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx) >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq chromium postgresql nginx)
 
+# `streamlit run app.py`, or several of them behind nginx on a machine with 4 cores or more (scripts/serve.py).
 run: install
-	$(PYTHON) -m streamlit run app.py
+	$(PYTHON) -m scripts.serve
 
 lint:
 	$(PYTHON) -m ruff check .
