@@ -175,7 +175,7 @@ def test_the_train_page_fine_tunes_on_the_class_and_shows_its_held_out_digits_be
     at.selectbox(key="train_class_digits").set_value("my class")
     at.number_input(key="train_train_size").set_value(1000)
     at.number_input(key="train_epochs").set_value(1)
-    at.button(key="train_start").click().run()
+    at.button(key="FormSubmitter:train_settings-Start training").click().run()
     assert not at.exception, at.exception
     job = wait_for(at.session_state.train_job, lambda view: view.state.value == "saved")
     assert job.settings.fine_tune and job.settings.class_digits == "my class"

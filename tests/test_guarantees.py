@@ -427,7 +427,7 @@ while not [w for w in at.warning if w.value.startswith("Training is unavailable"
 message = [w.value for w in at.warning if w.value.startswith("Training is unavailable")][0]
 print(f"{time.monotonic() - opened:.1f} s to: {message}", flush=True)
 clicked = time.monotonic()
-at.button(key="train_start").click().run()
+at.button(key="FormSubmitter:train_settings-Start training").click().run()
 print(f"{time.monotonic() - clicked:.1f} s to: {' | '.join(e.value for e in at.error)}", flush=True)
 print(f"{sum(t.name == 'digit-zoo-ray' for t in threading.enumerate())} connecting threads", flush=True)
 drawing = open_page(DRAW)

@@ -51,7 +51,7 @@ def wait_for(job_id: str, condition) -> jobs.JobView:
 def start(at: AppTest, **values) -> AppTest:
     for key, value in values.items():
         at.number_input(key=f"train_{key}").set_value(value)
-    at.button(key="train_start").click().run()
+    at.button(key="FormSubmitter:train_settings-Start training").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -103,9 +103,8 @@ def test_the_form_says_how_long_the_job_would_take_before_start():
         f"sized for a class (about {estimates.duration(estimate.seconds)} here)",
         f"the tutorial's (about {estimates.duration(tutorial.seconds)} here)",
     ]
-    at.number_input(key="train_epochs").set_value(4).run()  # a change of setting: a new estimate at once
-    longer = estimates.job_seconds(TrainingSettings.for_architecture("cnn", class_sized=True, epochs=4))
-    assert any(f"About {estimates.duration(longer.seconds)} of training" in c for c in texts(at.caption))
+    at.radio(key="train_preset").set_value("tutorial").run()  # the form follows: a new estimate
+    assert any(f"About {estimates.duration(tutorial.seconds)} of training" in c for c in texts(at.caption))
 
 
 def test_settings_over_the_class_budget_are_refused_with_what_would_fit(monkeypatch):
@@ -115,9 +114,11 @@ def test_settings_over_the_class_budget_are_refused_with_what_would_fit(monkeypa
     at.radio(key="train_preset").set_value("tutorial").run()
     warning = next(w for w in texts(at.warning) if "budget" in w)
     assert "over the class's budget of 1 min a job. Try" in warning
-    assert at.button(key="train_start").disabled
+    at = start(at)  # the server refuses it too, with the same words, and queues nothing
+    assert any("over the class's budget of 1 min a job. Try" in error for error in texts(at.error))
+    assert jobs.views() == []
     at.radio(key="train_preset").set_value("class").run()
-    assert not [w for w in texts(at.warning) if "budget" in w] and not at.button(key="train_start").disabled
+    assert not [w for w in texts(at.warning) if "budget" in w]
     assert any("and 1 min a job" in caption for caption in texts(at.caption))
 
 

@@ -112,127 +112,126 @@ def settings_form(limits: TrainingLimits) -> tuple[TrainingSettings, str] | None
     usps_found = data.usps_available()
     pen_found = data.pen_digits_available()
     pen_renderer = importlib.util.find_spec("skimage") is not None  # model_zoo.strokes traces with it
-    left, right = st.columns(2)
-    left.number_input(
-        "Epochs", step=1, key="train_epochs", help=f"Passes over the training digits, 1 to {limits.max_epochs}."
-    )
-    right.number_input(
-        "Batch size",
-        step=32,
-        key="train_batch_size",
-        help="Digits per weight update, {} to {}.".format(*limits.batch_size),
-    )
-    left.number_input(
-        "Learning rate",
-        step=1e-4,
-        format="%.5f",
-        key="train_learning_rate",
-        help=f"Step size of each update, {low_lr:g} to {high_lr:g}.",
-    )
-    right.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get, key="train_optimizer")
-    left.number_input(
-        "Dropout",
-        step=0.05,
-        format="%.2f",
-        key="train_dropout",
-        help="Share of units switched off at random while training, {:g} to {:g}.".format(*limits.dropout),
-    )
-    right.checkbox("Decay the learning rate (cosine, to 0)", key="train_lr_decay")
-    if arch.family == "mlp" and not fine_tune:  # a fine-tuned model keeps the shipped one's layers
+    with st.form("train_settings", border=False):
+        left, right = st.columns(2)
         left.number_input(
-            "Width (units per hidden layer)", step=50, key="train_width", help=f"1 to {limits.max_width}."
+            "Epochs", step=1, key="train_epochs", help=f"Passes over the training digits, 1 to {limits.max_epochs}."
         )
-        right.number_input("Hidden layers", step=1, key="train_hidden_layers", help=f"1 to {limits.max_hidden_layers}.")
-    left.number_input(
-        "Training digits",
-        step=1000,
-        key="train_train_size",
-        help=f"Taken from MNIST's 60,000, {limits.min_train_size:,} to {limits.max_train_size:,}. Fewer train faster.",
-    )
-    right.number_input(
-        "Validation fraction",
-        step=0.05,
-        format="%.2f",
-        key="train_val_fraction",
-        help="Share of those digits held out to watch overfitting, {:g} to {:g}.".format(*limits.val_fraction),
-    )
-    left.checkbox(
-        "Augment (small shifts, rotations, zoom)",
-        key="train_augment",
-        help="Teaches the model how people really draw; a little slower.",
-    )
-    right.number_input(
-        "Seed", step=1, min_value=0, max_value=MAX_SEED, key="train_seed", help="Same seed, same weights."
-    )
-    left.checkbox(
-        "Add USPS's 7,291 training digits",
-        key="train_usps",
-        disabled=not usps_found,
-        help="Handwriting from other writers (US postal codes), added to the training "
-        "digits; validation stays MNIST. "
-        + ("" if usps_found else "Not available: this server has no usps.npz (see README, Data)."),
-    )
-    right.checkbox(
-        "Add the digits redrawn with this canvas's pen",
-        key="train_strokes",
-        disabled=not pen_renderer,
-        help="Each training digit once more as a round pen on this canvas would draw it "
-        "(loops that overshoot, tails, wobbles), and every 1 with a European flag: "
-        "models read drawings better. The first job on a server draws them, ~10 ms "
-        "a digit; later jobs reuse them. "
-        + (
-            ""
-            if pen_renderer
-            else "Not available: this server has no scikit-image (pip install -r requirements-dev.txt)."
-        ),
-    )
-    left.checkbox(
-        "Add real people's pen strokes (UNIPEN)",
-        key="train_unipen",
-        disabled=not pen_found,
-        help="Digits written on tablets by UNIPEN's train writers (two thirds of them), each drawn "
-        f"{PEN_RENDERS} times with this canvas's pen by a varied hand; the other "
-        "writers' digits are never trained on (the Zoo's pen column is scored on "
-        "them). The first job on a server draws them (~10 ms a digit, minutes); "
-        "later jobs reuse them. "
-        + ("" if pen_found else "Not available: this server has no unipen_pen.json.gz (see README, Data)."),
-    )
-    class_choice(right)
-    st.text_input(
-        "Version name (optional)",
-        key="train_name",
-        max_chars=store.MAX_NAME_LENGTH,
-        placeholder=f"{arch.name}@<date>T<time>",
-    )
-    budget = f", and {limits.max_job_minutes} min a job" if limits.max_job_minutes else ""
-    st.caption(
-        f"This server allows up to {limits.max_epochs} epochs, "
-        f"{limits.max_train_size:,} training digits, width {limits.max_width} and "
-        f"{limits.max_hidden_layers} hidden layers{budget}."
-    )
-    settings = _settings(arch, fine_tune, usps=usps_found, strokes=pen_renderer, unipen=pen_found)
-    over_budget = estimate_panel(settings, limits)
-    started = st.button(
-        "Start training",
-        key="train_start",
-        type="primary",
-        icon=":material/play_arrow:",
-        disabled=over_budget,
-        help="Over the class's time budget: see above." if over_budget else None,
-    )
+        right.number_input(
+            "Batch size",
+            step=32,
+            key="train_batch_size",
+            help="Digits per weight update, {} to {}.".format(*limits.batch_size),
+        )
+        left.number_input(
+            "Learning rate",
+            step=1e-4,
+            format="%.5f",
+            key="train_learning_rate",
+            help=f"Step size of each update, {low_lr:g} to {high_lr:g}.",
+        )
+        right.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get, key="train_optimizer")
+        left.number_input(
+            "Dropout",
+            step=0.05,
+            format="%.2f",
+            key="train_dropout",
+            help="Share of units switched off at random while training, {:g} to {:g}.".format(*limits.dropout),
+        )
+        right.checkbox("Decay the learning rate (cosine, to 0)", key="train_lr_decay")
+        if arch.family == "mlp" and not fine_tune:  # a fine-tuned model keeps the shipped one's layers
+            left.number_input(
+                "Width (units per hidden layer)", step=50, key="train_width", help=f"1 to {limits.max_width}."
+            )
+            right.number_input(
+                "Hidden layers", step=1, key="train_hidden_layers", help=f"1 to {limits.max_hidden_layers}."
+            )
+        left.number_input(
+            "Training digits",
+            step=1000,
+            key="train_train_size",
+            help=f"Taken from MNIST's 60,000, {limits.min_train_size:,} to "
+            f"{limits.max_train_size:,}. Fewer train faster.",
+        )
+        right.number_input(
+            "Validation fraction",
+            step=0.05,
+            format="%.2f",
+            key="train_val_fraction",
+            help="Share of those digits held out to watch overfitting, {:g} to {:g}.".format(*limits.val_fraction),
+        )
+        left.checkbox(
+            "Augment (small shifts, rotations, zoom)",
+            key="train_augment",
+            help="Teaches the model how people really draw; a little slower.",
+        )
+        right.number_input(
+            "Seed", step=1, min_value=0, max_value=MAX_SEED, key="train_seed", help="Same seed, same weights."
+        )
+        left.checkbox(
+            "Add USPS's 7,291 training digits",
+            key="train_usps",
+            disabled=not usps_found,
+            help="Handwriting from other writers (US postal codes), added to the training "
+            "digits; validation stays MNIST. "
+            + ("" if usps_found else "Not available: this server has no usps.npz (see README, Data)."),
+        )
+        right.checkbox(
+            "Add the digits redrawn with this canvas's pen",
+            key="train_strokes",
+            disabled=not pen_renderer,
+            help="Each training digit once more as a round pen on this canvas would draw it "
+            "(loops that overshoot, tails, wobbles), and every 1 with a European flag: "
+            "models read drawings better. The first job on a server draws them, ~10 ms "
+            "a digit; later jobs reuse them. "
+            + (
+                ""
+                if pen_renderer
+                else "Not available: this server has no scikit-image (pip install -r requirements-dev.txt)."
+            ),
+        )
+        left.checkbox(
+            "Add real people's pen strokes (UNIPEN)",
+            key="train_unipen",
+            disabled=not pen_found,
+            help="Digits written on tablets by UNIPEN's train writers (two thirds of them), each drawn "
+            f"{PEN_RENDERS} times with this canvas's pen by a varied hand; the other "
+            "writers' digits are never trained on (the Zoo's pen column is scored on "
+            "them). The first job on a server draws them (~10 ms a digit, minutes); "
+            "later jobs reuse them. "
+            + ("" if pen_found else "Not available: this server has no unipen_pen.json.gz (see README, Data)."),
+        )
+        class_choice(right)
+        st.text_input(
+            "Version name (optional)",
+            key="train_name",
+            max_chars=store.MAX_NAME_LENGTH,
+            placeholder=f"{arch.name}@<date>T<time>",
+        )
+        budget = f", and {limits.max_job_minutes} min a job" if limits.max_job_minutes else ""
+        st.caption(
+            f"This server allows up to {limits.max_epochs} epochs, "
+            f"{limits.max_train_size:,} training digits, width {limits.max_width} and "
+            f"{limits.max_hidden_layers} hidden layers{budget}."
+        )
+        settings = _settings(arch, fine_tune, usps=usps_found, strokes=pen_renderer, unipen=pen_found)
+        estimate_panel(settings, limits)
+        # A form: the settings reach the server together with Start (typed fields and reruns never race),
+        # so the estimate above is of the settings as last applied, and is redone on Start.
+        started = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     return (settings, st.session_state.train_name) if started else None
 
 
-def estimate_panel(settings: TrainingSettings, limits: TrainingLimits) -> bool:
-    """How long the job would take here, and when it would start and end; True if over the class's budget."""
+def estimate_panel(settings: TrainingSettings, limits: TrainingLimits) -> None:
+    """How long the job would take here, and when it would start and end (or why it may not run)."""
     try:
         settings.validate(limits)
     except SettingsError as error:
         st.caption(f"{error} Fix it to see how long the job would take.")
-        return False
+        return
     if limits.max_job_minutes and (problem := estimates.over_budget(settings, limits.max_job_minutes)):
         st.warning(problem, icon=":material/timer_off:")
-        return True
+        return
     estimate = estimates.job_seconds(settings)
     line = (
         f":material/timer: About {estimates.duration(estimate.seconds)} of training on this server ({estimate.basis})"
@@ -245,7 +244,6 @@ def estimate_panel(settings: TrainingSettings, limits: TrainingLimits) -> bool:
         line += f"; behind the queue, it would start in about {estimates.duration(start)}"
         line += f" and end in about {estimates.duration(end)}"
     st.caption(line + ".")
-    return False
 
 
 def _settings(arch, fine_tune: bool, *, usps: bool, strokes: bool, unipen: bool) -> TrainingSettings:
