@@ -5,8 +5,8 @@
 Appends one JSON line per finished run: when the browser's rerun request
 (a canvas update, a click) reached the server, when the run's first message
 was queued (the script started), and when its last one was (the script
-finished), all as `time.time()`, with the page's URL path, whether it was
-a fragment's run, the server's resident memory then, and which of TensorFlow
+finished), all as `time.time()`, with the page's URL path (a fragment's run:
+its page's), whether it was a fragment's run, the server's resident memory then, and which of TensorFlow
 and Keras were imported by then. ``python -m scripts.benchmarks.bench --browser`` reads the file to split
 stroke → answer into the browser's share and the server's and to weigh the
 server; the browser tests read it to check that pages leave TensorFlow alone.
@@ -39,6 +39,7 @@ def record_if_asked() -> None:
         LOG.warning("streamlit moved AppSession's message handlers: no run timings in %s", path)
         return
     pending: dict[str, dict] = {}  # session id → the run under way
+    pages: dict[str, str] = {}  # session id → its page: a fragment's run sends no navigation message
     lock = threading.Lock()  # lines from several sessions' threads, one file
     handle_backmsg, enqueue = AppSession.handle_backmsg, AppSession._enqueue_forward_msg
 
@@ -48,6 +49,7 @@ def record_if_asked() -> None:
                 "session": session.id,
                 "fragment": bool(msg.rerun_script.fragment_id),
                 "received": time.time(),
+                "page": pages.get(session.id, ""),
             }
         return handle_backmsg(session, msg)
 
@@ -56,11 +58,13 @@ def record_if_asked() -> None:
         run = pending.get(session.id)
         if run is not None and kind == "new_session":
             run.setdefault("started", time.time())
-        elif run is not None and kind == "navigation":  # st.navigation says which page runs
+        elif kind == "navigation":  # st.navigation says which page runs (also in the run that installed this)
             running = msg.navigation.page_script_hash
-            run["page"] = next(
+            pages[session.id] = next(
                 (page.url_pathname for page in msg.navigation.app_pages if page.page_script_hash == running), ""
             )
+            if run is not None:
+                run["page"] = pages[session.id]
         elif run is not None and kind == "script_finished":
             run["finished"] = time.time()
             run["rss_bytes"] = resident_bytes()

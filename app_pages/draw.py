@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from model_zoo import model_files
+from model_zoo import inference, model_files, store
 from ui import canvas, keep, models, why
 
 st.title("Draw")
@@ -25,50 +25,58 @@ except model_files.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 
-layout = canvas.drawing_layout("draw")
-with layout.canvas:
-    digit = canvas.digit_from_canvas_or_upload("draw", messages=layout.results)
-if digit is None:
-    canvas.glance_digit(layout.glance, None)
+
+# A fragment: a stroke reruns the canvas and its answer, not the page around them (docs/performance.md).
+@st.fragment
+def drawing(entry: store.ZooEntry, model: inference.FastModel, listing: store.ZooListing) -> None:
+    """The canvas and everything it answers: the glance, the chart, the keep buttons, the why panel."""
+    layout = canvas.drawing_layout("draw")
+    with layout.canvas:
+        digit = canvas.digit_from_canvas_or_upload("draw", messages=layout.results)
+    if digit is None:
+        canvas.glance_digit(layout.glance, None)
+        with layout.results:
+            keep.keep_counter("draw")
+        return
+
+    prediction = model.predict(digit.image)
+    canvas.glance_digit(layout.glance, prediction)
+    top = prediction.digit
+    # One dict, not go.Bar and update_layout: the same figure, validated once, at a third of the CPU.
+    figure = go.Figure(
+        {
+            "data": [
+                {
+                    "type": "bar",
+                    "x": list(range(10)),
+                    "y": prediction.probabilities,
+                    "marker": {"color": ["#e4572e" if d == top else "#9bb3c9" for d in range(10)]},
+                    "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
+                }
+            ],
+            "layout": {
+                "height": 300,
+                "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+                "showlegend": False,
+                "xaxis": {"tickmode": "linear", "title": {"text": "digit"}},
+                "yaxis": {"range": [0, 1], "tickformat": ".0%", "title": {"text": "probability"}},
+            },
+        }
+    )
+
     with layout.results:
-        keep.keep_counter("draw")
-    st.stop()
+        seen, prediction_metric, confidence_metric = st.columns([3, 2, 2], vertical_alignment="center")
+        with seen:
+            canvas.show_model_input(digit.image)
+        prediction_metric.metric("Prediction", top)
+        confidence_metric.metric("Confidence", f"{prediction.confidence:.0%}")
+        keep.keep_drawing("draw", digit, top, listing)
+        st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
+        # Written last: when this line shows the latest stroke count, so does the metric above.
+        st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")
 
-prediction = model.predict(digit.image)
-canvas.glance_digit(layout.glance, prediction)
-top = prediction.digit
-# One dict, not go.Bar and update_layout: the same figure, validated once, at a third of the CPU.
-figure = go.Figure(
-    {
-        "data": [
-            {
-                "type": "bar",
-                "x": list(range(10)),
-                "y": prediction.probabilities,
-                "marker": {"color": ["#e4572e" if d == top else "#9bb3c9" for d in range(10)]},
-                "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
-            }
-        ],
-        "layout": {
-            "height": 300,
-            "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
-            "showlegend": False,
-            "xaxis": {"tickmode": "linear", "title": {"text": "digit"}},
-            "yaxis": {"range": [0, 1], "tickformat": ".0%", "title": {"text": "probability"}},
-        },
-    }
-)
+    # Collapsed: only a reader who opens it pays for its maps.
+    why.why_panel(entry, model, digit.image)
 
-with layout.results:
-    seen, prediction_metric, confidence_metric = st.columns([3, 2, 2], vertical_alignment="center")
-    with seen:
-        canvas.show_model_input(digit.image)
-    prediction_metric.metric("Prediction", top)
-    confidence_metric.metric("Confidence", f"{prediction.confidence:.0%}")
-    keep.keep_drawing("draw", digit, top, listing)
-    st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
-    # Written last: when this line shows the latest stroke count, so does the metric above.
-    st.caption(f"{entry.name} read {digit.source} in {prediction.seconds * 1000:.2f} ms.")
 
-# Collapsed: only a reader who opens it pays for its maps.
-why.why_panel(entry, model, digit.image)
+drawing(entry, model, listing)

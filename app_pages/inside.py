@@ -110,29 +110,37 @@ except model_files.ModelFileError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
 
-# The canvas beside the model input (wrapping on narrow screens), the panels under both.
-row = st.container(horizontal=True, gap="medium")
-draw_box, results = row.container(width=canvas.CANVAS_SIZE + 20), row.container(width=480)
-with draw_box:
-    digit = canvas.digit_from_canvas_or_upload("inside", messages=results)
-if digit is None:
-    st.stop()
 
-with results:
-    with st.container(width=200):  # the 28 × 28 enlarged 5 times, not stretched to the box
-        canvas.show_model_input(digit.image)
-    saliency = st.toggle(
-        "Saliency maps",
-        key="inside_saliency",
-        help="Integrated gradients: computed on demand, up to a second on 2 cores.",
+# A fragment: a stroke reruns the canvas and its answer, not the page around them (docs/performance.md).
+@st.fragment
+def drawing(entries: list[store.ZooEntry], loaded: list[inference.FastModel]) -> None:
+    """The canvas, the model input, and each model's panels on that drawing."""
+    # The canvas beside the model input (wrapping on narrow screens), the panels under both.
+    row = st.container(horizontal=True, gap="medium")
+    draw_box, results = row.container(width=canvas.CANVAS_SIZE + 20), row.container(width=480)
+    with draw_box:
+        digit = canvas.digit_from_canvas_or_upload("inside", messages=results)
+    if digit is None:
+        return
+
+    with results:
+        with st.container(width=200):  # the 28 × 28 enlarged 5 times, not stretched to the box
+            canvas.show_model_input(digit.image)
+        saliency = st.toggle(
+            "Saliency maps",
+            key="inside_saliency",
+            help="Integrated gradients: computed on demand, up to a second on 2 cores.",
+        )
+
+    started = time.perf_counter()
+    for column, entry, model in zip(st.columns(len(entries), gap="large"), entries, loaded):
+        with column:
+            show_model(entry, model, digit.image, saliency)
+    # Written last: once it names the latest drawing, every panel above shows it.
+    st.caption(
+        f"Inside {' and '.join(e.name for e in entries)} on {digit.source}, "
+        f"in {(time.perf_counter() - started) * 1000:.0f} ms."
     )
 
-started = time.perf_counter()
-for column, entry, model in zip(st.columns(len(entries), gap="large"), entries, loaded):
-    with column:
-        show_model(entry, model, digit.image, saliency)
-# Written last: once it names the latest drawing, every panel above shows it.
-st.caption(
-    f"Inside {' and '.join(e.name for e in entries)} on {digit.source}, "
-    f"in {(time.perf_counter() - started) * 1000:.0f} ms."
-)
+
+drawing(entries, loaded)

@@ -100,12 +100,12 @@ class Server:
     healthy: float  # time.time() when it first answered its health check
 
     def runs(self, page: str) -> list[dict]:
-        """The logged whole-page runs of `page` (fragment runs left out)."""
+        """The logged runs of `page`, a stroke's fragment runs with them."""
         if not self.timings.exists():
             return []
         lines = self.timings.read_text().splitlines()
         runs = [json.loads(line) for line in lines if line.strip()]
-        return [run for run in runs if run.get("page") == page and not run["fragment"]]
+        return [run for run in runs if run.get("page") == page]
 
 
 def _free_port() -> int:

@@ -10,7 +10,7 @@ Locust's statistics, named after its page, timed from the request to the run's
 ``script_finished``; a run that ends in an exception or never ends is a failure.
 Which digit the page read is not judged here (a model may misread a digit): with
 ``DIGIT_ZOO_LOAD_ANSWERS=FILE`` every answer is appended to FILE as a JSON line
-(page, model, MNIST index, digit read) for a test to check against the models
+(learner, when the stroke was sent, page, model, MNIST index, digit read) for a test to check against the models
 read offline. ``DIGIT_ZOO_LOAD_MODEL`` fixes the model (``?model=``).
 MNIST comes from ``MNIST_PATH`` (see ``model_zoo.data``).
 """
@@ -47,7 +47,8 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
 
 class Learner(User):
     def on_start(self) -> None:
-        self.page = PAGES[next(_learner_numbers) % len(PAGES)]
+        self.number = next(_learner_numbers)
+        self.page = PAGES[self.number % len(PAGES)]
         self.model = os.environ.get("DIGIT_ZOO_LOAD_MODEL", "")
         self.session = StreamlitSession(self.host)
         time.sleep(random.uniform(0, PACE))  # out of step with the others
@@ -74,9 +75,12 @@ class Learner(User):
     def stroke(self) -> None:
         x, _ = mnist_test()
         index = random.randrange(len(x))
+        sent = time.time()
         run = self._timed(self.page, lambda: self.session.draw(digit_png(x[index])))
         if run is not None and (path := os.environ.get("DIGIT_ZOO_LOAD_ANSWERS")):
             line = {
+                "learner": self.number,
+                "sent": sent,
                 "page": self.page,
                 "model": self.model,
                 "index": index,

@@ -54,6 +54,7 @@ class Run:
 
     texts: list[str] = field(default_factory=list)  # every element's label and text, in order
     widget_ids: dict[str, str] = field(default_factory=dict)  # user key → $$ID-…-key
+    fragments: dict[str, str] = field(default_factory=dict)  # user key → the id of the fragment it is in
     exceptions: list[str] = field(default_factory=list)
     seconds: float = 0.0  # request sent → script_finished received
 
@@ -114,6 +115,7 @@ class StreamlitSession:
         self.page = ""
         self.query = ""  # the page's query string, as the app last wrote it (the URL's ?…)
         self.widget_ids: dict[str, str] = {}
+        self.fragments: dict[str, str] = {}
         self._socket = None
 
     def __enter__(self) -> StreamlitSession:
@@ -132,7 +134,7 @@ class StreamlitSession:
         if self._socket is None:
             self._socket = connect(self.url, open_timeout=self.timeout, max_size=2**26)
         self.page, self.query = page, query
-        self.widget_ids = {}
+        self.widget_ids, self.fragments = {}, {}
         return self.rerun({})
 
     def draw(self, png: bytes, *, strokes: int = 1) -> Run:
@@ -145,10 +147,14 @@ class StreamlitSession:
 
         Like a tab, it sends the URL's query string (``?model=cnn``), which keeps the
         page's choices; widgets whose values it does not send are at their defaults.
+        Widgets in one fragment rerun only that fragment, as a tab's do.
         """
         message = BackMsg()
         message.rerun_script.page_name = self.page
         message.rerun_script.query_string = self.query
+        fragments = {self.fragments.get(key, "") for key in values}
+        if len(fragments) == 1:
+            message.rerun_script.fragment_id = fragments.pop()
         for key, (kind, value) in values.items():
             if key not in self.widget_ids:
                 raise KeyError(f"no widget with key {key!r} on {self.page}: the page has {sorted(self.widget_ids)}")
@@ -163,6 +169,7 @@ class StreamlitSession:
         run = self._read_run()
         run.seconds = time.perf_counter() - started
         self.widget_ids.update(run.widget_ids)
+        self.fragments.update(run.fragments)
         return run
 
     def _read_run(self) -> Run:
@@ -183,7 +190,9 @@ class StreamlitSession:
                 element = message.delta.new_element
                 content = getattr(element, element.WhichOneof("type"))
                 if widget_id := getattr(content, "id", ""):  # $$ID-<hash>-<key>
-                    run.widget_ids[widget_id.split("-", 2)[-1]] = widget_id
+                    key = widget_id.split("-", 2)[-1]
+                    run.widget_ids[key] = widget_id
+                    run.fragments[key] = message.delta.fragment_id
                 if element.HasField("exception"):
                     run.exceptions.append(f"{element.exception.type}: {element.exception.message}")
                 run.texts.append(
