@@ -1,9 +1,12 @@
 """A class of simulated learners against a fresh server, measured with Locust (scripts/benchmarks/locustfile.py).
 
     python -m scripts.benchmarks.bench_class                          # 1, 10, 30 and 60 learners, 60 s each
-    python -m scripts.benchmarks.bench_class --learners 5 --seconds 20 --no-jobs
+    python -m scripts.benchmarks.bench_class --learners 5 --seconds 20 --no-jobs --json
 
-For each class size, a fresh server (``scripts.benchmarks.bench_browser.start_server``,
+First the load client is checked against a real browser: a Chromium tab draws
+on Draw, the client sends the PNG that tab's canvas made, and both must be read
+as the same digit with the server spending about as long on each run. Then,
+for each class size, a fresh server (``scripts.benchmarks.bench_browser.start_server``,
 one training slot), warmed by one tab on Draw, Compare and Inside, then Locust's
 learners each drawing an MNIST test digit every 2 s out of step, first with no
 job, then while a job fills the training slot (started on the Train page in
@@ -20,17 +23,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import csv
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scripts.benchmarks import bench_browser
 from scripts.benchmarks.bench import Row, machine, markdown, percentile
-from scripts.benchmarks.streamlit_client import StreamlitSession
+from scripts.benchmarks.streamlit_client import StreamlitSession, read_digit
 
 ROOT = Path(__file__).resolve().parents[2]
 PART = "6. a class under Locust"
@@ -79,6 +85,86 @@ def locust(url: str, learners: int, seconds: float, stats: Path) -> dict:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@dataclass
+class Checked:
+    """The same drawings from a Chromium tab and from the load client, on one server."""
+
+    browser_digits: list[str]  # what the tab showed, drawing by drawing
+    client_digits: list[str | None]  # what the client read from the PNG the tab's canvas made
+    browser_runs: list[float]  # s, the server's own share of each tab's run (its log)
+    client_runs: list[float]  # s, the same for each of the client's
+
+
+async def against_chromium(server: bench_browser.Server, drawings: int) -> Checked:
+    """Draw in a Chromium tab on Draw (cnn), then send the canvas's own PNG from the load client.
+
+    The client must read the digit the tab shows, and the server must spend about as
+    long on its run: the client stands in for a tab only if it asks the same work.
+    """
+    from playwright.async_api import async_playwright
+
+    checked = Checked([], [], [], [])
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=bench_browser.CHROMIUM, args=bench_browser.CHROMIUM_FLAGS
+        )
+        session = await bench_browser.open_session(browser, server.url, "draw")
+        with StreamlitSession(server.url, timeout=180) as client:
+            client.open("draw", query="model=cnn")
+            for path in bench_browser.one_stroke_drawings(drawings):
+                await bench_browser.draw(session, path)
+                checked.browser_digits.append(await session.tab.get_by_test_id("stMetricValue").first.inner_text())
+                url = await session.tab.locator("canvas.dc-canvas.lower-canvas").first.evaluate(
+                    "c => c.toDataURL('image/png')"
+                )
+                sent = time.time()
+                run = client.draw(base64.b64decode(url.split(",", 1)[1]))
+                checked.client_digits.append(read_digit(run, "draw"))
+                checked.client_runs += bench_browser.server_share(server, ("draw",), sent, time.time())
+        await browser.close()
+    checked.browser_runs = bench_browser.split(session.drawings, server)["server: received → last message"]
+    return checked
+
+
+def chromium_rows(checked: Checked) -> list[Row]:
+    same = sum(b == c for b, c in zip(checked.browser_digits, checked.client_digits))
+    browser_ms = percentile(checked.browser_runs, 50) * 1000
+    client_ms = percentile(checked.client_runs, 50) * 1000
+    return [
+        Row(
+            PART,
+            "load client against a Chromium tab: the same digit read",
+            same,
+            unit=f"of {len(checked.browser_digits)}",
+            target="all",
+            met=same == len(checked.browser_digits),
+        ),
+        Row(
+            PART,
+            "load client against a Chromium tab: the server's own time per run",
+            client_ms,
+            baseline=browser_ms,
+            baseline_name="the tab's",
+            speedup=browser_ms / client_ms,
+            target="within ~20 %",
+            met=abs(client_ms / browser_ms - 1) <= 0.2,
+            note=f"medians of {len(checked.client_runs)} and {len(checked.browser_runs)} runs",
+        ),
+    ]
+
+
+def check_rows(drawings: int) -> list[Row]:
+    """``against_chromium`` on a fresh server of its own, warmed as the classes' are."""
+    with tempfile.TemporaryDirectory(prefix="digit_zoo_bench_check_") as scratch:
+        server = bench_browser.start_server(Path(scratch))
+        try:
+            with StreamlitSession(server.url, timeout=180) as warm_up:
+                warm_up.open("draw", query="model=cnn")
+            return chromium_rows(asyncio.run(against_chromium(server, drawings)))
+        finally:
+            bench_browser.stop_server(server.process)
 
 
 async def fill_the_training_slot(url: str) -> None:
@@ -152,9 +238,17 @@ def main(argv=None) -> None:
     parser.add_argument("--learners", default="1,10,30,60", help="class sizes, comma-separated")
     parser.add_argument("--seconds", type=float, default=60, help="how long each class draws")
     parser.add_argument("--no-jobs", action="store_true", help="only the rows with no job training")
+    parser.add_argument(
+        "--check-drawings", type=int, default=10, help="drawings for the client against Chromium (0: none)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)
     about = machine()
-    rows = class_rows([int(n) for n in args.learners.split(",")], args.seconds, not args.no_jobs)
+    rows = check_rows(args.check_drawings) if args.check_drawings else []
+    rows += class_rows([int(n) for n in args.learners.split(",")], args.seconds, not args.no_jobs)
+    if args.json:
+        print(json.dumps({"machine": about, "rows": [asdict(row) for row in rows]}, indent=1))
+        return
     print(
         f"{about['cpu']}, {about['cores']} cores, Python {about['python']}; load average "
         f"{about['load_average_at_start']} at the start, {os.getloadavg()[0]:.2f} at the end\n"

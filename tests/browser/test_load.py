@@ -18,6 +18,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
@@ -63,6 +64,25 @@ def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, t
         canvas = np.asarray(Image.open(io.BytesIO(digit_png(x_test[line["index"]]))))
         offline = cnn.predict(preprocess.to_mnist(canvas)).digit
         assert line["read"] == str(offline), line
+
+
+def test_the_load_client_reads_what_a_chromium_tab_reads(mnist):
+    """bench_class, small, in a process of its own (asyncio there): the client against Chromium, then a class.
+
+    The tab draws; the client sends the PNG the tab's canvas made; both must show
+    the same digit. The server's time per run of each is logged (no timing asserted).
+    """
+    command = [sys.executable, "-m", "scripts.benchmarks.bench_class", "--learners", "3", "--seconds", "10"]
+    command += ["--no-jobs", "--check-drawings", "4", "--json"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {row["measure"]: row for row in json.loads(done.stdout)["rows"]}
+    same = rows["load client against a Chromium tab: the same digit read"]
+    assert (same["p50"], same["unit"], same["met"]) == (4, "of 4", True), same
+    timing = rows["load client against a Chromium tab: the server's own time per run"]
+    assert math.isfinite(timing["p50"]) and math.isfinite(timing["baseline"]), timing  # both logged
+    errors = rows["3 learners, no job: errors, dropped sessions"]
+    assert (errors["p50"], errors["note"]) == (0, "0 dropped"), errors
 
 
 def phase(times: list[float]) -> float:
