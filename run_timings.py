@@ -6,10 +6,13 @@ Appends one JSON line per finished run: when the browser's rerun request
 (a canvas update, a click) reached the server, when the run's first message
 was queued (the script started), and when its last one was (the script
 finished), all as `time.time()`, with the page's URL path (a fragment's run:
-its page's), whether it was a fragment's run, the server's resident memory then, and which of TensorFlow
-and Keras were imported by then. ``python -m scripts.benchmarks.bench --browser`` reads the file to split
-stroke → answer into the browser's share and the server's and to weigh the
-server; the browser tests read it to check that pages leave TensorFlow alone.
+its page's), the server process's CPU seconds meanwhile (every thread's: a
+run's own when it ran alone), whether it was a fragment's run, the server's
+resident memory then, and which of TensorFlow and Keras were imported by then.
+``python -m scripts.benchmarks.bench --browser`` reads the file to split stroke
+→ answer into the browser's share and the server's and to weigh the server;
+``bench_class`` to weigh a tab's run against the load client's; the browser
+tests to check that pages leave TensorFlow alone.
 
 Streamlit has no public hook for this: two private `AppSession` methods are
 wrapped, and a Streamlit that moved them is logged, not fatal.
@@ -50,6 +53,7 @@ def record_if_asked() -> None:
                 "fragment": bool(msg.rerun_script.fragment_id),
                 "received": time.time(),
                 "page": pages.get(session.id, ""),
+                "cpu": time.process_time(),
             }
         return handle_backmsg(session, msg)
 
@@ -67,6 +71,7 @@ def record_if_asked() -> None:
                 run["page"] = pages[session.id]
         elif run is not None and kind == "script_finished":
             run["finished"] = time.time()
+            run["cpu"] = time.process_time() - run["cpu"]
             run["rss_bytes"] = resident_bytes()
             run["imported"] = sorted(WATCHED & sys.modules.keys())
             del pending[session.id]

@@ -93,8 +93,8 @@ class Checked:
 
     browser_digits: list[str]  # what the tab showed, drawing by drawing
     client_digits: list[str | None]  # what the client read from the PNG the tab's canvas made
-    browser_runs: list[float]  # s, the server's own share of each tab's run (its log)
-    client_runs: list[float]  # s, the same for each of the client's
+    browser_runs: list[dict]  # the server's log of each tab's run (run_timings)
+    client_runs: list[dict]  # and of each of the client's
 
 
 async def against_chromium(server: bench_browser.Server, drawings: int) -> Checked:
@@ -106,6 +106,7 @@ async def against_chromium(server: bench_browser.Server, drawings: int) -> Check
     from playwright.async_api import async_playwright
 
     checked = Checked([], [], [], [])
+    drawn = []  # (mouse-up, answer seen) of each of the tab's drawings
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=bench_browser.CHROMIUM, args=bench_browser.CHROMIUM_FLAGS
@@ -115,6 +116,7 @@ async def against_chromium(server: bench_browser.Server, drawings: int) -> Check
             client.open("draw", query="model=cnn")
             for path in bench_browser.one_stroke_drawings(drawings):
                 await bench_browser.draw(session, path)
+                drawn.append((session.drawings[-1].released, session.drawings[-1].seen))
                 checked.browser_digits.append(await session.tab.get_by_test_id("stMetricValue").first.inner_text())
                 url = await session.tab.locator("canvas.dc-canvas.lower-canvas").first.evaluate(
                     "c => c.toDataURL('image/png')"
@@ -122,17 +124,18 @@ async def against_chromium(server: bench_browser.Server, drawings: int) -> Check
                 sent = time.time()
                 run = client.draw(base64.b64decode(url.split(",", 1)[1]))
                 checked.client_digits.append(read_digit(run, "draw"))
-                checked.client_runs += bench_browser.server_share(server, ("draw",), sent, time.time())
+                drawn.append((sent, time.time()))
         await browser.close()
-    checked.browser_runs = bench_browser.split(session.drawings, server)["server: received → last message"]
+    runs = server.runs("draw")
+    for i, (since, until) in enumerate(drawn):  # the tab's and the client's in turn
+        logged = next(run for run in runs if since <= run["received"] <= until)
+        (checked.client_runs if i % 2 else checked.browser_runs).append(logged)
     return checked
 
 
 def chromium_rows(checked: Checked) -> list[Row]:
     same = sum(b == c for b, c in zip(checked.browser_digits, checked.client_digits))
-    browser_ms = percentile(checked.browser_runs, 50) * 1000
-    client_ms = percentile(checked.client_runs, 50) * 1000
-    return [
+    rows = [
         Row(
             PART,
             "load client against a Chromium tab: the same digit read",
@@ -140,19 +143,29 @@ def chromium_rows(checked: Checked) -> list[Row]:
             unit=f"of {len(checked.browser_digits)}",
             target="all",
             met=same == len(checked.browser_digits),
-        ),
-        Row(
-            PART,
-            "load client against a Chromium tab: the server's own time per run",
-            client_ms,
-            baseline=browser_ms,
-            baseline_name="the tab's",
-            speedup=browser_ms / client_ms,
-            target="within ~20 %",
-            met=abs(client_ms / browser_ms - 1) <= 0.2,
-            note=f"medians of {len(checked.client_runs)} and {len(checked.browser_runs)} runs",
-        ),
+        )
     ]
+    # CPU is the run's own work; its wall time also waits for the cores, which a tab's run
+    # shares with Chromium drawing the answer.
+    for measure, value, target in (("CPU", "cpu", "within ~20 %"), ("time", None, "")):
+        tab, client = (
+            percentile([run[value] if value else run["finished"] - run["received"] for run in runs], 50) * 1000
+            for runs in (checked.browser_runs, checked.client_runs)
+        )
+        rows.append(
+            Row(
+                PART,
+                f"load client against a Chromium tab: the server's {measure} per run",
+                client,
+                baseline=tab,
+                baseline_name="the tab's",
+                speedup=tab / client,
+                target=target,
+                met=abs(client / tab - 1) <= 0.2 if target else None,
+                note=f"medians of {len(checked.browser_runs)} runs each",
+            )
+        )
+    return rows
 
 
 def check_rows(drawings: int) -> list[Row]:
