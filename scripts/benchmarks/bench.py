@@ -69,6 +69,7 @@ class Row:
     p50: float
     p95: float | None = None
     unit: str = "ms"
+    p99: float | None = None
     baseline: float | None = None  # the same measure on the plain path
     baseline_name: str = ""
     speedup: float | None = None  # how many times better than the baseline
@@ -473,7 +474,7 @@ def machine() -> dict:
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return ""
-    if unit in ("digits/s", "errors"):
+    if unit in ("digits/s", "errors", "sessions"):
         return f"{value:,.0f}"
     return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
 
@@ -486,7 +487,9 @@ def markdown(rows: list[Row]) -> str:
     for row in rows:
         baseline = f"{_number(row.baseline, row.unit)} ({row.baseline_name})" if row.baseline is not None else ""
         speedup = "" if row.speedup is None else f"{row.speedup:,.0f}×" if row.speedup >= 100 else f"{row.speedup:.3g}×"
-        met = {True: "yes", False: "**no**", None: ""}[row.met] + (f" ({row.note})" if row.note else "")
+        notes = [f"p99 {_number(row.p99, row.unit)} {row.unit}"] if row.p99 is not None else []
+        notes += [row.note] if row.note else []
+        met = {True: "yes", False: "**no**", None: ""}[row.met] + (f" ({'; '.join(notes)})" if notes else "")
         lines.append(
             f"| {row.part} | {row.measure} | {_number(row.p50, row.unit)} | {_number(row.p95, row.unit)} "
             f"| {row.unit} | {baseline} | {speedup} | {row.target} | {met} |"
@@ -516,13 +519,15 @@ def run_line(about: dict, command: str) -> str:
     )
 
 
-def docs_with_rows(text: str, rows: list[Row], about: dict, command: str) -> str:
+def docs_with_rows(text: str, rows: list[Row], about: dict, command: str, table=None) -> str:
     """`text` (docs/performance.md) with the table of every part in `rows` replaced by this run's.
 
     Only what lies between a part's two markers (docs_markers) changes: the
     explanations around them, and the parts this run did not measure, stay.
     A part with no markers in `text` is an error naming the missing line.
+    ``table`` makes a part's rows a table (default: ``markdown``).
     """
+    table = table or markdown
     for part in dict.fromkeys(part_number(row) for row in rows):
         begin, end = docs_markers(part)
         start = text.find(begin)
@@ -531,8 +536,8 @@ def docs_with_rows(text: str, rows: list[Row], about: dict, command: str) -> str
             raise ValueError(
                 f"part {part}'s table has no place in the text: add the lines {begin!r} and {end!r} around it"
             )
-        table = markdown([row for row in rows if part_number(row) == part])
-        text = f"{text[: start + len(begin)]}\n{run_line(about, command)}\n\n{table}\n{text[stop:]}"
+        written = table([row for row in rows if part_number(row) == part])
+        text = f"{text[: start + len(begin)]}\n{run_line(about, command)}\n\n{written}\n{text[stop:]}"
     return text
 
 
