@@ -2,16 +2,16 @@
 
     locust -f scripts/benchmarks/locustfile.py --headless --host http://127.0.0.1:8501 -u 30 -r 30 -t 60s
 
-Each learner opens a page (Draw, Compare or Inside, 3 : 1 : 1, in turn), then every
-``DIGIT_ZOO_LOAD_PACE`` seconds (default 2), out of step with the others, sends
-what the canvas sends after a stroke: a real MNIST test digit enlarged onto the
+Each learner opens a page (Draw, Compare or Inside, 3 : 1 : 1, in turn), then
+every ``DIGIT_ZOO_LOAD_PACE`` seconds (default 2) on average, out of step with
+the others, sends what the canvas sends after a stroke: a real MNIST test digit enlarged onto the
 canvas, so the server does a real drawing's work. An answer is one request in
 Locust's statistics, named after its page, timed from the request to the run's
 ``script_finished``; a run that ends in an exception or never ends is a failure.
 Which digit the page read is not judged here (a model may misread a digit): with
 ``DIGIT_ZOO_LOAD_ANSWERS=FILE`` every answer is appended to FILE as a JSON line
-(learner, when the stroke was sent, page, model, MNIST index, digit read) for a test to check against the models
-read offline. ``DIGIT_ZOO_LOAD_MODEL`` fixes the model (``?model=``).
+(learner, when the stroke was sent, page, model, MNIST index, digit read) for a
+test to check against the models read offline. ``DIGIT_ZOO_LOAD_MODEL`` fixes the model (``?model=``).
 MNIST comes from ``MNIST_PATH`` (see ``model_zoo.data``).
 """
 
@@ -36,6 +36,7 @@ PAGES = ["draw", "draw", "draw", "compare", "inside"]
 # compare (an Inside run costs several Draw runs; by chance one class had 3 times another's).
 _learner_numbers = itertools.count()
 PACE = float(os.environ.get("DIGIT_ZOO_LOAD_PACE", "2"))
+JITTER = 0.25  # each pause is PACE × 0.75 to 1.25
 _answers_lock = threading.Lock()
 
 
@@ -58,12 +59,14 @@ class Learner(User):
         self.next_stroke = time.monotonic()
 
     def wait_time(self) -> float:
-        """Until this learner's next stroke: every PACE s from its own start, a slow answer skipping none.
+        """Until this learner's next stroke: PACE s on average, ±JITTER, a slow answer skipping none.
 
         Not Locust's constant_pacing: it counts from the spawn, before on_start's random sleep,
-        so a class spawned at once drew in the same instant every PACE s (docs/performance.md).
+        so a class spawned at once drew in the same instant every PACE s (docs/facts.md). Nor
+        a metronome: a hand is not one, and learners at fixed phases would meet (or miss) each
+        other at every stroke for the whole run, making a class's tail one draw of chance.
         """
-        self.next_stroke += PACE
+        self.next_stroke += PACE * random.uniform(1 - JITTER, 1 + JITTER)
         return max(0.0, self.next_stroke - time.monotonic())
 
     # No on_stop closing the socket: under Locust's gevent, closing a websockets (17) sync

@@ -1,7 +1,7 @@
 """A small class under Locust (scripts/benchmarks/locustfile.py) against the real server: every answer right, no errors.
 
 The learners draw out of step, as a class does: a load tool whose learners all
-drew in the same instant measured bursts, not a class (docs/performance.md).
+drew in the same instant measured bursts, not a class (docs/facts.md).
 
 Five simulated learners, each a websocket tab speaking Streamlit's protocol,
 send enlarged MNIST test digits to Draw, Compare and Inside for ~30 s with the
@@ -11,7 +11,6 @@ very same canvas PNG, through the same preprocessing. No timing is asserted.
 
 from __future__ import annotations
 
-import cmath
 import csv
 import io
 import json
@@ -29,7 +28,6 @@ from scripts.benchmarks.streamlit_client import StreamlitSession, digit_png
 from tests.browser.conftest import ROOT, running_app
 
 LEARNERS = 5
-PACE = 2.0  # s between a learner's strokes: the locustfile's default (not imported: Locust patches the process)
 MODEL = "cnn"
 
 
@@ -51,14 +49,10 @@ def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, t
     lines = [json.loads(line) for line in answers.read_text().splitlines()]
     assert len(lines) >= LEARNERS * 5  # a stroke every 2 s each, for ~30 s
     assert {line["page"] for line in lines} <= {"draw", "compare", "inside"}
-    # Each learner at its own phase of the pace: in step, all would draw within a few ms of each other.
-    phases = sorted(
-        phase([line["sent"] for line in lines if line["learner"] == learner][1:])  # the first is right after opening
-        for learner in {line["learner"] for line in lines}
-    )
-    assert len(phases) == LEARNERS
-    widest_gap = max(b - a for a, b in zip(phases, phases[1:] + [phases[0] + PACE]))
-    assert PACE - widest_gap > 0.2, f"the learners drew in step: phases {phases} s"
+    # Out of step: in step, every stroke would have another learner's within a few ms of it.
+    sent = sorted((line["sent"], line["learner"]) for line in lines)
+    crowded = sum(any(k != j and abs(t - u) < 0.05 for u, j in sent) for t, k in sent)
+    assert crowded < 0.6 * len(sent), f"{crowded} of {len(sent)} strokes sent within 50 ms of another learner's"
     cnn = model_files.read_model(store.scan().get(MODEL).model_file())
     for line in lines:
         canvas = np.asarray(Image.open(io.BytesIO(digit_png(x_test[line["index"]]))))
@@ -83,9 +77,3 @@ def test_the_load_client_reads_what_a_chromium_tab_reads(mnist):
     assert math.isfinite(timing["p50"]) and math.isfinite(timing["baseline"]), timing  # both logged
     assert rows["3 learners, no job: errors"]["p50"] == 0, rows["3 learners, no job: errors"]
     assert rows["3 learners, no job: dropped sessions"]["p50"] == 0, rows["3 learners, no job: dropped sessions"]
-
-
-def phase(times: list[float]) -> float:
-    """Where in the pace a learner draws, 0 ≤ phase < PACE: the circular mean of its strokes' times."""
-    mean = sum(cmath.exp(2j * math.pi * t / PACE) for t in times)
-    return cmath.phase(mean) / (2 * math.pi) * PACE % PACE
