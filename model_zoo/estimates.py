@@ -81,10 +81,15 @@ def digits_per_epoch(settings: TrainingSettings) -> int:
 def timing(
     settings: TrainingSettings, train_digits: int, epoch_seconds: list[float], wall_seconds: float
 ) -> dict | None:
-    """A finished job's ``job_timings`` values (without its id), or None when it says nothing of speed."""
-    if not epoch_seconds or not train_digits or wall_seconds <= 0:
+    """A finished job's ``job_timings`` values (without its id), or None when it says nothing of speed.
+
+    The first epoch also traces the model: a job of one epoch has no steady one, and its
+    speed would make every estimate of its kind far too long (2,000 digits' tracing, say,
+    read as a 5-epoch default's "3 min 50 s").
+    """
+    if len(epoch_seconds) < 2 or not train_digits or wall_seconds <= 0:
         return None
-    steady = statistics.median(epoch_seconds[1:] or epoch_seconds)  # the first also traces the model
+    steady = statistics.median(epoch_seconds[1:])
     rate = train_digits / max(steady, 1e-3)
     return {
         "speed_key": speed_key(settings),

@@ -53,6 +53,7 @@ def test_a_finished_jobs_timing_separates_its_steady_speed_from_the_rest():
     assert values["fixed_seconds"] == pytest.approx(8.0)  # 20 - 3 × 4: starting, tracing, scoring, saving
     assert values["speed_key"] == "cnn batch 128"
     assert estimates.timing(CNN, 10_800, [], wall_seconds=5.0) is None  # stopped before an epoch ended
+    assert estimates.timing(CNN, 10_800, [8.0], wall_seconds=9.0) is None  # no steady epoch, only the tracing one
 
 
 def test_the_estimate_is_the_median_of_the_latest_jobs_of_the_kind():

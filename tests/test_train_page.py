@@ -198,7 +198,7 @@ def test_a_job_queues_trains_with_live_progress_stops_and_is_saved_under_a_name(
 
 
 def test_a_tiny_job_finishes_by_itself_and_lands_on_draw():
-    at = start(open_train(), train_size=500, epochs=1)
+    at = start(open_train(), train_size=500, epochs=2)  # two: a job of one has no steady epoch to time
     view = wait_for(at.session_state["train_job"], lambda view: not view.active)
     assert view.state == JobState.SAVED
     estimates.forget()  # this process read the timings before the job ended
