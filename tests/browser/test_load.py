@@ -11,21 +11,14 @@ very same canvas PNG, through the same preprocessing. No timing is asserted.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
 import subprocess
 import sys
 
-import numpy as np
-from PIL import Image
-
-from model_zoo import model_files, preprocess, store
-from scripts.benchmarks import bench_class
-from scripts.benchmarks.streamlit_client import StreamlitSession, digit_png
+from scripts.benchmarks.streamlit_client import StreamlitSession
 from tests.browser.conftest import ROOT, running_app
+from tests.browser.locust_class import assert_each_read_as_offline, run_a_class
 
 LEARNERS = 5
 MODEL = "cnn"
@@ -33,31 +26,19 @@ MODEL = "cnn"
 
 def test_five_learners_under_locust_get_the_cnns_reading_of_every_digit(mnist, tmp_path):
     (_, _), (x_test, _) = mnist
-    answers = tmp_path / "answers.jsonl"
     with running_app(f"sqlite:///{tmp_path / 'digit_zoo.db'}", tmp_path / "streamlit.log") as url:
         with StreamlitSession(url, timeout=120) as warm_up:  # the cold start is not the class's load
             for page in ("draw", "compare", "inside"):
                 warm_up.open(page, query=f"model={MODEL}")
-        env = os.environ | {"DIGIT_ZOO_LOAD_ANSWERS": str(answers), "DIGIT_ZOO_LOAD_MODEL": MODEL}
-        command = bench_class.locust_command(url, LEARNERS, 30, tmp_path / "load")
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
-    with open(tmp_path / "load_stats.csv") as stats:
-        total = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
-    assert int(total["Failure Count"]) == 0, done.stderr[-3000:]
+        lines = run_a_class(url, LEARNERS, 30, MODEL, tmp_path)
 
-    lines = [json.loads(line) for line in answers.read_text().splitlines()]
     assert len(lines) >= LEARNERS * 5  # a stroke every 2 s each, for ~30 s
     assert {line["page"] for line in lines} <= {"draw", "compare", "inside"}
     # Out of step: in step, every stroke would have another learner's within a few ms of it.
     sent = sorted((line["sent"], line["learner"]) for line in lines)
     crowded = sum(any(k != j and abs(t - u) < 0.05 for u, j in sent) for t, k in sent)
     assert crowded < 0.6 * len(sent), f"{crowded} of {len(sent)} strokes sent within 50 ms of another learner's"
-    cnn = model_files.read_model(store.scan().get(MODEL).model_file())
-    for line in lines:
-        canvas = np.asarray(Image.open(io.BytesIO(digit_png(x_test[line["index"]]))))
-        offline = cnn.predict(preprocess.to_mnist(canvas)).digit
-        assert line["read"] == str(offline), line
+    assert_each_read_as_offline(lines, MODEL, x_test)
 
 
 def test_the_load_client_reads_what_a_chromium_tab_reads(mnist):

@@ -11,9 +11,6 @@ process of the run behind (Streamlit, nginx, Ray). No timing is asserted.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import re
 import signal
@@ -23,14 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from playwright.sync_api import expect
 
-from model_zoo import model_files, preprocess, store
 from scripts import serve
-from scripts.benchmarks import bench_class
-from scripts.benchmarks.streamlit_client import StreamlitSession, digit_png
+from scripts.benchmarks.streamlit_client import StreamlitSession
 from tests.browser.conftest import RESULT_SECONDS, ROOT, _free_port, draw_and_wait, open_app
+from tests.browser.locust_class import assert_each_read_as_offline, run_a_class
 from tests.browser.strokes import Sample
 from tests.conftest import missing_service
 
@@ -143,21 +138,9 @@ def _requests_once_logged(access_log: Path, tab: str) -> list[dict]:
 
 def _check_a_class_under_locust(url: str, x_test: np.ndarray, tmp_path: Path) -> None:
     """test_load.py's checks through nginx: no failure, and each answer the cnn's offline reading."""
-    answers = tmp_path / "answers.jsonl"
-    env = os.environ | {"DIGIT_ZOO_LOAD_ANSWERS": str(answers), "DIGIT_ZOO_LOAD_MODEL": MODEL}
-    command = bench_class.locust_command(url, LEARNERS, SECONDS, tmp_path / "load")
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SECONDS + 150)
-    assert done.returncode == 0, done.stderr[-3000:]
-    with open(tmp_path / "load_stats.csv") as stats:
-        total = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
-    assert int(total["Failure Count"]) == 0, done.stderr[-3000:]
-
-    lines = [json.loads(line) for line in answers.read_text().splitlines()]
+    lines = run_a_class(url, LEARNERS, SECONDS, MODEL, tmp_path)
     assert len(lines) >= LEARNERS * 3  # a stroke every 2 s each, for ~20 s
-    cnn = model_files.read_model(store.scan().get(MODEL).model_file())
-    for line in lines:
-        canvas = np.asarray(Image.open(io.BytesIO(digit_png(x_test[line["index"]]))))
-        assert line["read"] == str(cnn.predict(preprocess.to_mnist(canvas)).digit), line
+    assert_each_read_as_offline(lines, MODEL, x_test)
 
 
 def _process_table() -> dict[int, tuple[int, int, str]]:
