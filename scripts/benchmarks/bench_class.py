@@ -5,7 +5,7 @@
 
 First the load client is checked against a real browser: a Chromium tab draws
 on Draw, the client sends the PNG that tab's canvas made, and both must be read
-as the same digit with the server spending about as long on each run. Then,
+as the same digit with the server spending about the same CPU on each run. Then,
 for each class size, a fresh server (``scripts.benchmarks.bench_browser.start_server``,
 one training slot), warmed by one tab on Draw, Compare and Inside, then Locust's
 learners each drawing an MNIST test digit every 2 s out of step, first with no
@@ -101,8 +101,8 @@ class Checked:
 async def against_chromium(server: bench_browser.Server, drawings: int) -> Checked:
     """Draw in a Chromium tab on Draw (cnn), then send the canvas's own PNG from the load client.
 
-    The client must read the digit the tab shows, and the server must spend about as
-    long on its run: the client stands in for a tab only if it asks the same work.
+    The client must read the digit the tab shows, and the server must spend about the
+    same CPU on its run: the client stands in for a tab only if it asks the same work.
     """
     from playwright.async_api import async_playwright
 

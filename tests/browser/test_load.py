@@ -45,7 +45,7 @@ def test_the_load_client_reads_what_a_chromium_tab_reads(mnist):
     """bench_class, small, in a process of its own (asyncio there): the client against Chromium, then a class.
 
     The tab draws; the client sends the PNG the tab's canvas made; both must show
-    the same digit. The server's time per run of each is logged (no timing asserted).
+    the same digit. The server's CPU per run of each is logged (no timing asserted).
     """
     command = [sys.executable, "-m", "scripts.benchmarks.bench_class", "--learners", "3", "--seconds", "10"]
     command += ["--no-jobs", "--check-drawings", "4", "--json"]
